@@ -1,0 +1,58 @@
+"""WAV files: read mono 16-bit PCM at a supported rate, write test and demo audio.
+
+Every problem is an `AudioFormatError` naming the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from firmware.errors import AudioFormatError, InputError
+
+SUPPORTED_RATES_HZ = (8000, 16000, 32000, 48000)
+
+
+def read_wav(path: str | Path, rates_hz=SUPPORTED_RATES_HZ) -> tuple[int, np.ndarray]:
+    """Return (rate_hz, int16 samples) of a mono 16-bit PCM WAV file."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, width, rate_hz, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            if w.getcomptype() != "NONE":
+                raise AudioFormatError(f"{path}: compressed WAV ({w.getcompname()}); need 16-bit PCM")
+            data = w.readframes(n)
+    except FileNotFoundError:
+        raise InputError(f"{path}: audio file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a WAV file") from None
+    except PermissionError:
+        raise InputError(f"{path}: cannot read (permission denied)") from None
+    except (wave.Error, EOFError) as exc:
+        raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from None
+    if channels != 1:
+        raise AudioFormatError(f"{path}: {channels} channels; need mono")
+    if width != 2:
+        raise AudioFormatError(f"{path}: {8 * width}-bit samples; need 16-bit PCM")
+    if rate_hz not in rates_hz:
+        raise AudioFormatError(f"{path}: {rate_hz} Hz; need one of {', '.join(map(str, rates_hz))} Hz")
+    samples = np.frombuffer(data, dtype="<i2")
+    if len(data) % 2:
+        raise AudioFormatError(f"{path}: truncated sample data")
+    return rate_hz, samples.astype(np.int16, copy=False)
+
+
+def write_wav(path: str | Path, rate_hz: int, samples: np.ndarray) -> Path:
+    """Write int16 (or float in -1..1, clipped) mono samples as 16-bit PCM."""
+    path = Path(path)
+    samples = np.asarray(samples)
+    if samples.dtype.kind == "f":
+        samples = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate_hz)
+        w.writeframes(samples.astype("<i2", copy=False).tobytes())
+    return path

@@ -1,0 +1,9 @@
+"""Shared pytest set-up. Each area keeps its fixtures in tests/fixtures_<area>.py, listed here."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+pytest_plugins = [
+]
