@@ -87,8 +87,11 @@ def cmd_replay(args) -> int:
                 out.write("\n".join(lines) + "\n")
             out.flush()
         return 0
-    from .reporting import open_reporting
-    with open_reporting(settings, profile.name) as reporting:
+    if not settings.mqtt.brokers:
+        raise ConfigError("--publish needs a broker: give --broker URL or set mqtt.brokers", "command line")
+    from .wiring import open_reporting
+    reporting = open_reporting(settings, profile.name)
+    try:
         def emit(event):
             reporting.sink(event)
             emit_stdout(event)
@@ -98,7 +101,14 @@ def cmd_replay(args) -> int:
             if lines:
                 out.write("\n".join(lines) + "\n")
             out.flush()
-        return reporting.drain(args.drain_timeout)
+        code = reporting.drain(args.drain_timeout)
+        if code:
+            print(f"{PROG}: warning: the broker did not acknowledge every event within {args.drain_timeout:g} s; "
+                  f"the rest stay in {settings.station.state_dir}/outbox.db and go out on the next run",
+                  file=sys.stderr)
+        return code
+    finally:
+        reporting.close()
 
 
 def cmd_run(args) -> int:
