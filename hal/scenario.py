@@ -22,6 +22,7 @@ from .wav import read_wav
 TOP_KEYS = {"profile", "start", "audio", "inputs"}
 AUDIO_KEYS = {"rx", "tx"}
 INPUT_NAMES = {"ring": bool, "hook": str, "mute": bool}
+MAX_SCENARIO_S = 24 * 3600.0  # a longer "call" is a typo, not a scenario
 
 
 @dataclass
@@ -134,6 +135,8 @@ def _parse_inputs(path, raw) -> list:
             _fail(path, f"{where}.t: expected a number of seconds, got {t!r}")
         if t < 0:
             _fail(path, f"{where}.t: negative time {t}")
+        if t > MAX_SCENARIO_S:
+            _fail(path, f"{where}.t: {t} s is beyond the 24-hour limit of a scenario")
         names = [k for k in item if k != "t"]
         for k in names:
             if k not in INPUT_NAMES:

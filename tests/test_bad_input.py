@@ -53,6 +53,11 @@ def test_scenario_negative_time(tmp_path):
     assert_one_line_error(run_cli("replay", p), 2, "s.toml", "inputs[0].t", "negative")
 
 
+def test_scenario_absurd_time(tmp_path):
+    p = scenario(tmp_path, '[[inputs]]\nt = 1e308\nhook = "off"\n')
+    assert_one_line_error(run_cli("replay", p), 2, "inputs[0].t", "24-hour")
+
+
 def test_scenario_unknown_input(tmp_path):
     p = scenario(tmp_path, '[[inputs]]\nt = 1.0\nflash = true\n')
     assert_one_line_error(run_cli("replay", p), 2, "s.toml", "inputs[0].flash", "unknown input")
