@@ -93,6 +93,7 @@ class MqttSettings:
     brokers: list = _f([], doc="broker URLs tried in order (mqtt://host:port, mqtts://host:port); empty = no publishing")
     client_id: str = _f("", doc="empty = hs-<site>-<station>")
     keepalive_s: int = _f(30, lo=5, hi=3600)
+    reconnect_max_s: int = _f(60, lo=1, hi=3600, doc="longest wait between reconnect attempts (the wait doubles from 1 s)")
     username: str = _f("")
     password_file: str = _f("", doc="file holding the password; must be readable only by the service user")
     ca_file: str = _f("", doc="CA bundle for mqtts://; empty = system CAs")
@@ -222,6 +223,8 @@ def cross_check(s: Settings) -> list[str]:
         problems.append("audio.wav_tx: the wav backend needs audio.wav_tx or audio.wav_rx")
     if len(s.leds.rgb_pins) != 3 or not all(isinstance(p, int) and 0 <= p <= 27 for p in s.leds.rgb_pins):
         problems.append(f"leds.rgb_pins: expected three BCM pins 0-27, got {s.leds.rgb_pins!r}")
+    from .cues import check_cue_overrides
+    problems += check_cue_overrides(s.leds.cues, s.leds.kind)
     for url in s.mqtt.brokers:
         if not isinstance(url, str) or not (url.startswith("mqtt://") or url.startswith("mqtts://")):
             problems.append(f"mqtt.brokers: {url!r} is not an mqtt:// or mqtts:// URL")

@@ -6,4 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 pytest_plugins = [
+    "fixtures_corpus",
+    "fixtures_mqtt",
+    "fixtures_station",
+    "fixtures_fleet",
+    "fixtures_pulse",
 ]

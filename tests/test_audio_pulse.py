@@ -1,0 +1,94 @@
+"""The PyAudio backend against a real PulseAudio null sink: speech played in, speech captured."""
+
+import queue
+import time
+
+import numpy as np
+import pytest
+import webrtcvad
+
+from firmware.capture import CaptureThread
+from firmware.errors import AudioError
+from firmware.settings import AudioSettings
+from fixtures_pulse import speech_wav
+from hal.audio import PyAudioSource, open_source
+
+RATE_HZ = 16000
+
+
+def pulse_settings(**kw):
+    base = dict(backend="pyaudio", device="pulse", rate_hz=RATE_HZ, channels=2, buffer_ms=60,
+                tx_channel=0, rx_channel=1, stall_fault_s=2.0, reopen_s=0.5)
+    base.update(kw)
+    return AudioSettings(**base)
+
+
+def speech_frames(samples: np.ndarray, rate_hz=RATE_HZ, frame_ms=30) -> int:
+    vad = webrtcvad.Vad(2)
+    n = rate_hz * frame_ms // 1000
+    return sum(vad.is_speech(samples[i:i + n].tobytes(), rate_hz) for i in range(0, len(samples) - n + 1, n))
+
+
+def capture(source, seconds):
+    tx, rx = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        a, b = source.read()
+        tx.append(a)
+        rx.append(b)
+    return np.concatenate(tx), np.concatenate(rx)
+
+
+def test_backend_is_chosen_by_config_not_import():
+    assert isinstance(open_source(pulse_settings()), PyAudioSource)
+    assert open_source(pulse_settings(backend="silence")).name == "silence"
+
+
+def test_played_prompt_is_captured_as_speech_on_the_mapped_channel(pulse):
+    source = open_source(pulse_settings())
+    with source:
+        assert "pulse" in source.device_name
+        time.sleep(0.2)
+        player = pulse.play(speech_wav(), "front-left")   # capture channel 0 = tx
+        tx, rx = capture(source, 3.0)
+        player.wait(5)
+    assert tx.dtype == np.int16 and len(tx) == len(rx)
+    assert speech_frames(tx) >= 20, "the agent channel should carry the played prompt"
+    assert speech_frames(rx) <= 2, "nothing was played into the customer channel"
+    # Swapping the channel map moves the prompt to rx.
+    with open_source(pulse_settings(tx_channel=1, rx_channel=0)) as source:
+        time.sleep(0.2)
+        player = pulse.play(speech_wav(), "front-left")
+        tx, rx = capture(source, 3.0)
+        player.wait(5)
+    assert speech_frames(rx) >= 20 and speech_frames(tx) <= 2
+
+
+def test_unknown_device_name_is_a_one_line_audio_error(pulse):
+    with pytest.raises(AudioError, match="no-such-card.*found: "):
+        open_source(pulse_settings(device="no-such-card")).open()
+
+
+def test_capture_thread_reports_loss_and_reopens_when_the_server_returns(pulse):
+    q = queue.Queue(maxsize=200)
+    cap = CaptureThread(open_source(pulse_settings()), q, reopen_s=0.3).start()
+    try:
+        item = q.get(timeout=5)
+        assert item[0] == "audio"
+        pulse.kill()
+        t_kill = time.monotonic()
+        while True:
+            item = q.get(timeout=5)
+            if item[0] == "audio.error":
+                break
+        assert item[1] - t_kill < 2.0, "loss must be noticed within audio.stall_fault_s"
+        pulse.start()
+        t_back = time.monotonic()
+        while True:
+            item = q.get(timeout=10)
+            if item[0] == "audio":
+                break
+        assert item[1] - t_back < 5.0
+        assert cap.opens >= 2
+    finally:
+        cap.stop()
