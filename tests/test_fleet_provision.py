@@ -153,8 +153,9 @@ def test_broker_acl_lets_a_station_publish_only_under_its_own_topic(inventory, t
     bad.loop_stop()
 
     def attempt(user, topic):
-        # One connection per attempt: mosquitto 2.0.11 may drop a 3.1.1 client right after a
-        # denied QoS 1 publish ("Bad socket read/write"), so a denied publish can end the link.
+        # One connection per attempt keeps the attempts independent. (A denied QoS 1 publish
+        # from a 3.1.1 client is PUBACKed and dropped by mosquitto 2.0.11; with one shared
+        # connection the broker sometimes closed the link mid-sequence, which made this flaky.)
         c, rc = _client(broker, user, secret(user), f"{user}-{len(topic)}-{topic.count('/')}-{topic[-6:]}")
         assert not rc.is_failure
         try:
