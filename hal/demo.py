@@ -16,12 +16,13 @@ import numpy as np
 from . import speech
 
 DEMO_RATE_HZ = 16000
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 
 # (start_s, prompt) per channel; times follow the hotline-5s profile.
 AGENT = [(5.6, "hello-world"), (12.4, "hello"), (18.6, "one-moment-please"),
-         (29.2, "agent-loginok"), (33.6, "goodbye")]
-CUSTOMER = [(14.4, "agent-newlocation"), (31.4, "im-sorry"), (35.0, "vm-goodbye")]
+         (29.2, "agent-loginok"), (35.0, "goodbye")]
+# The customer says goodbye first; the agent's goodbye is the last word, then the pause.
+CUSTOMER = [(14.4, "agent-newlocation"), (31.4, "im-sorry"), (33.6, "vm-goodbye")]
 INPUTS = [(0.5, "ring", True), (1.5, "ring", False), (3.0, "ring", True), (4.0, "ring", False),
           (5.0, "hook", "off"), (20.5, "mute", True), (28.5, "mute", False), (41.5, "hook", "on")]
 DURATION_S = 42.0

@@ -1,7 +1,7 @@
 """Fixtures for the fleet tools: a real Mosquitto and a real PostgreSQL on free loopback ports.
 
-`fleet_broker_factory(...)` starts a `mosquitto` with persistence in a tmp dir (optionally with
-a password file and ACL) and can restart it on the same port; `fleet_postgres` starts a
+`fleet_broker_factory(...)` starts a persistent `mosquitto` (fixtures_mqtt.Broker, optionally with
+a provisioned password file and ACL) that can restart on the same port; `fleet_postgres` starts a
 throw-away PostgreSQL cluster (initdb as the `postgres` user when the tests run as root) and
 yields its URL. Nothing is faked.
 """
@@ -21,11 +21,30 @@ from pathlib import Path
 
 import pytest
 
+from fixtures_mqtt import Broker, free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+@pytest.fixture
+def fleet_broker_factory(tmp_path):
+    """Persistent brokers (sessions survive a restart), optionally with the provisioned
+    password file and ACL: fleet_broker_factory(passwd=..., acl=..., extra=..., port=...)."""
+    brokers: list[Broker] = []
+
+    def make(*, passwd: Path | None = None, acl: Path | None = None, extra: str = "",
+             port: int | None = None) -> Broker:
+        broker = Broker(tmp_path / f"broker{len(brokers)}", passwd_file=passwd, acl_file=acl, extra=extra,
+                        port=port, persistence=True, max_queued=0).start()
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def fleet_broker(fleet_broker_factory) -> Broker:
+    return fleet_broker_factory()
 
 
 def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen, log: Path) -> None:
@@ -40,82 +59,6 @@ def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen, log: Path) -
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"not listening on {port} after {timeout_s} s")
-
-
-class FleetBroker:
-    """A mosquitto process; `restart()` keeps its port and its persistence file."""
-
-    def __init__(self, workdir: Path, *, passwd: Path | None = None, acl: Path | None = None,
-                 extra: str = "", port: int | None = None):
-        """`extra` lines are appended; listener options there (cafile, certfile, ...) apply to
-        the one listener."""
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.log = self.dir / "mosquitto.log"
-        self.conf = self.dir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "persistence true",
-            f"persistence_location {self.dir}/",
-            "autosave_interval 1",
-            f"log_dest file {self.log}",
-            "log_type error", "log_type warning", "log_type notice", "log_type information",
-            "max_queued_messages 0",
-            "max_inflight_messages 100",
-        ]
-        if os.geteuid() == 0:  # else mosquitto drops to user `mosquitto`, who cannot enter our tmp dir
-            lines.append("user root")
-        if passwd:
-            lines += ["allow_anonymous false", f"password_file {passwd}"]
-        else:
-            lines.append("allow_anonymous true")
-        if acl:
-            lines.append(f"acl_file {acl}")
-        self.conf.write_text("\n".join(lines) + "\n" + extra)
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        with open(self.dir / "mosquitto.stderr", "ab") as err:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
-                                         stdout=subprocess.DEVNULL, stderr=err)
-        _wait_port(self.port, 10, self.proc, self.log)
-
-    def stop(self) -> None:
-        """SIGTERM: mosquitto writes its persistence file and exits."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def restart(self, down_s: float = 0.5) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
-
-@pytest.fixture
-def fleet_broker_factory(tmp_path):
-    brokers: list[FleetBroker] = []
-
-    def make(**kwargs) -> FleetBroker:
-        broker = FleetBroker(tmp_path / f"broker{len(brokers)}", **kwargs)
-        brokers.append(broker)
-        return broker
-
-    yield make
-    for broker in brokers:
-        broker.stop()
-
-
-@pytest.fixture
-def fleet_broker(fleet_broker_factory) -> FleetBroker:
-    return fleet_broker_factory()
 
 
 def _pg_bindir() -> Path | None:

@@ -87,17 +87,21 @@ class Broker:
     """One mosquitto process with a generated config; `url` is what a station connects to."""
 
     def __init__(self, workdir: Path, *, users: dict | None = None, acl: str | None = None,
-                 tls: dict | None = None, persistence: bool = False, extra: tuple[str, ...] = ()):
+                 tls: dict | None = None, persistence: bool = False, extra: tuple[str, ...] | str = (),
+                 passwd_file: Path | None = None, acl_file: Path | None = None, port: int | None = None,
+                 max_queued: int = 100000):
+        """`users`/`acl` are written here; `passwd_file`/`acl_file` are ready-made ones (e.g.
+        from provisioning). `extra` lines go after the listener, so listener options apply."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.tls = tls
         self.proc: subprocess.Popen | None = None
         lines = ["per_listener_settings false", f"listener {self.port} 127.0.0.1",
-                 f"allow_anonymous {'false' if users else 'true'}",
+                 f"allow_anonymous {'false' if (users or passwd_file) else 'true'}",
                  f"persistence {'true' if persistence else 'false'}",
                  f"persistence_location {self.dir}/", "autosave_interval 1",
-                 "max_queued_messages 100000", "max_inflight_messages 100",
+                 f"max_queued_messages {max_queued}", "max_inflight_messages 100",
                  f"log_dest file {self.dir}/mosquitto.log", "log_type all", "connection_messages true"]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to user mosquitto and cannot read the tmp files
@@ -107,12 +111,16 @@ class Broker:
             for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, capture_output=True)
             lines.append(f"password_file {pw}")
+        if passwd_file is not None:
+            lines.append(f"password_file {passwd_file}")
         if acl is not None:
             (self.dir / "acl").write_text(acl)
             lines.append(f"acl_file {self.dir}/acl")
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
         if tls:
             lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
-        lines += list(extra)  # e.g. require_certificate true
+        lines += extra.splitlines() if isinstance(extra, str) else list(extra)  # e.g. require_certificate true
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
     @property
@@ -143,6 +151,12 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def restart(self, down_s: float = 0.5) -> "Broker":
+        """Stop, stay down `down_s`, start again on the same port (sessions kept if persistent)."""
+        self.stop()
+        time.sleep(down_s)
+        return self.start()
 
     def freeze(self) -> None:
         """SIGSTOP: the TCP connections stay up but nothing is read or acknowledged (a network cut)."""

@@ -7,7 +7,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from firmware.events import EventFactory, to_json
 from firmware.fleet.collector import Collector
@@ -202,7 +201,7 @@ def test_collect_command_stores_and_stops_on_sigterm(fleet_broker, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "firmware.fleet.cli", "collect", "--broker", fleet_broker.url,
                              "--db", db, "--client-id", "cli-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: "cli-1" in (fleet_broker.log.read_text() if fleet_broker.log.exists() else ""), 10)
+        assert wait_until(lambda: "cli-1" in fleet_broker.log(), 10)
         time.sleep(0.3)
         pub = Publisher(fleet_broker.url)
         events = make_events(20)

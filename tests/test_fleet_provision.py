@@ -263,7 +263,7 @@ def test_tls_client_certificates_are_the_station_identity(tmp_path, fleet_broker
     out, ca_dir = tmp_path / "out", tmp_path / "ca"
     provision(inv, out, ca_dir=ca_dir)
     b = out / "broker"
-    broker = fleet_broker_factory(port=port, acl=b / "acl", extra=(
+    fleet_broker_factory(port=port, acl=b / "acl", extra=(
         f"cafile {b / 'ca.crt'}\ncertfile {b / 'server.crt'}\nkeyfile {b / 'server.key'}\n"
         "require_certificate true\nuse_identity_as_username true\n"))
     ca_key, ca_cert = cred.load_or_create_ca(ca_dir)

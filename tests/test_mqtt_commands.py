@@ -1,7 +1,6 @@
 """Remote commands: the pure handler, and the round trip through a real broker."""
 
 import json
-import time
 
 import pytest
 

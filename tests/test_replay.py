@@ -67,8 +67,12 @@ def test_inputs_and_call_summary(demo_events):
     assert end["talk_s"]["tx"] == pytest.approx(agent_s, abs=0.25 * len(demo.AGENT))
     assert end["talk_s"]["rx"] == pytest.approx(customer_s, abs=0.25 * len(demo.CUSTOMER))
     assert end["overtalk_count"] == 0
-    for key in ("dead_air_s", "violations"):
-        assert key in end
+    # The demo follows the standard: greeting in time, pauses kept, the agent's goodbye last.
+    assert end["violations"] == [] and end["dead_air_s"] == 0
+    assert not of_type(demo_events, "rule.violation")
+    shown = [e["cue"] for e in of_type(demo_events, "cue")]
+    assert "say_wait" not in shown and "fault" not in shown
+    assert shown[-1] == "idle"
 
 
 def test_line_events_report_the_levels(demo_events):

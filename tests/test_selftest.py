@@ -1,6 +1,5 @@
 """selftest in simulate / non-interactive mode: one line per part, non-zero exit on failure."""
 
-import pytest
 
 from firmware.selftest import run_selftest
 from firmware.settings import Settings

@@ -7,7 +7,6 @@ in test_service_signals.py) with a notifier that records what it would tell syst
 import threading
 import time
 
-import pytest
 
 from firmware.service import Service
 from firmware.settings import Settings
