@@ -40,7 +40,7 @@ class AudioSettings:
     device: str = _f("", doc="capture device name (substring match); empty = default device")
     rate_hz: int = _f(16000, choices=(8000, 16000, 32000, 48000))
     frame_ms: int = _f(30, choices=(10, 20, 30), doc="analysis frame length")
-    buffer_ms: int = _f(60, lo=10, hi=1000, doc="capture buffer; one block of analysis")
+    buffer_ms: int = _f(30, lo=10, hi=1000, doc="capture block; cues switch within one block of their instant")
     channels: int = _f(2, choices=(1, 2), doc="2 = one stereo capture; 1 = mono (tx only)")
     tx_channel: int = _f(0, choices=(0, 1), doc="which capture channel is the agent's microphone")
     rx_channel: int = _f(1, choices=(0, 1), doc="which capture channel is the customer's line")
@@ -217,8 +217,6 @@ def cross_check(s: Settings) -> list[str]:
     problems = []
     if s.audio.channels == 2 and s.audio.tx_channel == s.audio.rx_channel:
         problems.append("audio.rx_channel: must differ from audio.tx_channel on a stereo capture")
-    if s.audio.buffer_ms % s.audio.frame_ms:
-        problems.append(f"audio.buffer_ms: {s.audio.buffer_ms} is not a multiple of audio.frame_ms {s.audio.frame_ms}")
     if s.audio.backend == "wav" and not (s.audio.wav_tx or s.audio.wav_rx):
         problems.append("audio.wav_tx: the wav backend needs audio.wav_tx or audio.wav_rx")
     if len(s.leds.rgb_pins) != 3 or not all(isinstance(p, int) and 0 <= p <= 27 for p in s.leds.rgb_pins):

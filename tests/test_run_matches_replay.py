@@ -2,7 +2,7 @@
 played in real time) gives the events `replay` (virtual clock) gives, at the same times.
 
 Tolerance: an input reaches the rules through gpiozero's debounce (gpio.bounce_s, 50 ms) and
-a thread hop; audio arrives in capture blocks (audio.buffer_ms, 60 ms) stamped on arrival;
+a thread hop; audio arrives in capture blocks (audio.buffer_ms, 30 ms) stamped on arrival;
 plus one 30 ms frame. 0.15 s covers that sum; a real mismatch (a step one pause late, a
 missing event) is seconds off or absent.
 """

@@ -3,7 +3,10 @@
 sink with recorded speech playing on both channels, mock GPIO/LED pins, events published to
 a local mosquitto. Prints a Markdown table row set for BENCHMARKS.md.
 
-    .venv/bin/python tools/bench_service.py [SECONDS]
+    .venv/bin/python tools/bench_service.py [SECONDS [BUFFER_MS ...]]
+
+With several BUFFER_MS (capture block sizes) the runs go back to back, one row each, so
+their CPU shares can be compared side by side.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fixtures_pulse import PulseDaemon, SPEECH_DIR  # noqa: E402
 
 
-def main(seconds: float = 40.0) -> None:
+def main(seconds: float = 40.0, buffer_ms: int = 60) -> None:
     from firmware.service import Service
     from firmware.settings import Settings
     work = Path(tempfile.mkdtemp(prefix="hs-bench-"))
@@ -47,7 +50,7 @@ def main(seconds: float = 40.0) -> None:
             i += 1
     settings = Settings().replace(
         station={"id": "bench-1", "state_dir": str(work / "state")},
-        audio={"backend": "pyaudio", "device": "pulse", "rate_hz": 16000, "channels": 2, "buffer_ms": 60},
+        audio={"backend": "pyaudio", "device": "pulse", "rate_hz": 16000, "channels": 2, "buffer_ms": buffer_ms},
         gpio={"pin_factory": "mock"}, leds={"kind": "tower"}, mqtt={"brokers": brokers})
     events = []
     svc = Service(settings, printer=events.append, install_signals=False)
@@ -70,11 +73,13 @@ def main(seconds: float = 40.0) -> None:
         broker.terminate()
     share = 100 * cpu_s / wall_s
     cores = os.cpu_count()
-    print(f"| live service, 16 kHz stereo via PulseAudio null sink, speech on both channels, "
+    print(f"| live service, {buffer_ms} ms capture blocks, 16 kHz stereo via PulseAudio null sink, speech on both channels, "
           f"{'MQTT to local mosquitto' if brokers else 'no broker'} | {wall_s:.0f} s | "
           f"{share:.1f} % of one core ({share / cores:.1f} % of {cores} cores) | "
           f"{len(events)} events, {svc.capture.dropped} blocks dropped |")
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 40.0)
+    window_s = float(sys.argv[1]) if len(sys.argv) > 1 else 40.0
+    for block_ms in [int(a) for a in sys.argv[2:]] or [60]:
+        main(window_s, block_ms)
