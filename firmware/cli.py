@@ -15,6 +15,7 @@ import sys
 
 from . import __version__
 from .errors import ConfigError, InputError, StationError
+from .events import to_json
 
 PROG = "headset-station"
 
@@ -51,7 +52,7 @@ class EventPrinter:
 
     def __call__(self, event: dict) -> None:
         if self.fmt == "json":
-            line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            line = to_json(event)
         else:
             skip = {"type", "t", "ts", "station", "seq", "id", "call"}
             rest = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in event.items() if k not in skip)
@@ -69,38 +70,38 @@ def cmd_replay(args) -> int:
     scenario = load_scenario(args.scenario)
     profile = load_profile(args.profile or scenario.profile or settings.station.profile, settings.profile)
     from .replay import replay
-    out = sys.stdout
     lines: list[str] = []
-    dumps = json.dumps
 
-    def emit_stdout(event):
-        lines.append(dumps(event, ensure_ascii=False, separators=(",", ":")))
-        if len(lines) >= 256:
-            out.write("\n".join(lines) + "\n")
+    def flush():
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")
             lines.clear()
+        sys.stdout.flush()
 
-    if not args.publish:
-        try:
-            replay(scenario, settings, profile, emit_stdout)
-        finally:
-            if lines:
-                out.write("\n".join(lines) + "\n")
-            out.flush()
-        return 0
-    if not settings.mqtt.brokers:
-        raise ConfigError("--publish needs a broker: give --broker URL or set mqtt.brokers", "command line")
-    from .wiring import open_reporting
-    reporting = open_reporting(settings, profile.name)
+    def print_event(event):
+        lines.append(to_json(event))
+        if len(lines) >= 256:  # replay emits faster than line-by-line writes keep up with
+            flush()
+
+    reporting = None
+    if args.publish:
+        if not settings.mqtt.brokers:
+            raise ConfigError("--publish needs a broker: give --broker URL or set mqtt.brokers", "command line")
+        from .wiring import open_reporting
+        reporting = open_reporting(settings, profile.name)
     try:
-        def emit(event):
-            reporting.sink(event)
-            emit_stdout(event)
+        if reporting is None:
+            emit = print_event
+        else:
+            def emit(event):
+                reporting.sink(event)  # durably queued before it is printed
+                print_event(event)
         try:
-            replay(scenario, settings, profile, emit, seq=reporting.seq)
+            replay(scenario, settings, profile, emit, seq=reporting.seq if reporting else None)
         finally:
-            if lines:
-                out.write("\n".join(lines) + "\n")
-            out.flush()
+            flush()
+        if reporting is None:
+            return 0
         code = reporting.drain(args.drain_timeout)
         if code:
             print(f"{PROG}: warning: the broker did not acknowledge every event within {args.drain_timeout:g} s; "
@@ -108,7 +109,8 @@ def cmd_replay(args) -> int:
                   file=sys.stderr)
         return code
     finally:
-        reporting.close()
+        if reporting is not None:
+            reporting.close()
 
 
 def cmd_run(args) -> int:

@@ -24,7 +24,7 @@ def replay(scenario, settings: Settings, profile: Profile, emit: EmitFn,
     settings = settings.replace(audio={"rate_hz": scenario.rate_hz})
     epoch_s = scenario.start.timestamp() if scenario.start is not None else time.time()
     pipeline = Pipeline(settings, profile, emit, epoch_s, seq)
-    if scenario.start is not None and hasattr(pipeline.station, "set_local_utc_offset"):
+    if scenario.start is not None:  # calendar rules read local time from the scenario's offset
         pipeline.station.set_local_utc_offset(scenario.start.utcoffset().total_seconds())
     pipeline.start(0.0)
     for t0, tx, rx, inputs in scenario.block_iter(block_s):

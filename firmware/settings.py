@@ -15,9 +15,6 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-
-
 def _f(default, *, lo=None, hi=None, choices=None, doc=""):
     meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
     if isinstance(default, (list, dict)):
@@ -128,36 +125,21 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name not in ("profile", "source")}
-_SECTION_TYPES = {
+SECTIONS = {
     "station": StationSettings, "audio": AudioSettings, "analysis": AnalysisSettings,
     "gpio": GpioSettings, "leds": LedSettings, "mqtt": MqttSettings,
 }
-
-
-def _type_ok(value, typ) -> bool:
-    if typ is bool:
-        return isinstance(value, bool)
-    if typ is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if typ is str:
-        return isinstance(value, str)
-    if typ is list:
-        return isinstance(value, list)
-    if typ is dict:
-        return isinstance(value, dict)
-    return True
+# Field annotations are strings (postponed evaluation); TOML gives these Python types.
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
 
 
 def _check_value(key: str, value, f: dataclasses.Field, problems: list[str]):
-    typ = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}.get(
-        f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""), object)
-    if not _type_ok(value, typ):
-        problems.append(f"{key}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    typ = _TYPES[f.type]
+    # bool is an int subclass, so `true` must not pass for a number (nor 1 for a bool).
+    if not isinstance(value, typ) or (isinstance(value, bool) and f.type != "bool"):
+        problems.append(f"{key}: expected {f.type}, got {type(value).__name__} {value!r}")
         return None
-    if typ is float:
+    if f.type == "float":
         value = float(value)
     m = f.metadata
     if m.get("choices") is not None and value not in m["choices"]:
@@ -195,13 +177,13 @@ def settings_from_dict(data: dict, source: str = "config") -> Settings:
             if not isinstance(table, dict):
                 problems.append("profile: expected a table of profile keys")
             continue
-        if name not in _SECTION_TYPES:
-            problems.append(f"{name}: unknown section (known: {', '.join([*_SECTION_TYPES, 'profile'])})")
+        if name not in SECTIONS:
+            problems.append(f"{name}: unknown section (known: {', '.join([*SECTIONS, 'profile'])})")
             continue
         if not isinstance(table, dict):
             problems.append(f"{name}: expected a table, got {type(table).__name__}")
             continue
-        sections[name] = build_section(_SECTION_TYPES[name], table, name, problems)
+        sections[name] = build_section(SECTIONS[name], table, name, problems)
     settings = Settings(**sections, profile=dict(data.get("profile") or {}), source=source)
     problems += cross_check(settings)
     # Profile keys are checked against the profile schema here so check-config sees them all.
@@ -249,7 +231,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
 def describe_defaults() -> str:
     """The default config as commented TOML, for `check-config --defaults` and the docs."""
     lines = []
-    for name, cls in _SECTION_TYPES.items():
+    for name, cls in SECTIONS.items():
         lines.append(f"[{name}]")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()

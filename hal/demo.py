@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import speech
+from .scenario import write_scenario
 
 DEMO_RATE_HZ = 16000
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 
 # (start_s, prompt) per channel; times follow the hotline-5s profile.
 AGENT = [(5.6, "hello-world"), (12.4, "hello"), (18.6, "one-moment-please"),
@@ -45,11 +46,6 @@ def cache_dir() -> Path:
     return Path(base) / "headset-station" / f"demo-v{DEMO_VERSION}"
 
 
-def _input_line(t, name, value) -> str:
-    v = f'"{value}"' if isinstance(value, str) else str(value).lower()
-    return f"[[inputs]]\nt = {t}\n{name} = {v}\n"
-
-
 def demo_scenario(directory: Path | None = None) -> Path:
     """The demo scenario file, built on first use; returns its path."""
     directory = directory or cache_dir()
@@ -62,12 +58,6 @@ def demo_scenario(directory: Path | None = None) -> Path:
     mic_noise = speech.noise("pink", n, DEMO_RATE_HZ, seed=8, level_dbfs=-66.0)
     tx = place_prompts(AGENT, DURATION_S, DEMO_RATE_HZ, -24.0) + mic_noise
     rx = place_prompts(CUSTOMER, DURATION_S, DEMO_RATE_HZ, -28.0) + line_noise
-    speech.write(directory / "agent.wav", tx, DEMO_RATE_HZ)
-    speech.write(directory / "customer.wav", rx, DEMO_RATE_HZ)
-    body = ['# The demo call: built by hal/demo.py from the asterisk prompts.',
-            'profile = "hotline-5s"', '[audio]', 'tx = "agent.wav"', 'rx = "customer.wav"', '']
-    body += [_input_line(*i) for i in INPUTS]
-    tmp = scenario.with_suffix(".tmp")
-    tmp.write_text("\n".join(body), encoding="utf-8")
-    tmp.replace(scenario)  # atomic: a half-built demo is never picked up
+    write_scenario(scenario, DEMO_RATE_HZ, tx=tx, rx=rx, inputs=INPUTS, profile="hotline-5s",
+                   comment="The demo call: built by hal/demo.py from the asterisk prompts.")
     return scenario

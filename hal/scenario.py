@@ -17,7 +17,7 @@ import numpy as np
 
 from firmware.errors import InputError, ScenarioError
 
-from .wav import read_wav
+from .wav import read_wav, write_wav
 
 TOP_KEYS = {"profile", "start", "audio", "inputs"}
 AUDIO_KEYS = {"rx", "tx"}
@@ -41,18 +41,16 @@ class Scenario:
         """Yield (t0, tx_block, rx_block, inputs_in_block) covering the whole scenario."""
         n_total = int(round(self.duration_s * self.rate_hz))
         n_block = max(1, int(round(block_s * self.rate_hz)))
-        pending = list(self.inputs)
-        i = 0
+        inputs, first = self.inputs, 0
         for start in range(0, max(n_total, 1), n_block):
             stop = min(start + n_block, n_total) if n_total else n_block
             t0, t1 = start / self.rate_hz, stop / self.rate_hz
-            last = stop >= n_total
-            while i < len(pending) and (pending[i][0] < t1 or last):
-                i += 1
-            yield t0, _slice(self.tx, start, stop), _slice(self.rx, start, stop), pending[:i]
-            del pending[:i]
-            i = 0
-
+            last = stop >= n_total  # the last block takes every input left, even at t == duration
+            end = first
+            while end < len(inputs) and (inputs[end][0] < t1 or last):
+                end += 1
+            yield t0, _slice(self.tx, start, stop), _slice(self.rx, start, stop), inputs[first:end]
+            first = end
 
 def _slice(samples, start, stop):
     if samples is None:
@@ -153,3 +151,31 @@ def _parse_inputs(path, raw) -> list:
         out.append((float(t), name, value))
     out.sort(key=lambda x: x[0])  # stable: same-time edges keep file order
     return out
+
+
+def write_scenario(path: str | Path, rate_hz: int, tx=None, rx=None, inputs=(), profile: str | None = None,
+                   comment: str = "") -> Path:
+    """Write a scenario file and its WAVs (`<stem>-tx.wav`, `<stem>-rx.wav` beside it) that
+    `load_scenario` reads back. `tx`/`rx` are int16 sample arrays (or float in int16 units);
+    None leaves the channel out (digital silence). The TOML is replaced atomically, so a
+    half-written scenario is never picked up."""
+    path = Path(path)
+    lines = [f"# {comment}"] if comment else []
+    if profile:
+        lines.append(f'profile = "{profile}"')
+    lines.append("[audio]")
+    for ch, samples in (("tx", tx), ("rx", rx)):
+        if samples is not None:
+            wav = path.with_name(f"{path.stem}-{ch}.wav")
+            samples = np.asarray(samples)
+            if samples.dtype.kind == "f":  # int16 units, rounded and clipped
+                samples = np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+            write_wav(wav, rate_hz, samples)
+            lines.append(f'{ch} = "{wav.name}"')
+    for t, name, value in inputs:
+        v = f'"{value}"' if isinstance(value, str) else str(value).lower()
+        lines += ["[[inputs]]", f"t = {t}", f"{name} = {v}"]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

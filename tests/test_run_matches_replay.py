@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hal import demo
+from hal.scenario import write_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_S = 0.15
@@ -30,13 +31,9 @@ DURATION_S = 19.0
 def scenario(tmp_path_factory):
     d = tmp_path_factory.mktemp("call")
     rate = 16000
-    from hal import speech
-    speech.write(d / "tx.wav", demo.place_prompts(AGENT, DURATION_S, rate, -24.0), rate)
-    speech.write(d / "rx.wav", demo.place_prompts(CUSTOMER, DURATION_S, rate, -28.0), rate)
-    body = 'profile = "service-2s"\n[audio]\ntx = "tx.wav"\nrx = "rx.wav"\n'
-    body += "".join(demo._input_line(*i) for i in INPUTS)
-    (d / "s.toml").write_text(body)
-    return d / "s.toml"
+    return write_scenario(d / "s.toml", rate, tx=demo.place_prompts(AGENT, DURATION_S, rate, -24.0),
+                          rx=demo.place_prompts(CUSTOMER, DURATION_S, rate, -28.0), inputs=INPUTS,
+                          profile="service-2s")
 
 
 def cli(*args, timeout=120):
