@@ -48,11 +48,11 @@ def test_example_station_config_is_valid_and_lists_every_key():
     import dataclasses
     import tomllib
 
-    from firmware.settings import _SECTION_TYPES, load_settings
+    from firmware.settings import SECTIONS, load_settings
     path = UNIT.parent.parent / "config" / "station.example.toml"
     load_settings(path)
     data = tomllib.loads(path.read_text())
-    for name, cls in _SECTION_TYPES.items():
+    for name, cls in SECTIONS.items():
         missing = {f.name for f in dataclasses.fields(cls)} - set(data[name]) - {"cues"}
         assert not missing, f"[{name}] does not document {missing}"
 
