@@ -37,8 +37,12 @@ def load_station_settings(args):
     if getattr(args, "state_dir", None):
         station["state_dir"] = args.state_dir
     if getattr(args, "broker", None):
-        if not args.broker.startswith(("mqtt://", "mqtts://")):
-            raise ConfigError(f"--broker: {args.broker!r} is not an mqtt:// or mqtts:// URL", "command line")
+        from .brokers import parse_broker
+        try:
+            parse_broker(args.broker)
+        except ConfigError:
+            raise ConfigError(f"--broker: {args.broker!r} is not an mqtt://host[:port] or mqtts://host[:port] URL",
+                              "command line") from None
         mqtt["brokers"] = [args.broker]
     return settings.replace(station=station, mqtt=mqtt) if (station or mqtt) else settings
 

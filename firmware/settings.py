@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .brokers import parse_broker
 from .errors import ConfigError
 
 def _f(default, *, lo=None, hi=None, choices=None, doc=""):
@@ -206,8 +207,10 @@ def cross_check(s: Settings) -> list[str]:
     from .cues import check_cue_overrides
     problems += check_cue_overrides(s.leds.cues, s.leds.kind)
     for url in s.mqtt.brokers:
-        if not isinstance(url, str) or not (url.startswith("mqtt://") or url.startswith("mqtts://")):
-            problems.append(f"mqtt.brokers: {url!r} is not an mqtt:// or mqtts:// URL")
+        try:
+            parse_broker(url if isinstance(url, str) else repr(url))
+        except ConfigError as exc:
+            problems.append(str(exc).removeprefix("config: "))
     return problems
 
 

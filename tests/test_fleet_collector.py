@@ -10,8 +10,9 @@ import paho.mqtt.client as mqtt
 
 from firmware.events import EventFactory, to_json
 from firmware.fleet.collector import Collector
-from firmware.fleet.connect import parse_broker_url, wait_until
+from firmware.fleet.connect import parse_broker_url
 from firmware.fleet.store import open_store
+from fixtures_mqtt import wait_until
 
 
 def make_events(n: int, station: str = "st-1") -> list[dict]:

@@ -12,9 +12,10 @@ import time
 import pytest
 
 from firmware.fleet.collector import Collector
-from firmware.fleet.connect import parse_broker_url, wait_until
+from firmware.fleet.connect import parse_broker_url
 from firmware.fleet.loadgen import call_script, run_loadgen
 from firmware.fleet.store import open_store
+from fixtures_mqtt import wait_until
 
 
 def test_call_script_is_a_plausible_call():

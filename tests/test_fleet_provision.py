@@ -15,6 +15,7 @@ from firmware.errors import InventoryError
 from firmware.fleet import credentials as cred
 from firmware.fleet.provision import provision
 from firmware.settings import settings_from_dict
+from fixtures_mqtt import wait_until
 
 INVENTORY = """station_id,site,desk,profile
 st-001,sh-a,D01,hotline-5s
@@ -180,7 +181,7 @@ def test_broker_acl_lets_a_station_publish_only_under_its_own_topic(inventory, t
 
 def test_collector_user_can_share_subscribe(inventory, tmp_path, fleet_broker_factory):
     from firmware.fleet.collector import Collector
-    from firmware.fleet.connect import parse_broker_url, wait_until
+    from firmware.fleet.connect import parse_broker_url
     from firmware.fleet.store import open_store
     out = tmp_path / "out"
     provision(inventory, out)
@@ -207,7 +208,7 @@ def test_provisioned_station_reports_through_its_own_code(inventory, tmp_path, f
     import json as _json
     from firmware.events import EventFactory
     from firmware.fleet.collector import Collector
-    from firmware.fleet.connect import parse_broker_url, wait_until
+    from firmware.fleet.connect import parse_broker_url
     from firmware.fleet.store import open_store
     from firmware.outbox import Outbox
     from firmware.publisher import Reporter

@@ -21,19 +21,19 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..errors import BrokerError, FleetStoreError
-from .connect import BrokerUrl, make_client, split_topic
+from ..topics import ALL_EVENTS, parse
+from .connect import BrokerUrl, make_client
 from .store import EventStore, event_row
 
 log = logging.getLogger(__name__)
 
-EVENT_FILTER = "hs/+/+/event"
 SESSION_EXPIRY_S = 7 * 24 * 3600  # a collector down for a week still gets its backlog
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may have in flight to us
 
@@ -48,7 +48,6 @@ class CollectorStats:
     connects: int = 0
     store_errors: int = 0
     last_error: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class Collector:
@@ -72,7 +71,7 @@ class Collector:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._work, name="collector-store", daemon=True)
-        self.client = make_client(self.client_id, v5=True, manual_ack=True, broker=broker,
+        self.client = make_client(self.client_id, manual_ack=True, broker=broker,
                                   ca_file=ca_file, cert_file=cert_file, key_file=key_file)
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_connect = self._on_connect
@@ -81,7 +80,7 @@ class Collector:
 
     @property
     def topic(self) -> str:
-        return f"$share/{self.group}/{EVENT_FILTER}"
+        return f"$share/{self.group}/{ALL_EVENTS}"
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -166,7 +165,7 @@ class Collector:
         while len(batch) < self.batch_max:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -186,7 +185,7 @@ class Collector:
     def _store_and_ack(self, batch: list) -> None:
         rows, now_s = [], time.time()
         for _, _, _, topic, payload in batch:
-            parsed = split_topic(topic)
+            parsed = parse(topic)
             try:
                 rows.append(event_row(parsed[0] if parsed else "", json.loads(payload), now_s))
             except (ValueError, TypeError) as exc:  # malformed: acked and counted, never retried forever

@@ -1,22 +1,21 @@
-"""Broker URLs, topic parsing and paho client construction shared by the fleet tools.
+"""Broker URLs and paho client construction shared by the fleet tools.
 
 A broker URL is `mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, port 8883 by
-default). Station topics are `hs/<site>/<station>/<kind>` (SPEC section 5).
+default): the station's URL (firmware.brokers.parse_broker) plus optional credentials.
+Station topic names come from firmware.topics.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from ..errors import BrokerError
-
-TOPIC_ROOT = "hs"
+from ..brokers import parse_broker
+from ..errors import BrokerError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -30,34 +29,19 @@ class BrokerUrl:
 
 def parse_broker_url(url: str) -> BrokerUrl:
     """Parse an mqtt:// or mqtts:// URL; raise BrokerError naming the URL if it is not one."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise BrokerError(f"{url!r}: not an mqtt://host:port or mqtts://host:port URL")
-    tls = parts.scheme == "mqtts"
     try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise BrokerError(f"{url!r}: bad port") from None
-    return BrokerUrl(parts.hostname, port, tls, unquote(parts.username or ""), unquote(parts.password or ""))
+        tls, host, port = parse_broker(url)
+    except ConfigError:
+        raise BrokerError(f"{url!r}: not an mqtt://host:port or mqtts://host:port URL") from None
+    parts = urlsplit(url)
+    return BrokerUrl(host, port, tls, unquote(parts.username or ""), unquote(parts.password or ""))
 
 
-def split_topic(topic: str) -> tuple[str, str, str] | None:
-    """`hs/<site>/<station>/<kind...>` -> (site, station, kind), or None for other topics."""
-    parts = topic.split("/", 3)
-    if len(parts) < 4 or parts[0] != TOPIC_ROOT:
-        return None
-    return parts[1], parts[2], parts[3]
-
-
-def make_client(client_id: str = "", *, v5: bool = True, clean_start: bool = True,
-                manual_ack: bool = False, broker: BrokerUrl | None = None,
+def make_client(client_id: str = "", *, manual_ack: bool = False, broker: BrokerUrl | None = None,
                 ca_file: str = "", cert_file: str = "", key_file: str = "") -> mqtt.Client:
-    """A paho 2.x client with credentials and TLS taken from the URL and files."""
-    protocol = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
-    kwargs = {"client_id": client_id, "protocol": protocol, "manual_ack": manual_ack}
-    if not v5:
-        kwargs["clean_session"] = clean_start
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+    """A paho 2.x MQTT 5 client with credentials and TLS taken from the URL and files."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                         manual_ack=manual_ack)
     if broker is not None:
         if broker.username:
             client.username_pw_set(broker.username, broker.password or None)
@@ -93,14 +77,3 @@ def connect_blocking(client: mqtt.Client, broker: BrokerUrl, timeout_s: float = 
     if reason.is_failure:
         client.loop_stop()
         raise BrokerError(f"mqtt://{broker.host}:{broker.port}: refused: {reason}")
-
-
-def wait_until(predicate, timeout_s: float, poll_s: float = 0.02) -> bool:
-    """Poll `predicate` until it is true or timeout_s passes; returns its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)

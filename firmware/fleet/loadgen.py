@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 
 from ..events import EventFactory, to_json
+from ..topics import QOS_EVENT, QOS_STATUS, Topics
 from .connect import parse_broker_url
 
 
@@ -104,8 +105,8 @@ class SimStation:
     """One simulated station: a paho client driven by the worker's shared loop."""
 
     def __init__(self, site: str, station: str, seed: int):
-        self.site, self.station = site, station
-        self.base = f"hs/{site}/{station}"
+        self.station = station
+        self.topics = Topics(site, station)
         self.factory = EventFactory(station, time.time())
         self.script = call_script(random.Random(seed))
         self.pending: set[int] = set()
@@ -115,14 +116,15 @@ class SimStation:
                                   protocol=mqtt.MQTTv311)
         self.client.max_inflight_messages_set(100)
         birth = {"status": "online", "bdSeq": 1, "boot_id": f"sim-{seed}"}
-        self.client.will_set(f"{self.base}/status", json.dumps({**birth, "status": "offline", "reason": "will"}), 1, True)
+        self.client.will_set(self.topics.status, json.dumps({**birth, "status": "offline", "reason": "will"}),
+                             QOS_STATUS, True)
         self.client.on_connect = lambda c, u, f, rc, p: self._on_connect(rc, birth)
         self.client.on_publish = self._on_publish
 
     def _on_connect(self, rc, birth):
         if not rc.is_failure:
             self.connected = True
-            self.client.publish(f"{self.base}/status", json.dumps(birth), 1, retain=True)
+            self.client.publish(self.topics.status, json.dumps(birth), QOS_STATUS, retain=True)
 
     def _on_publish(self, client, userdata, mid, rc, props):
         if mid in self.pending:
@@ -132,7 +134,7 @@ class SimStation:
     def emit(self) -> None:
         call, kind, fields = next(self.script)
         event = self.factory.make(kind, time.time() - self.factory.epoch_s, call, **fields)
-        info = self.client.publish(f"{self.base}/event", to_json(event), qos=1)
+        info = self.client.publish(self.topics.event, to_json(event), qos=QOS_EVENT)
         self.pending.add(info.mid)
 
 
@@ -282,6 +284,8 @@ def run_loadgen(url: str, *, stations: int, rate_per_s: float, duration_s: float
     worker = {"direct": _worker, "reporter": _reporter_worker}[mode]
     parse_broker_url(url)  # a bad URL fails here, once, not in every worker
     names = provisioned_names(provisioned, stations) if provisioned else station_names(stations, sites, prefix)
+    for site, sid, _ in names:
+        Topics(site, sid)  # a bad id (say --prefix a/b) fails here, once, not in every worker
     stations = len(names)
     procs_n = max(1, math.ceil(stations / max(per_process, 1)))
     chunks = [names[k::procs_n] for k in range(procs_n)]

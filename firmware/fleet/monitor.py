@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .connect import connect_blocking, make_client, parse_broker_url, split_topic
+from ..topics import ALL_EVENTS, ALL_STATUS, ROOT, parse
+from .connect import connect_blocking, make_client, parse_broker_url
 
-SUBSCRIPTIONS = ("hs/+/+/status", "hs/+/+/state", "hs/+/+/event", "hs/+/+/telemetry")
+SUBSCRIPTIONS = (ALL_STATUS, f"{ROOT}/+/+/state", ALL_EVENTS, f"{ROOT}/+/+/telemetry")
 SORT_KEYS = ("station", "site", "status", "hold", "faults", "outbox", "last_seen")
 
 
@@ -71,7 +72,7 @@ def _decode(payload: bytes):
 
 def fold(fleet: dict, topic: str, payload: bytes, now_s: float) -> dict:
     """Fold one message into `fleet` ({(site, station): StationView}); returns `fleet`."""
-    parsed = split_topic(topic)
+    parsed = parse(topic)
     if parsed is None or not payload:
         return fleet  # an empty retained payload clears a topic; nothing to show
     site, station, kind = parsed
@@ -178,7 +179,7 @@ class FleetFeed:
         self.broker = parse_broker_url(url)
         self.fleet: dict = {}
         self.lock = threading.Lock()
-        self.client = make_client(f"hs-monitor-{int(time.time() * 1000) % 10**9}", v5=True, broker=self.broker)
+        self.client = make_client(f"hs-monitor-{int(time.time() * 1000) % 10**9}", broker=self.broker)
         self.client.on_connect = lambda c, *a: [c.subscribe(t, qos=1) for t in SUBSCRIPTIONS]
         self.client.on_message = self._on_message
 

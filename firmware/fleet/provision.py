@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InventoryError, StorageError
+from ..brokers import parse_broker
+from ..errors import ConfigError, InventoryError, StorageError
 from . import credentials as cred
 
 REQUIRED = ("station_id", "site", "desk", "profile")
@@ -89,8 +90,10 @@ def read_inventory(path: Path, default_broker: str = DEFAULT_BROKER) -> list[Row
         if rec["profile"] not in profiles:
             raise InventoryError(f"{where}: unknown profile {rec['profile']!r} (known: {', '.join(sorted(profiles))})")
         broker = rec.get("broker") or default_broker
-        if not broker.startswith(("mqtt://", "mqtts://")):
-            raise InventoryError(f"{where}: broker {broker!r} is not an mqtt:// or mqtts:// URL")
+        try:
+            parse_broker(broker)
+        except ConfigError:
+            raise InventoryError(f"{where}: broker {broker!r} is not an mqtt:// or mqtts:// URL") from None
         rows.append(Row(reader.line_num, sid, site, rec["desk"], rec["profile"], broker))
     if not rows:
         raise InventoryError(f"{path}: no stations")
@@ -220,8 +223,7 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
         files_by_station[row.station] = files
         entries.append(cred.passwd_entry(row.station, password, existing))
     if ca is not None:  # the broker's server certificate, for every host the inventory names
-        from urllib.parse import urlsplit
-        hosts = sorted({urlsplit(r.broker).hostname for r in rows if r.broker.startswith("mqtts://")})
+        hosts = sorted({host for tls, host, _ in (parse_broker(r.broker) for r in rows) if tls})
         if hosts:
             key_pem, crt_pem = _kept_cert(out / "broker" / "server.key", out / "broker" / "server.crt", hosts[0], ca, hosts)
             w.write(out / "broker" / "server.key", key_pem, 0o600)

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from ..errors import FleetStoreError
+from ..events import to_json
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -52,7 +53,7 @@ def event_row(site: str, event: dict, received_s: float) -> tuple:
         raise ValueError(f"event {event['id']!r}: ts {event['ts']!r} is not ISO 8601") from None
     seq = event.get("seq")
     seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and abs(seq) < 2**63 else None
-    body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    body = to_json(event)
     return (event["id"], event["station"], site, event["type"], seq, event["ts"], call, body, received_s)
 
 
@@ -147,7 +148,7 @@ class PostgresStore(EventStore):
     placeholder = "%s"
 
     def __init__(self, url: str):
-        self.url = url.split("@")[-1] if "@" in url else url  # never echo a password
+        self.url = url.split("@")[-1]  # never echo a password
         try:
             import psycopg
         except ImportError:
