@@ -1,7 +1,8 @@
-"""Connecting to brokers: broker URLs, the password file, and why a connect attempt failed.
+"""Connecting to brokers: broker URLs, the password file, credentials and TLS on a client,
+and why a connect attempt failed.
 
-Used by firmware.publisher; kept apart so the checks a technician meets at start-up (a bad
-URL, a password file others can read) read as one small module.
+Used by firmware.publisher and firmware.selftest; kept apart so the checks a technician
+meets at start-up (a bad URL, a password file others can read) read as one small module.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 import stat
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -41,6 +43,28 @@ def read_password(path: str) -> str:
         raise ConfigError(f"mqtt.password_file: cannot read {path} ({exc.strerror})") from None
 
 
+def configure_client(client, m, station_id: str, tls: bool, *, check_files: bool = False) -> None:
+    """Credentials and TLS of `mqtt` settings `m` on a paho client (the station's and selftest's).
+
+    check_files: refuse (ConfigError) missing TLS files and a certificate without its key,
+    before paho meets them.
+    """
+    if m.password_file or m.username:
+        password = read_password(m.password_file) if m.password_file else None
+        client.username_pw_set(m.username or station_id, password)  # convention: username = station id
+    if not tls:
+        return
+    if check_files:
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(m, key) and not Path(getattr(m, key)).is_file():
+                raise ConfigError(f"mqtt.{key}: {getattr(m, key)} does not exist")
+        if bool(m.cert_file) != bool(m.key_file):
+            raise ConfigError("mqtt.cert_file: a client certificate needs mqtt.key_file too (and vice versa)")
+    client.tls_set(ca_certs=m.ca_file or None, certfile=m.cert_file or None, keyfile=m.key_file or None,
+                   cert_reqs=ssl.CERT_REQUIRED)
+    client.tls_insecure_set(m.tls_insecure)
+
+
 def describe_failure(exc: BaseException | None) -> str:
     """One line saying why a connect attempt failed."""
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -56,5 +80,3 @@ def describe_failure(exc: BaseException | None) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return f"{type(exc).__name__}: {exc}" if exc else "connection failed"
-
-

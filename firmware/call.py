@@ -58,9 +58,9 @@ class Call:
         if rule not in self.violations:
             self.violations.append(rule)
 
-    def last_speech_end_t(self) -> float | None:
-        ends = [t for t in self.last_end_t.values() if t is not None]
-        return max(ends) if ends else None
+    def last_speech_end_t(self, channels=CHANNELS) -> float | None:
+        """The true end of the last finished utterance on any of `channels` (None: none yet)."""
+        return max((self.last_end_t[ch] for ch in channels if self.last_end_t[ch] is not None), default=None)
 
     def summary(self, end_t: float) -> dict:
         """The `call.end` fields (SPEC section 5)."""

@@ -78,9 +78,7 @@ class CommandHandler:
             request_id = request.pop("id", None)
             result = getattr(self, "_" + name.replace("-", "_"))(request)
             return {"ok": True, "cmd": name, "id": request_id, **result}
-        except CommandError as exc:
-            return {"ok": False, "cmd": name, "id": request_id, "error": str(exc)}
-        except StorageError as exc:
+        except (CommandError, StorageError) as exc:
             return {"ok": False, "cmd": name, "id": request_id, "error": str(exc)}
         except Exception as exc:  # a callback failed: report it, the station keeps running
             return {"ok": False, "cmd": name, "id": request_id, "error": f"{name} failed: {type(exc).__name__}: {exc}"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .levels import SILENCE_DBFS, active_level_dbfs, power_to_dbfs
+from .levels import FULL_SCALE, SILENCE_DBFS, active_level_dbfs, frame_power, power_to_dbfs
 from .vad import make_vad, vad_rate_for
 
 FRAME_MS = 30
@@ -37,18 +37,18 @@ def measure(samples: np.ndarray, rate_hz: int, aggressiveness: int = 2) -> Chann
     x = np.asarray(samples, dtype=np.int16)
     n = rate_hz * FRAME_MS // 1000
     n_frames = len(x) // n
-    frames = x[: n_frames * n].reshape(n_frames, n).astype(np.float64)
-    power = np.einsum("ij,ij->i", frames, frames) / n if n_frames else np.zeros(0)
+    frames = x[: n_frames * n].reshape(n_frames, n)
+    power = frame_power(frames)
     levels = power_to_dbfs(power) if n_frames else np.array([SILENCE_DBFS])
     flags = _vad_flags(x[: n_frames * n], rate_hz, n, aggressiveness) if n_frames else np.zeros(0, bool)
-    speech = frames[flags].ravel() if flags.any() else np.zeros(0)
+    speech = frames[flags].ravel()
     peak = float(np.abs(x.astype(np.int32)).max()) if len(x) else 0.0
     return ChannelReport(
         level_dbfs=round(float(power_to_dbfs(power.mean())) if n_frames else SILENCE_DBFS, 1),
         noise_dbfs=round(float(np.percentile(levels, 10)), 1),
         speech_dbfs=round(active_level_dbfs(speech, rate_hz) if speech.size else SILENCE_DBFS, 1),
         speech_share=round(float(flags.mean()) if n_frames else 0.0, 3),
-        peak_dbfs=round(20 * np.log10(peak / 32768) if peak else SILENCE_DBFS, 1),
+        peak_dbfs=round(20 * np.log10(peak / FULL_SCALE) if peak else SILENCE_DBFS, 1),
         digital_silence=not x.any(),
     )
 

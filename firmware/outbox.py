@@ -48,6 +48,10 @@ CREATE INDEX IF NOT EXISTS outbox_order ON outbox (sort, pos);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+# (rows, event rows, bytes as counted against the cap) of the rows selected by an optional WHERE
+_TOTALS = ("SELECT COUNT(*), COALESCE(SUM(kind = 'event'), 0), "
+           f"COALESCE(SUM(LENGTH(payload) + {ROW_OVERHEAD_BYTES}), 0) FROM outbox")
+
 
 class Row(NamedTuple):
     pos: int
@@ -80,9 +84,7 @@ class Outbox:
                 hwm = self._meta("seq_hwm")
                 top = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
                 self._next_seq = max(hwm, top) + 1
-                self._depth, self._events, self._bytes = self._db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(kind = 'event'), 0), "
-                    f"COALESCE(SUM(LENGTH(payload) + {ROW_OVERHEAD_BYTES}), 0) FROM outbox").fetchone()
+                self._depth, self._events, self._bytes = self._db.execute(_TOTALS).fetchone()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             os.close(self._lock_fd)
@@ -237,10 +239,7 @@ class Outbox:
             try:
                 with self._db:
                     marks = ",".join("?" * len(positions))
-                    gone = self._db.execute(
-                        f"SELECT COUNT(*), COALESCE(SUM(kind = 'event'), 0), "
-                        f"COALESCE(SUM(LENGTH(payload) + {ROW_OVERHEAD_BYTES}), 0) FROM outbox WHERE pos IN ({marks})",
-                        positions).fetchone()
+                    gone = self._db.execute(f"{_TOTALS} WHERE pos IN ({marks})", positions).fetchone()
                     self._db.execute(f"DELETE FROM outbox WHERE pos IN ({marks})", positions)
             except sqlite3.Error as exc:
                 raise self._error(exc) from None

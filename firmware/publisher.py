@@ -24,20 +24,18 @@ import json
 import logging
 import os
 import queue
-import ssl
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from . import __version__
-from .brokers import describe_failure, parse_broker, read_password
+from .brokers import configure_client, describe_failure, parse_broker
 from .errors import ConfigError
-from .events import Event, iso_utc
+from .events import Event, iso_utc, to_json
 from .outbox import Outbox
 from .settings import Settings
 from .sender import Sender
@@ -100,18 +98,7 @@ class Reporter:
         client.reconnect_delay_set(1, m.reconnect_max_s)
         client.max_inflight_messages_set(m.inflight)
         client.max_queued_messages_set(0)  # the outbox, not paho's memory, bounds the backlog
-        if m.password_file or m.username:
-            password = read_password(m.password_file) if m.password_file else None
-            client.username_pw_set(m.username or st.id, password)  # convention: username = station id
-        if self.brokers[0][0]:
-            for key in ("ca_file", "cert_file", "key_file"):
-                if getattr(m, key) and not Path(getattr(m, key)).is_file():
-                    raise ConfigError(f"mqtt.{key}: {getattr(m, key)} does not exist")
-            if bool(m.cert_file) != bool(m.key_file):
-                raise ConfigError("mqtt.cert_file: a client certificate needs mqtt.key_file too (and vice versa)")
-            client.tls_set(ca_certs=m.ca_file or None, certfile=m.cert_file or None, keyfile=m.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(m.tls_insecure)
+        configure_client(client, m, st.id, tls=self.brokers[0][0], check_files=True)
         client.will_set(self.topics.status, self._status("offline", "will"), QOS_STATUS, retain=True)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
@@ -139,7 +126,7 @@ class Reporter:
 
     def publish_state(self, state: dict) -> None:
         """Retained current state; re-published on every connect."""
-        self._state_payload = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+        self._state_payload = to_json(state).encode()
         if self.connected:
             self.client.publish(self.topics.state, self._state_payload, QOS_STATE, retain=True)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from .topics import QOS_EVENT
+from .topics import QOS_EVENT, QOS_TELEMETRY
 
 if TYPE_CHECKING:
     from .publisher import Reporter
@@ -40,7 +40,8 @@ class Sender:
         self.barrier: set[int] = set()
         self.barrier_until = 0.0
         self.telemetry_s = m.telemetry_s
-        self.topic = {"event": reporter.topics.event, "telemetry": reporter.topics.telemetry}
+        self.route = {"event": (reporter.topics.event, QOS_EVENT),  # row kind -> (topic, QoS)
+                      "telemetry": (reporter.topics.telemetry, QOS_TELEMETRY)}
 
     def run(self) -> None:
         r = self.r
@@ -83,7 +84,8 @@ class Sender:
                 continue
             rows = r.outbox.pending(room, skip=self.inflight.values())
             for row in rows:
-                info = r.client.publish(self.topic[row.kind], row.payload, QOS_EVENT)
+                topic, qos = self.route[row.kind]
+                info = r.client.publish(topic, row.payload, qos)
                 if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                     wait_s = min(wait_s, 0.1)  # paho refused (e.g. mid clash): retry shortly
                     break

@@ -290,10 +290,9 @@ class Service:
             self.pipeline = None
         if self.reporting is not None:
             reporting, self.reporting = self.reporting, None
-            if reporting.drain(drain_timeout_s) not in (0, True):
+            if reporting.drain(drain_timeout_s):
                 log.warning("outbox not drained within %g s; it is kept on disk", drain_timeout_s)
-            close = getattr(reporting, "close", None)
-            close() if close else reporting.__exit__(None, None, None)
+            reporting.close()
         for obj in (self.leds, self.gpio):
             if obj is not None:
                 obj.close()

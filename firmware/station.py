@@ -48,7 +48,7 @@ class Station:
         self.ring_on = False
         self.rings = Rings()
         self.call: Call | None = None
-        self.phase = IDLE
+        self.phase = IDLE   # idle/ringing, while there is no call
         self.speaking = {"tx": False, "rx": False}
         self.speech_start_t = {"tx": 0.0, "rx": 0.0}
         self.line_state = {"tx": None, "rx": None}
@@ -60,9 +60,11 @@ class Station:
 
     # ----- context for the rules -------------------------------------------------------
     def emit(self, type_: str, t: float, **fields) -> None:
+        self._emit(self._make(type_, t, **fields))
+
+    def _make(self, type_: str, t: float, **fields) -> dict:
         # Events never go back in time, even if a rule computes an earlier instant.
-        t = float(max(t, self.now))
-        self._emit(self.events.make(type_, t, self.call.id if self.call else None, **fields))
+        return self.events.make(type_, float(max(t, self.now)), self.call.id if self.call else None, **fields)
 
     def violation(self, rule: str, t: float, detail: str) -> None:
         if self.call is not None:
@@ -283,7 +285,7 @@ class Station:
         fields = {"rings": rings}
         if mid_call:
             fields["mid_call"] = True
-        start = self.events.make("call.start", float(max(t, self.now)), None, **fields)
+        start = self._make("call.start", t, **fields)  # self.call is None: no call id yet
         # The id is the station plus the seq of its call.start: unique across restarts (seq
         # is persisted) and the same in every replay of a recording (no wall clock in it).
         start["call"] = call_id = f"{self.events.station_id}-{start['seq']}"

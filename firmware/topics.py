@@ -8,7 +8,7 @@ exactly its own subtree (config/mosquitto/acl.example):
 | `event`             | out       | 1   | no       | one event (firmware.events.to_json)       |
 | `state`             | out       | 1   | yes      | current call/hold/cue/line state           |
 | `status`            | out       | 1   | yes      | birth/death record, see below; Last Will  |
-| `telemetry`         | out       | 0/1 | no       | levels, VAD activity, CPU, outbox depth   |
+| `telemetry`         | out       | 1   | no       | levels, VAD activity, CPU, outbox depth   |
 | `cmd/<name>`        | in        | 1   | no       | a command (firmware.commands)             |
 | `cmd/<name>/reply`  | out       | 1   | no       | `{"ok": ..., "error": ...}`               |
 
@@ -78,9 +78,6 @@ class Topics:
     def commands(self) -> str:
         """Subscription filter for incoming commands; one level only, so replies never match it."""
         return f"{self.base}/cmd/+"
-
-    def command(self, name: str) -> str:
-        return f"{self.base}/cmd/{name}"
 
     def reply(self, name: str) -> str:
         return f"{self.base}/cmd/{name}/reply"

@@ -25,8 +25,7 @@ def simulated_settings(settings: Settings, scenario=None) -> Settings:
         audio = {"rate_hz": scenario.rate_hz, "channels": 2, "tx_channel": 0, "rx_channel": 1}
     elif settings.audio.backend == "pyaudio":
         audio = {"backend": "silence"}
-    return settings.replace(gpio={"pin_factory": "mock"}, audio=audio) if audio else \
-        settings.replace(gpio={"pin_factory": "mock"})
+    return settings.replace(gpio={"pin_factory": "mock"}, audio=audio)
 
 
 def open_leds(leds_settings, pin_factory=None):

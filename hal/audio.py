@@ -118,10 +118,6 @@ class ArraySource(_PacedSource):
         self.tx, self.rx, self.name = tx, rx, name
         self.pos = 0
 
-    @property
-    def done(self) -> bool:
-        return self.pos >= max(len(a) for a in (self.tx, self.rx, ()) if a is not None)
-
     def read(self):
         self._pace()
         start, stop = self.pos, self.pos + self.block_frames

@@ -82,6 +82,13 @@ class Harness:
         return [e["rule"] for e in self.of("rule.violation")]
 
 
+def answered(profile="hotline-5s", **kw) -> Harness:
+    """A started station whose call was answered (hook off) at t = 0."""
+    h = Harness(profile, **kw).start()
+    h.off(0.0)
+    return h
+
+
 @pytest.fixture
 def mock_factory():
     """gpiozero's MockFactory with PWM pins, reset before and after the test."""

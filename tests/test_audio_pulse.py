@@ -69,6 +69,14 @@ def test_unknown_device_name_is_a_one_line_audio_error(pulse):
         open_source(pulse_settings(device="no-such-card")).open()
 
 
+def next_of_kind(q, kind, timeout_s):
+    """The next capture message of `kind`, skipping others (queue.Empty if none for timeout_s)."""
+    while True:
+        item = q.get(timeout=timeout_s)
+        if item[0] == kind:
+            return item
+
+
 def test_capture_thread_reports_loss_and_reopens_when_the_server_returns(pulse):
     q = queue.Queue(maxsize=200)
     cap = CaptureThread(open_source(pulse_settings()), q, reopen_s=0.3).start()
@@ -77,17 +85,11 @@ def test_capture_thread_reports_loss_and_reopens_when_the_server_returns(pulse):
         assert item[0] == "audio"
         pulse.kill()
         t_kill = time.monotonic()
-        while True:
-            item = q.get(timeout=5)
-            if item[0] == "audio.error":
-                break
+        item = next_of_kind(q, "audio.error", timeout_s=5)
         assert item[1] - t_kill < 2.0, "loss must be noticed within audio.stall_fault_s"
         pulse.start()
         t_back = time.monotonic()
-        while True:
-            item = q.get(timeout=10)
-            if item[0] == "audio":
-                break
+        item = next_of_kind(q, "audio", timeout_s=10)
         assert item[1] - t_back < 5.0
         assert cap.opens >= 2
     finally:

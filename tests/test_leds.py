@@ -11,7 +11,7 @@ from firmware.cues import RGB_TABLE, TOWER_TABLE, CueSpec
 from firmware.settings import LedSettings
 from hal.leds import LedDriver
 
-from fixtures_station import Harness
+from fixtures_station import answered
 
 TOWER = LedSettings()          # green 5, amber 6, red 13
 RGB = LedSettings(kind="rgb")  # 16, 20, 21
@@ -102,8 +102,7 @@ def test_close_is_safe_twice(mock_factory):
 def test_station_drives_the_leds(mock_factory):
     with LedDriver(TOWER) as leds:
         green, amber, red = pins(mock_factory, 5, 6, 13)
-        h = Harness("hotline-5s", leds=leds).start()
-        h.off(0.0)
+        h = answered("hotline-5s", leds=leds)
         assert leds.shown == "greet"
         h.speech("tx", 0.3, 1.5)
         assert leds.shown == "pause" and (green.state, amber.state) == (0, 1)   # wait for the customer
@@ -120,8 +119,7 @@ def test_broken_led_driver_is_a_fault_not_a_crash():
         def show(self, cue, spec):
             raise OSError("pin 5 busy")
 
-    h = Harness(leds=Broken()).start()
-    h.off(0.0)
+    h = answered(leds=Broken())
     h.on(10.0)
     faults = h.of("fault")
     assert len(faults) == 1 and faults[0]["component"] == "gpio"

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import time
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,37 +28,35 @@ def password_file(tmp_path, user):
     return path
 
 
-def start_reporter(settings, **kwargs):
+@contextmanager
+def running_reporter(settings, **kwargs):
+    """(reporter, outbox, faults) of a started Reporter; stopped and closed on exit."""
     faults = []
-    outbox = Outbox.in_state_dir(settings.station.state_dir)
-    reporter = Reporter(settings, outbox, profile_name="hotline-5s", on_fault=lambda *a: faults.append(a), **kwargs)
-    reporter.start()
-    return reporter, outbox, faults
+    with Outbox.in_state_dir(settings.station.state_dir) as outbox:
+        reporter = Reporter(settings, outbox, profile_name="hotline-5s", on_fault=lambda *a: faults.append(a), **kwargs)
+        reporter.start()
+        try:
+            yield reporter, outbox, faults
+        finally:
+            reporter.stop()
 
 
 def test_tls_with_the_right_ca_connects_and_delivers(mqtt_broker_factory, mqtt_ca, tmp_path):
     broker = mqtt_broker_factory(tls={"ca": mqtt_ca["ca"], "cert": mqtt_ca["cert"], "key": mqtt_ca["key"]})
     assert broker.url.startswith("mqtts://")
-    collector = Collector(broker, ca=mqtt_ca["ca"])
     settings = station_settings(broker.url, state_dir=tmp_path / "s", ca_file=str(mqtt_ca["ca"]))
-    reporter, outbox, faults = start_reporter(settings)
-    try:
+    with closing(Collector(broker, ca=mqtt_ca["ca"])) as collector, running_reporter(settings) as (reporter, outbox, faults):
         event = EventFactory("desk-1", time.time(), outbox).make("mute", 0.0, None, state=True)
         reporter.sink(event)
         assert reporter.wait_drained(10)
         assert collector.wait_for(lambda c: c.payloads() == [event], 5)
         assert faults == []
-    finally:
-        reporter.stop()
-        outbox.close()
-        collector.close()
 
 
 def test_tls_with_the_wrong_ca_refuses_and_says_why(mqtt_broker_factory, mqtt_ca, tmp_path, caplog):
     broker = mqtt_broker_factory(tls={"ca": mqtt_ca["ca"], "cert": mqtt_ca["cert"], "key": mqtt_ca["key"]})
     settings = station_settings(broker.url, state_dir=tmp_path / "s", ca_file=str(mqtt_ca["wrong_ca"]))
-    reporter, outbox, faults = start_reporter(settings)
-    try:
+    with running_reporter(settings) as (reporter, outbox, faults):
         assert wait_until(lambda: faults, 10)
         component, detail, cleared = faults[0]
         assert component == "mqtt" and not cleared
@@ -65,9 +64,6 @@ def test_tls_with_the_wrong_ca_refuses_and_says_why(mqtt_broker_factory, mqtt_ca
         time.sleep(1.5)  # it keeps retrying, and keeps failing
         assert not reporter.connected and outbox.depth == 0
         assert any("certificate verif" in r.getMessage() for r in caplog.records)
-    finally:
-        reporter.stop()
-        outbox.close()
 
 
 def test_client_certificate_authenticates_the_station(mqtt_broker_factory, mqtt_ca, tmp_path):
@@ -76,34 +72,26 @@ def test_client_certificate_authenticates_the_station(mqtt_broker_factory, mqtt_
                                  acl=ACL_EXAMPLE.read_text())
     cert, key = make_cert(mqtt_ca["dir"], "desk-1", (mqtt_ca["ca"], mqtt_ca["ca_key"]))  # CN = station id
     base = {"state_dir": tmp_path / "s", "ca_file": str(mqtt_ca["ca"])}
-    without, outbox0, faults0 = start_reporter(station_settings(broker.url, **base))
-    try:
+    with running_reporter(station_settings(broker.url, **base)) as (without, _outbox0, faults0):
         assert wait_until(lambda: faults0, 10) and not without.connected  # no certificate: refused
-    finally:
-        without.stop()
-        outbox0.close()
     monitor = Collector(broker, "hs/#", ca=mqtt_ca["ca"],
                         cert=make_cert(mqtt_ca["dir"], "_monitor", (mqtt_ca["ca"], mqtt_ca["ca_key"])))
-    reporter, outbox, faults = start_reporter(
-        station_settings(broker.url, **{**base, "state_dir": tmp_path / "s2"}, cert_file=str(cert), key_file=str(key)))
-    try:
+    settings = station_settings(broker.url, **{**base, "state_dir": tmp_path / "s2"}, cert_file=str(cert), key_file=str(key))
+    with closing(monitor), running_reporter(settings) as (reporter, outbox, faults):
         event = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="off")
         reporter.sink(event)
         assert reporter.wait_drained(10), faults
         assert monitor.wait_for(lambda c: c.payloads() == [event], 5)  # delivered, so the ACL saw CN = desk-1
         assert faults == []
-    finally:
-        reporter.stop()
-        outbox.close()
-        monitor.close()
 
 
 def test_acl_station_cannot_publish_under_another_station(mqtt_broker_factory, tmp_path):
     broker = mqtt_broker_factory(users=USERS, acl=ACL_EXAMPLE.read_text())
-    collector = Collector(broker, "hs/#", username="_monitor", password=USERS["_monitor"])  # full read rights
     settings = station_settings(broker.url, state_dir=tmp_path / "s", password_file=str(password_file(tmp_path, "desk-1")))
-    reporter, outbox, faults = start_reporter(settings, on_command=lambda name, payload: {"ok": True, "cmd": name})
-    try:
+    collector = Collector(broker, "hs/#", username="_monitor", password=USERS["_monitor"])  # full read rights
+    with (closing(collector),
+          running_reporter(settings, on_command=lambda name, payload: {"ok": True, "cmd": name})
+          as (reporter, outbox, faults)):
         own = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="off")
         reporter.sink(own)
         assert reporter.wait_drained(10)
@@ -134,10 +122,6 @@ def test_acl_station_cannot_publish_under_another_station(mqtt_broker_factory, t
         operator.close()
         snoop.close()
         assert faults == []
-    finally:
-        reporter.stop()
-        outbox.close()
-        collector.close()
 
 
 def test_wrong_password_is_a_fault_naming_the_broker(mqtt_broker_factory, tmp_path):
@@ -145,14 +129,11 @@ def test_wrong_password_is_a_fault_naming_the_broker(mqtt_broker_factory, tmp_pa
     bad = tmp_path / "bad.pw"
     bad.write_text("nope\n")
     bad.chmod(0o600)
-    reporter, outbox, faults = start_reporter(station_settings(broker.url, state_dir=tmp_path / "s", password_file=str(bad)))
-    try:
+    settings = station_settings(broker.url, state_dir=tmp_path / "s", password_file=str(bad))
+    with running_reporter(settings) as (reporter, outbox, faults):
         assert wait_until(lambda: faults, 10)
         assert faults[0][0] == "mqtt" and "refused" in faults[0][1] and broker.url in faults[0][1]
         assert not reporter.connected
-    finally:
-        reporter.stop()
-        outbox.close()
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
@@ -203,13 +184,11 @@ def test_shipped_broker_config_and_acl_work_together(mqtt_ca, tmp_path):
     try:
         settings = station_settings(broker.url, state_dir=tmp_path / "s", ca_file=str(mqtt_ca["ca"]),
                                     password_file=str(password_file(tmp_path, "desk-1")))
-        reporter, outbox, faults = start_reporter(settings)
-        event = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="on")
-        reporter.sink(event)
-        assert reporter.wait_drained(10), faults
-        assert faults == []
-        reporter.stop()
-        outbox.close()
+        with running_reporter(settings) as (reporter, outbox, faults):
+            event = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="on")
+            reporter.sink(event)
+            assert reporter.wait_drained(10), faults
+            assert faults == []
     finally:
         broker.kill()
 

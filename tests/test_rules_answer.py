@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures_station import ONSET_S, Harness
+from fixtures_station import ONSET_S, Harness, answered
 
 
 def ring(h, n, period_s=4.0, on_s=1.0):
@@ -34,8 +34,7 @@ def test_fourth_ring_needs_an_apology():
 
 
 def test_greeting_in_time():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     assert h.station.state["cue"] == "greet"
     h.speech("tx", 1.9, 3.0)          # began before the 2 s deadline, detected after it
     h.advance(10.0)
@@ -44,8 +43,7 @@ def test_greeting_in_time():
 
 
 def test_no_greeting_is_a_violation_at_the_deadline():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.advance(5.0)
     v = h.one("rule.violation", rule="greet-in-time")
     # the check waits one VAD onset so a greeting that started just in time is not missed
@@ -57,14 +55,12 @@ def test_no_greeting_is_a_violation_at_the_deadline():
 
 
 def test_late_greeting_detected_before_the_check():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech_start("tx", 2.05)        # detected 2.14, after the 2.09 check
     assert h.one("rule.violation", rule="greet-in-time")["t"] == pytest.approx(2.09, abs=1e-3)
 
 
 def test_outbound_has_no_greeting_deadline():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.advance(10.0)
     assert "greet-in-time" not in h.violations()

@@ -3,14 +3,13 @@ last speech; dead_air event with the duration when the gap ends."""
 
 import pytest
 
-from fixtures_station import ONSET_S, Harness
+from fixtures_station import ONSET_S, answered
 
 TOL_S = 1e-3
 
 
 def test_dead_air_cues_and_event():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.advance(15.0)
@@ -25,8 +24,7 @@ def test_dead_air_cues_and_event():
 
 
 def test_short_gaps_are_not_dead_air():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.speech("tx", 7.0, 9.0)
@@ -36,8 +34,7 @@ def test_short_gaps_are_not_dead_air():
 
 
 def test_no_dead_air_before_the_customer_spoke_or_on_hold():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.advance(20.0)                          # nobody spoke yet
     assert not h.of("dead_air") and not [c for c in h.cues() if c[1] == "say_wait"]
     h.speech("tx", 20.0, 21.0)
@@ -51,8 +48,7 @@ def test_no_dead_air_before_the_customer_spoke_or_on_hold():
 
 
 def test_closing_pause_before_hanging_up_is_not_dead_air():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.speech("tx", 4.5, 6.0)                 # goodbye
@@ -61,8 +57,7 @@ def test_closing_pause_before_hanging_up_is_not_dead_air():
 
 
 def test_long_silence_then_hang_up_counts_beyond_the_closing_pause():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.on(24.0)                               # 20 s of silence, 5 s of it the closing pause
@@ -71,8 +66,7 @@ def test_long_silence_then_hang_up_counts_beyond_the_closing_pause():
 
 
 def test_silence_after_the_agent_spoke_is_the_customers_turn():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.speech("tx", 4.5, 6.0)                 # the agent asks a question; the customer thinks

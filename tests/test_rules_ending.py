@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures_station import Harness
+from fixtures_station import Harness, answered
 
 
 def conversation(h, end_t=10.0):
@@ -46,8 +46,7 @@ def test_far_end_gone_excuses_the_pause():
 
 
 def test_far_end_gone_after_the_final_script_step_needs_no_call_back():
-    h = Harness("service-2s").start()
-    h.off(0.0)
+    h = answered("service-2s")
     h.speech("tx", 0.3, 1.5)
     h.advance(10.0)                                  # silent call: all 4 steps by 9.5
     assert h.station.state["cue"] == "hangup_ok"
@@ -56,8 +55,7 @@ def test_far_end_gone_after_the_final_script_step_needs_no_call_back():
 
 
 def test_far_end_gone_before_anyone_spoke_needs_no_call_back():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.tone(3.0)
     assert h.one("farend.disconnect")["t"] == 3.0
     assert "call_back" not in [c for _, c in h.cues()]
@@ -118,8 +116,7 @@ def test_calling_hours_system_local_time_does_not_crash():
 
 
 def test_return_visit_script_hang_up_step_allows_hanging_up_first():
-    h = Harness("return-visit").start()
-    h.off(0.0)
+    h = answered("return-visit")
     h.speech("tx", 0.3, 2.0)
     h.speech("rx", 2.5, 4.0, level_dbfs=-55.0)    # too quiet: low-volume script
     h.advance(30.0)                                # the agent says nothing: steps every 5 s

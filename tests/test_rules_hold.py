@@ -2,14 +2,13 @@
 
 import pytest
 
-from fixtures_station import Harness
+from fixtures_station import answered
 
 TOL_S = 1e-3
 
 
 def test_hold_warn_limit_end():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 5.0)
     h.input(10.0, "mute", True)
@@ -33,8 +32,7 @@ def test_hold_warn_limit_end():
 
 
 def test_short_hold_no_warning():
-    h = Harness("service-2s").start()
-    h.off(0.0)
+    h = answered("service-2s")
     h.input(5.0, "mute", True)
     h.input(20.0, "mute", False)
     h.advance(200.0)
@@ -43,8 +41,7 @@ def test_short_hold_no_warning():
 
 
 def test_two_holds_summary():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.input(5.0, "mute", True)
     h.input(15.0, "mute", False)
     h.input(20.0, "mute", True)
@@ -56,8 +53,7 @@ def test_two_holds_summary():
 
 
 def test_profile_change_applies_to_next_hold():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.station.apply_profile(h.profile.with_overrides({"hold_warn_s": 10, "hold_limit_s": 20}))
     h.input(1.0, "mute", True)
     h.advance(30.0)

@@ -3,7 +3,7 @@ pause counted from SpeechEnd.end_t (not its detection), early hang-up violations
 
 import pytest
 
-from fixtures_station import Harness
+from fixtures_station import answered
 
 TOL_S = 1e-3
 
@@ -15,13 +15,11 @@ def steps(h):
 @pytest.mark.parametrize("profile,pause_s,n", [("hotline-5s", 5.0, 3), ("service-2s", 2.0, 4),
                                                ("outbound-10086", 2.0, 3), ("return-visit", 5.0, 3)])
 def test_silent_call_full_script_agent_speaks_each_step(profile, pause_s, n):
-    h = Harness(profile).start()
-    h.off(0.0)
+    h = answered(profile)
     h.speech("tx", 0.5, 2.5)          # greeting
     t_end = 2.5
     for k in range(1, n + 1):
         due = t_end + pause_s
-        got = h.of("script.step")
         h.advance(due + 0.5)
         got = h.of("script.step")
         assert got[-1]["step"] == k and got[-1]["t"] == pytest.approx(due, abs=TOL_S)
@@ -37,8 +35,7 @@ def test_silent_call_full_script_agent_speaks_each_step(profile, pause_s, n):
 
 
 def test_pause_counts_from_true_end_not_detection():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.5)          # detected at 2.8
     h.advance(7.49)
     assert not h.of("script.step")
@@ -50,8 +47,7 @@ def test_pause_counts_from_true_end_not_detection():
 
 
 def test_steps_follow_each_other_when_agent_says_nothing():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.advance(30.0)
     assert steps(h) == [(7.0, "silent-call", 1, False), (12.0, "silent-call", 2, False),
@@ -59,8 +55,7 @@ def test_steps_follow_each_other_when_agent_says_nothing():
 
 
 def test_customer_speech_ends_silent_call():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.advance(8.0)                    # step 1 at 7.0
     h.speech("rx", 8.5, 10.0)
@@ -72,8 +67,7 @@ def test_customer_speech_ends_silent_call():
 
 
 def test_customer_who_answers_the_greeting_gets_no_script():
-    h = Harness("service-2s").start()
-    h.off(0.0)
+    h = answered("service-2s")
     h.speech("tx", 0.3, 1.5)
     h.speech("rx", 2.0, 4.0)
     h.advance(20.0)
@@ -81,8 +75,7 @@ def test_customer_who_answers_the_greeting_gets_no_script():
 
 
 def test_hanging_up_before_final_step_is_a_violation():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.advance(13.0)                   # steps 1 (7.0) and 2 (12.0)
     h.on(13.0)
@@ -92,8 +85,7 @@ def test_hanging_up_before_final_step_is_a_violation():
 
 
 def test_low_volume_script():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0, level_dbfs=-50.0)     # too quiet; detected 4.3
     assert steps(h) == [(4.3, "low-volume", 1, False)]
@@ -106,8 +98,7 @@ def test_low_volume_script():
 
 
 def test_low_volume_ends_when_customer_is_heard():
-    h = Harness("service-2s").start()
-    h.off(0.0)
+    h = answered("service-2s")
     h.speech("tx", 0.5, 1.5)
     h.line(3.0, "rx", "low")
     assert steps(h) == [(3.0, "low-volume", 1, False)]
@@ -118,8 +109,7 @@ def test_low_volume_ends_when_customer_is_heard():
 
 
 def test_noisy_line_script_and_early_hangup():
-    h = Harness("outbound-10086").start()
-    h.off(0.0)
+    h = answered("outbound-10086")
     h.speech("tx", 0.5, 1.5)
     h.speech("rx", 2.0, 3.0)
     h.line(4.0, "rx", "noisy", level=-30, noise=-33)
@@ -131,8 +121,7 @@ def test_noisy_line_script_and_early_hangup():
 
 def test_noisy_line_does_not_wait_for_rx_vad():
     # On a noisy line the rx "speech" is mostly noise: the script runs on the agent's pauses.
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 1.5)
     h.speech_start("rx", 2.0)
     h.line(3.0, "rx", "noisy", level=-30, noise=-33)
@@ -146,8 +135,7 @@ def test_noisy_line_does_not_wait_for_rx_vad():
 
 
 def test_farend_hangup_ends_script_without_violation():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.advance(8.0)
     h.tone(9.0)
@@ -156,8 +144,7 @@ def test_farend_hangup_ends_script_without_violation():
 
 
 def test_noisy_line_takes_over_from_low_volume():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.5, 1.5)
     h.speech("rx", 2.0, 3.0, level_dbfs=-50.0)     # the noise looks like quiet speech first
     h.line(4.0, "rx", "noisy", level=-35, noise=-36)

@@ -2,14 +2,13 @@
 
 import pytest
 
-from fixtures_station import HANGOVER_S, Harness
+from fixtures_station import HANGOVER_S, answered
 
 TOL_S = 1e-3
 
 
 def test_cut_in_while_customer_talks():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.3, 1.0)
     h.speech_start("rx", 1.5)
     h.speech_start("tx", 3.0)                # customer has spoken 1.5 s
@@ -23,8 +22,7 @@ def test_cut_in_while_customer_talks():
 
 
 def test_quick_turn_is_not_a_cut_in():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.3, 1.0)
     h.speech_start("rx", 1.5)
     h.speech_start("tx", 3.1)                # customer ended at 3.0, detected only at 3.3
@@ -35,8 +33,7 @@ def test_quick_turn_is_not_a_cut_in():
 
 
 def test_backchannel_after_short_customer_speech_is_fine():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech_start("rx", 1.0)
     h.speech_start("tx", 1.3)                # only 0.3 s < overtalk_min_s
     h.speech_end("rx", 1.0, 3.0)
@@ -44,8 +41,7 @@ def test_backchannel_after_short_customer_speech_is_fine():
 
 
 def test_agent_raising_voice():
-    h = Harness("hotline-5s").start()
-    h.off(0.0)
+    h = answered("hotline-5s")
     h.speech("tx", 0.3, 2.0, level_dbfs=-26.0)
     h.speech("rx", 2.5, 4.0)
     h.speech("tx", 4.5, 6.0, level_dbfs=-24.0)

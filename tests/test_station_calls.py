@@ -4,7 +4,7 @@ clock: times are exact to 1 ms."""
 
 import pytest
 
-from fixtures_station import Harness
+from fixtures_station import Harness, answered
 
 TOL_S = 1e-3
 
@@ -82,8 +82,7 @@ def test_mute_on_hook_and_hook_flapping():
 
 
 def test_hook_on_during_hold_ends_hold_and_call():
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
     h.input(5.0, "mute", True)
@@ -138,8 +137,7 @@ def test_farend_disconnect_once_per_call_and_not_outside_calls():
 
 
 def test_audio_stops_timers_still_run():
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.speech_start("tx", 0.5)       # the audio stops mid-utterance: no SpeechEnd ever
     h.input(1.0, "mute", True)
     h.advance(100.0)
@@ -176,8 +174,7 @@ def test_fault_cue_and_clear():
 
 
 def test_state_for_retained_topic():
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.input(1.0, "mute", True)
     h.advance(11.0)
     st = h.station.state

@@ -28,8 +28,7 @@ class HangupPause(Rule):
         if any(ctx.speaking[ch] for ch in channels):
             last_t = t
         else:
-            last_t = max((call.last_end_t[ch] for ch in channels if call.last_end_t[ch] is not None),
-                         default=None)
+            last_t = call.last_speech_end_t(channels)
         if last_t is None:
             return  # nothing was said: there was no goodbye to pause after
         gap_s = t - last_t

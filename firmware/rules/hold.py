@@ -26,8 +26,8 @@ class HoldLimit(Rule):
         ctx.cancel("hold:warn")
         ctx.cancel("hold:limit")
         ctx.emit("hold.end", t, duration_s=round(t - self.start_t, 3))
-        if ctx.hook_off:  # hanging up ends the hold too, but then there is no one to thank
-            ctx.brief_cue(t, "thank_waiting")
+        # Hanging up ends the hold too; the call's end then clears this cue with the others.
+        ctx.brief_cue(t, "thank_waiting")
         for cue in ("hold", "hold_warn", "hold_over"):
             ctx.cue(t, cue, False)
 

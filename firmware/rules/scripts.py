@@ -16,7 +16,7 @@ counts its pauses from the agent's speech only.
 
 from __future__ import annotations
 
-from ..call import CLOSING, CONVERSATION
+from ..call import CHANNELS, CLOSING, CONVERSATION
 from . import Rule
 
 SILENT, LOW, NOISY = "silent-call", "low-volume", "noisy-line"
@@ -121,12 +121,9 @@ class Scripts(Rule):
         self._arm(t)
 
     def _anchor_t(self) -> float:
-        ends = self.ctx.call.last_end_t
-        times = [self.start_t if self.name != SILENT else 0.0]
-        times += [v for ch, v in ends.items() if v is not None and (ch == "tx" or self.name != NOISY)]
-        if self.step_t is not None:
-            times.append(self.step_t)
-        return max(times)
+        times = [self.start_t if self.name != SILENT else 0.0,
+                 self.ctx.call.last_speech_end_t(("tx",) if self.name == NOISY else CHANNELS), self.step_t]
+        return max(t for t in times if t is not None)
 
     def _arm(self, t: float) -> None:
         ctx = self.ctx
@@ -150,7 +147,7 @@ class Scripts(Rule):
         prompt = steps[min(self.step, len(steps)) - 1].as_dict()
         self.final = self.step >= len(steps)
         ctx.script = {"script": self.name, "step": self.step, "prompt": prompt, "final": self.final}
-        ctx.emit("script.step", t, script=self.name, step=self.step, prompt=prompt, final=self.final)
+        ctx.emit("script.step", t, **ctx.script)
         ctx.cue(t, "pause", False)
         if self.final:
             ctx.cue(t, "speak", False)
