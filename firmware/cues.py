@@ -22,7 +22,7 @@ RGB_COLOURS = {
 # Cues that switch themselves off after this long (seconds); apologize_wait uses the
 # profile's apologize_s instead.
 BRIEF_S = {"overtalk": 3.0, "thank_waiting": 4.0, "lower_voice": 3.0, "apologize_wait": 5.0}
-# Cues that belong to a call and are cleared when it ends.
+# Cues that belong to the station, not to a call: they stay when a call ends.
 STATION_CUES = ("idle", "fault")
 
 _PATTERN = re.compile(r"^(off|steady|on|(blink|pulse) (\d+(?:\.\d+)?)\s*hz)$", re.IGNORECASE)
@@ -131,10 +131,10 @@ def _override_spec(name: str, entry, kind: str, base: CueSpec) -> tuple[CueSpec 
     else:
         if isinstance(leds, str):
             leds = [leds]
-        table = leds if isinstance(leds, dict) else dict.fromkeys(leds or (), pattern)
         if not isinstance(leds, (list, dict)):
             problems.append(f"{where}.leds: expected a list of {', '.join(TOWER_LEDS)} or a table led = pattern")
-            table = {}
+            leds = None
+        table = leds if isinstance(leds, dict) else dict.fromkeys(leds or (), pattern)
         for led, pat in table.items():
             if led not in TOWER_LEDS:
                 problems.append(f"{where}.leds: unknown LED {led!r} (known: {', '.join(TOWER_LEDS)})")
@@ -184,9 +184,6 @@ class CueBoard:
         self._order = 0
         self._changed_t: float | None = None
         self.shown: str | None = None
-
-    def is_active(self, cue: str) -> bool:
-        return cue in self._active
 
     def set(self, t: float, cue: str, on: bool = True) -> None:
         if on:

@@ -139,22 +139,15 @@ def check_brokers(settings: Settings, report) -> None:
 
 def probe_broker(settings: Settings, url: str) -> tuple[bool, str]:
     """One MQTT connect with the station's TLS and credentials; (ok, one-line detail)."""
-    import ssl
-
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from .publisher import describe_failure, parse_broker, read_password
-    m, st = settings.mqtt, settings.station
+    from .brokers import configure_client, describe_failure, parse_broker
+    st = settings.station
     try:
         tls, host, port = parse_broker(url)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hs-selftest-{st.site}-{st.id}")
-        if m.password_file or m.username:
-            client.username_pw_set(m.username or st.id, read_password(m.password_file) if m.password_file else None)
-        if tls:
-            client.tls_set(ca_certs=m.ca_file or None, certfile=m.cert_file or None, keyfile=m.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(m.tls_insecure)
+        configure_client(client, settings.mqtt, st.id, tls, check_files=True)
     except StationError as exc:
         return False, str(exc)
     done, result = threading.Event(), {}

@@ -7,7 +7,7 @@ from firmware.cues import (CUE_NAMES, RGB_TABLE, TOWER_TABLE, CueBoard, build_ta
 from firmware.errors import ConfigError
 from firmware.settings import settings_from_dict
 
-from fixtures_station import Harness
+from fixtures_station import answered
 
 SPEC_CUES = ("idle on_call greet pause speak hangup_ok hold hold_warn hold_over thank_waiting say_wait "
              "say_busy apologize_wait lower_voice overtalk call_back wrap_up outside_hours fault").split()
@@ -103,8 +103,7 @@ def test_board_highest_priority_latest_wins_ties():
 
 
 def test_cue_events_carry_the_led_description():
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.input(1.0, "mute", True)
     ev = [e for e in h.of("cue") if e["cue"] == "hold"][0]
     assert ev["leds"] == {"green": "off", "amber": "pulse 0.5Hz", "red": "off"}
@@ -112,15 +111,13 @@ def test_cue_events_carry_the_led_description():
 
 def test_rgb_station_reports_rgb_leds():
     from firmware.settings import Settings
-    h = Harness(settings=Settings().replace(leds={"kind": "rgb"})).start()
-    h.off(0.0)
+    h = answered(settings=Settings().replace(leds={"kind": "rgb"}))
     assert h.of("cue")[-1]["leds"] == {"rgb": "green blink 4Hz"}   # greet
 
 
 @pytest.mark.parametrize("cue,duration_s", [("overtalk", 3.0), ("thank_waiting", 4.0), ("lower_voice", 3.0)])
 def test_brief_cues_expire(cue, duration_s):
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.speech("tx", 0.2, 1.0)
     h.speech_start("rx", 1.2)        # the customer keeps talking: no dead-air cue in the way
     h.station.brief_cue(3.0, cue)
@@ -132,8 +129,7 @@ def test_brief_cues_expire(cue, duration_s):
 
 
 def test_no_cue_outlives_the_call():
-    h = Harness().start()
-    h.off(0.0)
+    h = answered()
     h.speech("tx", 0.2, 1.0)
     h.input(2.0, "mute", True)
     h.advance(70.0)
@@ -147,3 +143,12 @@ def test_no_cue_outlives_the_call():
 def test_every_cue_looks_different(table):
     looks = [tuple(sorted(spec.leds.items())) for spec in table.values()]
     assert len(set(looks)) == len(looks)
+
+
+def test_an_led_list_of_the_wrong_type_is_a_problem_not_a_crash():
+    from firmware.settings import settings_from_dict
+    from firmware.errors import ConfigError
+    import pytest
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict({"leds": {"cues": {"hold": {"leds": 5, "pattern": "steady"}}}})
+    assert any(p.startswith("leds.cues.hold.leds: expected a list") for p in info.value.problems)

@@ -33,6 +33,13 @@ def test_unreachable_broker_and_missing_sound_card_fail_with_one_clear_line_each
     assert "FAILED: " in lines[-1]
 
 
+def test_missing_tls_file_is_a_fail_line_not_a_crash():
+    settings = Settings().replace(mqtt={"brokers": ["mqtts://127.0.0.1:9"], "ca_file": "/nonexistent/ca.crt"})
+    rc, lines = run(settings, simulate=True, interactive=False)
+    assert rc == 1
+    assert any(l.startswith("FAIL broker mqtts://127.0.0.1:9:") and "/nonexistent/ca.crt" in l for l in lines), lines
+
+
 def test_broker_check_against_a_real_mosquitto(mqtt_broker):
     mosquitto_url = mqtt_broker.url
     rc, lines = run(Settings().replace(mqtt={"brokers": [mosquitto_url]}), simulate=True, interactive=False)
