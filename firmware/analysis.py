@@ -35,7 +35,7 @@ import numpy as np
 
 from .edges import Edge, LineChange, SpeechEnd, SpeechStart, ToneDetected
 from .errors import AudioFormatError
-from .levels import SILENCE_DBFS, SINE_POWER_FS, dbfs_to_power, power_to_dbfs
+from .levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS, power_to_dbfs
 from .linestate import LineState
 from .settings import AnalysisSettings
 from .tones import ToneDetector
@@ -55,6 +55,10 @@ WEAK_MARGIN_DB = 3.0        # webrtcvad speech this far above the floor continue
 WARMUP_SPREAD_DB = 7.5
 SPEECH_MEMORY_S = 8.0       # speech this recent decides ok/low/noisy; after it, "silent"
 SPEECH_PRESENT_S = 0.5      # at least this much utterance time in the memory
+# The margins of the two speech thresholds over the floor, as one expression of the floor's
+# spread s: min(base + slope * s, ENERGY_MARGIN_DB); rows webrtcvad speech, level-only speech.
+_MARGIN_BASE = np.array([[VAD_MARGIN_DB], [ENERGY_MIN_MARGIN_DB]])
+_MARGIN_SLOPE = np.array([[VAD_SPREAD_FACTOR], [2.0]])
 
 
 class ChannelAnalyzer:
@@ -75,6 +79,7 @@ class ChannelAnalyzer:
         self.channel = channel
         self.rate_hz = rate_hz
         self.frame_len = rate_hz * frame_ms // 1000
+        self._inv_frame_len = 1.0 / self.frame_len
         self.frame_s = frame_ms / 1000.0
         self._gain = 10.0 ** (gain_db / 20.0) if gain_db else None
         self._vad = make_vad(analysis.vad_aggressiveness)
@@ -84,7 +89,7 @@ class ChannelAnalyzer:
         self._smoother = Smoother(int(np.ceil(analysis.onset_ms / frame_ms)),
                                   int(np.ceil(analysis.hangover_ms / frame_ms)))
         self._line = LineState(low_dbfs, noise_dbfs, snr_db, analysis.hysteresis_db, analysis.condition_hold_s)
-        self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len, channel) if detect_tones else None
+        self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -93,22 +98,17 @@ class ChannelAnalyzer:
         # levels sort after every real frame, so the floor at start-up uses the frames seen.
         self._hist = np.zeros((3, hist))
         self._hist[0] = np.inf
-        self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._ranks = np.array([int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)])
+        self._pending = _NO_SAMPLES   # the partial frame carried to the next block
         self._origin_t = None
         self._next_frame = 0          # global index of the next whole frame
-        self._thr = None              # (floor, vad threshold, energy threshold) dBFS, last update
+        self._thr = None              # (floor, vad, energy, weak threshold) dBFS, last update
         self._speech_level = None
         self._win_offsets = np.arange(self._noise_win)
         self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
         self._last_t = float("-inf")
-        # Read-only live state for telemetry and the state topic.
-        self.speaking = False
-        self.condition = self._line.condition
-        self.level_dbfs = SILENCE_DBFS
-        self.noise_dbfs = SILENCE_DBFS
-        self.snr_db = 0.0
-        self.peak_dbfs = SILENCE_DBFS
+        self._peak = None             # peak |sample| of the last block (after the gain)
+        self._last_level = SILENCE_DBFS   # level of the last frame
 
     def set_thresholds(self, low_dbfs: float, noise_dbfs: float, snr_db: float) -> None:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
@@ -127,7 +127,8 @@ class ChannelAnalyzer:
                 self._origin_t = float(t0) - self._next_frame * self.frame_s
         x = np.concatenate((self._pending, samples)) if len(self._pending) else samples
         n = len(x) // self.frame_len
-        self._pending = x[n * self.frame_len:].copy()
+        rest = len(x) - n * self.frame_len
+        self._pending = x[-rest:].copy() if rest else _NO_SAMPLES
         if n == 0:
             return []
         edges = self._analyse(x[: n * self.frame_len].reshape(n, self.frame_len))
@@ -149,20 +150,20 @@ class ChannelAnalyzer:
         n = len(frames_i16)
         g0, fs, t_org = self._next_frame, self.frame_s, self._origin_t
         frames = frames_i16.astype(np.float32)
-        peak = max(int(frames_i16.max()), -int(frames_i16.min()))
+        peak = float(np.abs(frames).max())           # exact: int16 values are exact in float32
         if self._gain is not None:
             frames *= self._gain
             np.clip(frames, -32768.0, 32767.0, out=frames)   # the calibrated ADC still clips
             peak = min(peak * self._gain, 32768.0)
-        self.peak_dbfs = 20.0 * math.log10(max(peak, 1.0) / 32768.0)
+        self._peak = peak
         H = self._hist.shape[1]
         series = np.empty((3, H + n))                 # rows: level dBFS, power, utterance flag
         series[:, :H] = self._hist
         power = series[1, H:]
         power[:] = np.einsum("ij,ij->i", frames, frames)    # float32 sums: 5x faster than f64
-        power *= 1.0 / self.frame_len
+        power *= self._inv_frame_len
         level = series[0, H:]
-        np.log10(power + _EPS_POWER, out=level)
+        np.log10(power + EPS_POWER, out=level)   # power_to_dbfs, in place
         level *= 10.0
         level -= _SINE_DB
 
@@ -173,37 +174,38 @@ class ChannelAnalyzer:
         upd = range(first, n, U)
         if len(upd):
             floors, spreads = self._noise_floor(series, upd, g0)
-            if self._thr is None:
-                self._thr = (floors[0], *self._thresholds(floors[0], spreads[0]))
-            table = np.empty((3, len(upd) + 1))
-            table[:, 0] = self._thr
+            # Rows floor / vad / energy / weak threshold; column j + 1 is update j, column 0
+            # the last update, for the frames before the first one here (none on the very
+            # first block: g0 == 0, so first == 0 and _thr is still None).
+            table = np.empty((4, len(upd) + 1))
+            if self._thr is not None:
+                table[:, 0] = self._thr
             table[0, 1:] = floors
-            table[1, 1:] = floors + np.minimum(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spreads, ENERGY_MARGIN_DB)
-            table[2, 1:] = floors + np.minimum(ENERGY_MIN_MARGIN_DB + 2.0 * spreads, ENERGY_MARGIN_DB)
-            np.maximum(table[1:], MIN_SPEECH_DBFS, out=table[1:])
+            margins = table[1:3, 1:]
+            np.minimum(_MARGIN_BASE + _MARGIN_SLOPE * spreads, ENERGY_MARGIN_DB, out=margins)
+            margins += floors
+            np.maximum(margins, MIN_SPEECH_DBFS, out=margins)
+            table[3, 1:] = floors + WEAK_MARGIN_DB
             thr = np.repeat(table, [first, *([U] * (len(upd) - 1)), n - upd[-1]], axis=1)
             self._thr = tuple(table[:, -1].tolist())
-            floor_frame, thr_vad, thr_energy = thr
-            thr_weak = floor_frame + WEAK_MARGIN_DB
+            floor_frame, thr_vad, thr_energy, thr_weak = thr
         else:
             floor_frame = None
-            _, thr_vad, thr_energy = self._thr
-            thr_weak = self._thr[0] + WEAK_MARGIN_DB
+            _, thr_vad, thr_energy, thr_weak = self._thr
 
         # Per-frame speech decision: webrtcvad plus level evidence, never a tone.
+        # Code 2: strong evidence, can start an utterance; 1: weak evidence (webrtcvad just above
+        # the floor), only keeps one going: it bridges the words masked by babble without
+        # letting babble start one; 0: neither.
         vad_raw = self._run_vad(frames_i16, frames)
-        speech = (vad_raw & (level > thr_vad)) | (level > thr_energy)
-        # Weak evidence (webrtcvad just above the floor) only keeps an utterance going: it
-        # bridges the words masked by babble without letting babble start one.
-        weak = vad_raw & (level > thr_weak)
+        strong = (vad_raw & (level > thr_vad)) | (level > thr_energy)
+        code = strong.astype(np.int8)
+        code += strong | (vad_raw & (level > thr_weak))
         tone_hits = ()
         if self._tones is not None:
             on = self._tones.tone_on(frames, power)
-            speech &= ~on
-            weak &= ~on
+            code[on] = 0
             tone_hits = self._tones.process(g0, on)
-        code = speech.astype(np.int8)
-        code += speech | weak
 
         flags = []
         transitions = self._smoother.run_block(g0, code.tolist(), power.tolist(), flags)
@@ -243,24 +245,39 @@ class ChannelAnalyzer:
                                             round(speech_dbfs - floor, 2)))
             self._speech_level = speech_dbfs if present else None
         self._hist = series[:, n:]
-
-        # Live state.
-        self.speaking = self._smoother.speaking
-        self.condition = self._line.condition
-        self.noise_dbfs = self._thr[0]
-        if self.speaking:
-            self.level_dbfs = _active_dbfs(self._smoother.current_power(), self.noise_dbfs)
-        elif self._speech_level is not None:
-            self.level_dbfs = self._speech_level
-        else:
-            self.level_dbfs = float(level[-1])
-        self.snr_db = self.level_dbfs - self.noise_dbfs
+        self._last_level = level[-1]
         return edges
 
-    @staticmethod
-    def _thresholds(floor: float, spread: float) -> tuple:
-        return (max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, ENERGY_MARGIN_DB), MIN_SPEECH_DBFS),
-                max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, ENERGY_MARGIN_DB), MIN_SPEECH_DBFS))
+    # -- live state for telemetry: read-only, derived on read from what the last block left --
+    @property
+    def speaking(self) -> bool:
+        return self._smoother.speaking
+
+    @property
+    def condition(self) -> str:
+        return self._line.condition
+
+    @property
+    def noise_dbfs(self) -> float:
+        return SILENCE_DBFS if self._thr is None else self._thr[0]
+
+    @property
+    def level_dbfs(self) -> float:
+        """Active level of the utterance in progress, else of the recent speech, else the
+        level of the last frame."""
+        if self._smoother.speaking:
+            return _active_dbfs(self._smoother.current_power(), self.noise_dbfs)
+        if self._speech_level is not None:
+            return self._speech_level
+        return float(self._last_level)
+
+    @property
+    def snr_db(self) -> float:
+        return self.level_dbfs - self.noise_dbfs
+
+    @property
+    def peak_dbfs(self) -> float:
+        return SILENCE_DBFS if self._peak is None else 20.0 * math.log10(max(self._peak, 1.0) / FULL_SCALE)
 
     def _run_vad(self, frames_i16: np.ndarray, frames: np.ndarray) -> np.ndarray:
         if self._decimator is not None:
@@ -296,7 +313,7 @@ class ChannelAnalyzer:
         return power_to_dbfs(floor_power), spread
 
 
-_EPS_POWER = float(dbfs_to_power(SILENCE_DBFS))
+_NO_SAMPLES = np.zeros(0, dtype=np.int16)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 
 

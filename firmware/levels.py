@@ -16,7 +16,7 @@ import numpy as np
 FULL_SCALE = 32768.0
 SINE_POWER_FS = FULL_SCALE * FULL_SCALE / 2.0   # mean square of a full-scale int16 sine
 SILENCE_DBFS = -100.0                            # what digital silence reads (not -inf)
-_EPS_POWER = SINE_POWER_FS * 10.0 ** (SILENCE_DBFS / 10.0)
+EPS_POWER = SINE_POWER_FS * 10.0 ** (SILENCE_DBFS / 10.0)   # the power of SILENCE_DBFS, added before log
 
 
 def frame_power(frames: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def frame_power(frames: np.ndarray) -> np.ndarray:
 
 def power_to_dbfs(power) -> np.ndarray:
     """Mean square (int16 units) to dBFS (full-scale sine = 0), floored at SILENCE_DBFS."""
-    return 10.0 * np.log10((np.asarray(power, dtype=np.float64) + _EPS_POWER) / SINE_POWER_FS)
+    return 10.0 * np.log10((np.asarray(power, dtype=np.float64) + EPS_POWER) / SINE_POWER_FS)
 
 
 def dbfs_to_power(level_dbfs) -> np.ndarray:
@@ -61,8 +61,8 @@ def active_level_dbfs(samples: np.ndarray, rate_hz: int, margin_db: float = 15.9
     n_frames = len(x) // n
     if n_frames == 0:
         return SILENCE_DBFS
-    power = np.einsum("ij,ij->i", x[: n_frames * n].reshape(n_frames, n),
-                      x[: n_frames * n].reshape(n_frames, n)) / n
+    frames = x[: n_frames * n].reshape(n_frames, n)
+    power = np.einsum("ij,ij->i", frames, frames) / n
     level = power_to_dbfs(power)
     hang = max(0, int(round(hangover_s * 100)))
     active_dbfs = float(power_to_dbfs(power.mean()))

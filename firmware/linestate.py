@@ -11,9 +11,6 @@ persist `hold_s` before it is reported, so one loud cough or a short gap does no
 
 from __future__ import annotations
 
-CONDITIONS = ("silent", "ok", "low", "noisy")
-
-
 class LineState:
     def __init__(self, low_dbfs: float, noise_dbfs: float, snr_db: float,
                  hysteresis_db: float, hold_s: float):

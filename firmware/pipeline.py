@@ -36,6 +36,7 @@ class Pipeline:
             for ch in CHANNELS
         }
         self.t = 0.0
+        self._silence = np.zeros(0, dtype=np.int16)
 
     def start(self, t: float, hook_off: bool = False, muted: bool = False) -> None:
         self.t = t
@@ -44,12 +45,12 @@ class Pipeline:
     def feed(self, t0: float, tx: np.ndarray | None, rx: np.ndarray | None, inputs=()) -> None:
         """One block of both channels starting at t0 (None = digital silence), and the
         input edges `(t, name, value)` that fall inside it, handled in time order."""
-        n = max(len(a) for a in (tx, rx) if a is not None) if (tx is not None or rx is not None) else 0
+        n = max((len(a) for a in (tx, rx) if a is not None), default=0)
+        if (tx is None or rx is None) and len(self._silence) != n:
+            self._silence = np.zeros(n, dtype=np.int16)    # reused: a mono capture sends None every block
         items = []
         for ch, samples in (("tx", tx), ("rx", rx)):
-            if samples is None:
-                samples = np.zeros(n, dtype=np.int16)
-            items.extend(self.analyzers[ch].process(t0, samples))
+            items.extend(self.analyzers[ch].process(t0, self._silence if samples is None else samples))
         station = self.station
         if inputs:
             merged = [(e.t, 1, e) for e in items] + [(t, 0, (t, name, value)) for t, name, value in inputs]

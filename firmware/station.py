@@ -223,7 +223,7 @@ class Station:
         self.advance(t)
         if self.call is not None:
             self._end_call(t)
-        self.timers.cancel_call_scoped()
+        self.timers.cancel_all()
         self.faults.clear()
         self.cues.clear(t, keep=("idle",))
         self.cues.flush()
@@ -327,7 +327,7 @@ class Station:
             if on:  # an utterance still running at hang-up counts up to now
                 call.add_speech(ch, self.speech_start_t[ch], t)
         self.emit("call.end", t, **call.summary(t))
-        self.timers.cancel_call_scoped()
+        self.timers.cancel_all()
         self.script = None
         self.call = None
         self.phase = IDLE

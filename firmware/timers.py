@@ -21,30 +21,24 @@ class Timers:
     def __init__(self):
         self._heap: list[tuple[float, int, str, TimerFn]] = []
         self._live: dict[str, int] = {}       # key -> token of its live entry
-        self._call_scoped: set[str] = set()   # keys cancelled when a call ends
         self._token = 0
         self.next_t = math.inf
 
-    def schedule(self, key: str, deadline_t: float, fn: TimerFn, call_scoped: bool = True) -> None:
+    def schedule(self, key: str, deadline_t: float, fn: TimerFn) -> None:
         """Fire `fn(deadline_t)` at `deadline_t`; replaces any pending timer of the same key."""
         self._token += 1
         self._live[key] = self._token
-        if call_scoped:
-            self._call_scoped.add(key)
-        else:
-            self._call_scoped.discard(key)
         heapq.heappush(self._heap, (deadline_t, self._token, key, fn))
         if deadline_t < self.next_t:
             self.next_t = deadline_t
 
     def cancel(self, key: str) -> None:
         self._live.pop(key, None)
-        self._call_scoped.discard(key)
 
-    def cancel_call_scoped(self) -> None:
-        for key in self._call_scoped:
-            self._live.pop(key, None)
-        self._call_scoped.clear()
+    def cancel_all(self) -> None:
+        """Cancel every pending timer: all of them belong to the call (or to the ringing
+        before one), so a call's end or the station's stop ends them all."""
+        self._live.clear()
 
     def pending(self, key: str) -> bool:
         return key in self._live
@@ -57,7 +51,6 @@ class Timers:
             if self._live.get(key) != token:
                 continue  # cancelled or replaced
             del self._live[key]
-            self._call_scoped.discard(key)
             on_time(deadline_t)
             fn(deadline_t)
         self.next_t = heap[0][0] if heap else math.inf

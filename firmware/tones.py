@@ -40,14 +40,14 @@ CONFIRM_CYCLES = 2          # whole on/off cycles before the tone is reported
 TONE_SHARE = 0.6            # share of frame power in the tone for a frame to be "on"
 MIN_TONE_DBFS = -60.0       # quieter frames are never "on"
 TOLERANCE_S = 0.08          # + 20% of the nominal: frame quantisation and line jitter
+REARM_S = 2.0               # a run this long (silence or steady tone) ends a confirmed tone
 
 
 class ToneDetector:
     """Streaming busy/reorder detector for one plan on frames of `frame_len` at `rate_hz`."""
 
-    def __init__(self, plan: str, rate_hz: int, frame_len: int, channel: str = "rx"):
+    def __init__(self, plan: str, rate_hz: int, frame_len: int):
         self.plan = TONE_PLANS[plan]
-        self.channel = channel
         self.frame_s = frame_len / rate_hz
         n = np.arange(frame_len)
         w = 2.0 * np.pi * np.asarray(self.plan.freqs_hz)[None, :] / rate_hz
@@ -99,9 +99,7 @@ class ToneDetector:
         if not self.state and not on.any():
             # The usual block: no tone at all, the current "off" run just gets longer.
             self.run_frames += len(on)
-            if self.confirmed and self.run_frames * self.frame_s > 2.0:
-                self.confirmed = None
-                self.segments.clear()
+            self._rearm_after_long_run()
             return out
         # Run lengths of the block, vectorised: indices where the value changes.
         change = np.flatnonzero(on[1:] != on[:-1]) + 1
@@ -115,11 +113,14 @@ class ToneDetector:
                 self._close_run(first_frame + bounds[i], out)
                 self.state = v
                 self.run_frames = length
-            # A long silence or a long steady tone ends a confirmed tone and re-arms.
-            if self.confirmed and self.run_frames * self.frame_s > 2.0:
-                self.confirmed = None
-                self.segments.clear()
+            self._rearm_after_long_run()
         return out
+
+    def _rearm_after_long_run(self) -> None:
+        """A long silence or a long steady tone ends a confirmed tone and re-arms."""
+        if self.confirmed and self.run_frames * self.frame_s > REARM_S:
+            self.confirmed = None
+            self.segments.clear()
 
     def _close_run(self, frame: int, out: list) -> None:
         seconds = self.run_frames * self.frame_s
@@ -132,8 +133,11 @@ class ToneDetector:
         if len(segs) < 2 * CONFIRM_CYCLES or not segs[0][0]:
             return
         for cad in self.plan.cadences:
-            if all(abs(s - (cad.on_s if is_on else cad.off_s)) <= TOLERANCE_S + 0.2 * (cad.on_s if is_on else cad.off_s)
-                   for is_on, s in segs):
+            if all(_fits(s, cad.on_s if is_on else cad.off_s) for is_on, s in segs):
                 self.confirmed = cad.name
                 out.append((frame, cad.name))
                 return
+
+
+def _fits(seconds: float, nominal_s: float) -> bool:
+    return abs(seconds - nominal_s) <= TOLERANCE_S + 0.2 * nominal_s

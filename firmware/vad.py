@@ -69,7 +69,7 @@ class Decimator:
         """Decimate `x` (length a multiple of factor); returns len(x)//factor samples."""
         m = self.factor
         ext = np.concatenate((self._hist, x.astype(np.float32, copy=False)))
-        self._hist = ext[len(ext) - len(self._hist):] if len(self._hist) else self._hist
+        self._hist = ext[len(ext) - len(self._hist):]
         rows = ext.reshape(-1, m)          # row r = samples r*m .. r*m+m-1
         n_out = len(x) // m
         y = rows[0:n_out] @ self._h[0]
@@ -116,42 +116,43 @@ class Smoother:
         """
         out = []
         onset, hang = self.onset_frames, self.hangover_frames
+        # The state in locals for the loop (this runs for every frame of both channels).
         speaking, run, gap = self.speaking, self.run, self.gap
+        start, last = self.start_frame, self.last_speech_frame
+        power_sum, gap_power, run_power = self.power_sum, self.gap_power, self.run_power
         append = flags.append
-        for k, is_speech in enumerate(raw):
-            p = power[k]
+        for g, is_speech, p in zip(range(first_frame, first_frame + len(raw)), raw, power):
             if speaking:
-                self.power_sum += p
+                power_sum += p
                 if is_speech:
                     gap = 0
-                    self.gap_power = 0.0
-                    self.last_speech_frame = first_frame + k
+                    gap_power = 0.0
+                    last = g
                 else:
                     gap += 1
-                    self.gap_power += p
+                    gap_power += p
                     if gap >= hang:
                         speaking = False
                         run = 0
-                        n = self.last_speech_frame - self.start_frame + 1
-                        out.append(("end", first_frame + k, self.start_frame, self.last_speech_frame,
-                                    (self.power_sum - self.gap_power) / n))
+                        out.append(("end", g, start, last, (power_sum - gap_power) / (last - start + 1)))
             elif is_speech > 1:          # only strong evidence starts an utterance
                 if run == 0:
-                    self.run_power = 0.0
+                    run_power = 0.0
                 run += 1
-                self.run_power += p
+                run_power += p
                 if run >= onset:
                     speaking = True
                     gap = 0
-                    g = first_frame + k
-                    self.start_frame = g - run + 1
-                    self.last_speech_frame = g
-                    self.power_sum, self.gap_power = self.run_power, 0.0
-                    out.append(("start", g, self.start_frame))
+                    start = g - run + 1
+                    last = g
+                    power_sum, gap_power = run_power, 0.0
+                    out.append(("start", g, start))
             else:
                 run = 0
             append(speaking)
         self.speaking, self.run, self.gap = speaking, run, gap
+        self.start_frame, self.last_speech_frame = start, last
+        self.power_sum, self.gap_power, self.run_power = power_sum, gap_power, run_power
         return out
 
     def current_power(self) -> float:
