@@ -1,6 +1,10 @@
-"""Headset-station firmware: pure logic (analysis, rules, cues, events, outbox) on a given clock.
+"""Headset-station firmware: pure logic on a clock it is given, in layers that depend one way:
 
-Nothing in this package touches hardware; `hal` supplies the sources and the outputs.
+    analysis -> station (rules, cues) -> reporting -> runtime (+ tech, the technicians' commands)
+
+with `config` (settings, profiles) and `protocol` (topics, event envelope, broker URLs) shared
+by all of them, and `sim` (scenario files, WAV, the speech corpus, the demo) for simulated
+desks. Only `runtime` and `tech` touch hardware, through `hal`.
 """
 
 __version__ = "0.1.0"

@@ -60,9 +60,3 @@ class CommandError(StationError, ValueError):
     """A remote command is malformed, unknown or out of range; it changes nothing."""
 
 
-class InventoryError(InputError):
-    """A fleet inventory CSV has a missing column, a duplicate id or a bad value."""
-
-
-class FleetStoreError(StorageError):
-    """The central event store (SQLite or PostgreSQL) cannot be opened or written."""

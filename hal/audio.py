@@ -10,8 +10,8 @@ import, so firmware code and the tests never import PyAudio unless a config asks
   open so a re-plugged card is found again. Reads poll `get_read_available()` instead of
   blocking, so a device that vanishes without an error cannot hang the capture thread.
 - `silence`: digital silence at the real-time pace.
-- `wav`: `audio.wav_tx`/`audio.wav_rx` in real time, then silence.
-- `scenario`: a loaded scenario's audio in real time (`run --simulate --scenario`).
+- `ArraySource`: two sample arrays in real time, then silence; `firmware.runtime.sources`
+  builds it from WAV files (`audio.backend = "wav"`) or a scenario (`run --simulate --scenario`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import time
 
 import numpy as np
 
-from firmware.errors import AudioError, AudioFormatError
-from firmware.settings import AudioSettings
-
+from firmware.config.settings import AudioSettings
+from firmware.errors import AudioError
 
 log = logging.getLogger(__name__)
 _STDERR_LOCK = threading.Lock()
@@ -134,22 +133,6 @@ def _slice(samples, start, stop):
     return out
 
 
-def wav_source(settings: AudioSettings) -> ArraySource:
-    from .wav import read_wav
-    chans = {}
-    for ch, path in (("tx", settings.wav_tx), ("rx", settings.wav_rx)):
-        if path:
-            rate_hz, chans[ch] = read_wav(path)
-            if rate_hz != settings.rate_hz:
-                raise AudioFormatError(f"{path}: {rate_hz} Hz but audio.rate_hz is {settings.rate_hz}")
-    return ArraySource(settings, chans.get("tx"), chans.get("rx"), name="wav")
-
-
-def scenario_source(settings: AudioSettings, scenario) -> ArraySource:
-    """The scenario's audio; `settings.rate_hz` must be the scenario's rate."""
-    return ArraySource(settings, scenario.tx, scenario.rx, name=f"scenario {scenario.path.name}")
-
-
 START_GRACE_S = 2.0  # a capture through PulseAudio takes ~0.6 s to deliver its first block
 
 
@@ -251,14 +234,12 @@ class PyAudioSource(AudioSource):
 BACKENDS = {
     "pyaudio": PyAudioSource,
     "silence": SilenceSource,
-    "wav": wav_source,
 }
 
 
-def open_source(settings: AudioSettings, *, scenario=None) -> AudioSource:
-    """The configured backend (not yet opened); a scenario overrides `audio.backend`."""
-    if scenario is not None:
-        return scenario_source(settings, scenario)
+def open_source(settings: AudioSettings) -> AudioSource:
+    """The configured device backend, `pyaudio` or `silence` (not yet opened). File audio
+    (the `wav` backend, scenarios) is built by `firmware.runtime.sources`."""
     try:
         make = BACKENDS[settings.backend]
     except KeyError:

@@ -22,8 +22,8 @@ import time
 import warnings
 from importlib.metadata import entry_points
 
+from firmware.config.settings import GpioSettings
 from firmware.errors import GpioError
-from firmware.settings import GpioSettings
 
 SIM_RING_PIN = 22  # ring detect on mock pins when the config has none, so --simulate can ring
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from firmware.cues import RGB_COLOURS, parse_pattern, parse_rgb
+from firmware.config.leds import RGB_COLOURS, parse_pattern, parse_rgb
 from firmware.errors import GpioError
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from firmware.analysis import ChannelAnalyzer
-from firmware.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
-from firmware.levels import frame_power, power_to_dbfs
-from firmware.settings import AnalysisSettings
-from hal import speech as sp
+from firmware.analysis.analyzer import ChannelAnalyzer
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
+from firmware.analysis.levels import frame_power, power_to_dbfs
+from firmware.config.settings import AnalysisSettings
+from firmware.sim import speech as sp
 
 LOW_DBFS, NOISE_DBFS, SNR_DB = -40.0, -45.0, 10.0
 CLEAN_NOISE_DBFS = -90.0            # the "clean" line still has a little white noise

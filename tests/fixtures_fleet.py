@@ -20,7 +20,6 @@ from glob import glob
 from pathlib import Path
 
 import pytest
-
 from fixtures_mqtt import Broker, free_port
 
 

@@ -253,7 +253,7 @@ def mqtt_ca(tmp_path) -> dict:
 
 def station_settings(broker_urls, *, station="desk-1", site="site-1", state_dir="var/state", **mqtt):
     """Settings for a station publishing to `broker_urls` (a URL or a list), with fast reconnects."""
-    from firmware.settings import Settings
+    from firmware.config.settings import Settings
     urls = [broker_urls] if isinstance(broker_urls, str) else list(broker_urls)
     options = {"brokers": urls, "reconnect_max_s": 2, "telemetry_s": 3600.0, **mqtt}
     return Settings().replace(station={"id": station, "site": site, "state_dir": str(state_dir)}, mqtt=options)

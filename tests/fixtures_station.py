@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
-from firmware.events import EventFactory
-from firmware.profiles import load_profile
-from firmware.settings import Settings
-from firmware.station import Station
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
+from firmware.config.profiles import load_profile
+from firmware.config.settings import Settings
+from firmware.protocol.envelope import EventFactory
+from firmware.station.station import Station
 
 EPOCH_S = 1_795_000_000.0  # a fixed wall-clock origin so ids and ts are reproducible
 ONSET_S, HANGOVER_S = 0.09, 0.3  # the default analysis settings (90 ms onset, 300 ms hangover)

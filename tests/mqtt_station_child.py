@@ -14,10 +14,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from firmware.events import EventFactory  # noqa: E402
-from firmware.outbox import Outbox  # noqa: E402
-from firmware.publisher import Reporter  # noqa: E402
 from fixtures_mqtt import station_settings  # noqa: E402
+
+from firmware.protocol.envelope import EventFactory  # noqa: E402
+from firmware.reporting.outbox import Outbox  # noqa: E402
+from firmware.reporting.reporter import Reporter  # noqa: E402
 
 
 def main():

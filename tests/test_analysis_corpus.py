@@ -6,8 +6,9 @@ what the analyser measures (see BENCHMARKS.md), so a real regression fails.
 
 import numpy as np
 import pytest
-
 from fixtures_corpus import LineChange, SpeechEnd, accuracy_table, evaluate, scenario
+
+pytestmark = pytest.mark.integration  # real-time runs, subprocesses or the whole speech corpus
 
 
 def scored(results, snr_min):
@@ -78,8 +79,9 @@ def test_conditions_hold_at_other_capture_rates(rate):
 def test_threshold_changes_apply_live():
     sc = scenario(-33.0, 20.0, "white")
     from fixtures_corpus import dominant_condition
-    from firmware.analysis import ChannelAnalyzer
-    from firmware.settings import AnalysisSettings
+
+    from firmware.analysis.analyzer import ChannelAnalyzer
+    from firmware.config.settings import AnalysisSettings
     a = ChannelAnalyzer("rx", 16000, 30, AnalysisSettings(), -40, -45, 10)
     half = len(sc.pcm) // 2
     edges = a.process(0.0, sc.pcm[:half])
@@ -93,8 +95,9 @@ def test_threshold_changes_apply_live():
 @pytest.mark.parametrize("frame_ms", [10, 20])
 def test_other_frame_lengths_classify_alike(frame_ms):
     from fixtures_corpus import dominant_condition, f1, predicted_frames
-    from firmware.analysis import ChannelAnalyzer
-    from firmware.settings import AnalysisSettings
+
+    from firmware.analysis.analyzer import ChannelAnalyzer
+    from firmware.config.settings import AnalysisSettings
     for level, snr, kind in ((-33.0, 20.0, "white"), (-45.0, 15.0, "pink"), (-22.0, 5.0, "babble")):
         sc = scenario(level, snr, kind)
         a = ChannelAnalyzer("rx", 16000, frame_ms, AnalysisSettings(), -40, -45, 10, detect_tones=True)
@@ -109,7 +112,8 @@ def test_other_frame_lengths_classify_alike(frame_ms):
 @pytest.mark.parametrize("hold_s", [0.0, 3.0])
 def test_condition_hold_delays_the_change(hold_s):
     from fixtures_corpus import analyse
-    from firmware.settings import AnalysisSettings
+
+    from firmware.config.settings import AnalysisSettings
     sc = scenario(-22.0, 5.0, "white")        # noisy from the line noise alone, before any speech
     edges = analyse(sc.pcm, 16000, settings=AnalysisSettings(condition_hold_s=hold_s))
     first = [e for e in edges if isinstance(e, LineChange)][0]

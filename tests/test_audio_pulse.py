@@ -6,11 +6,11 @@ import time
 import numpy as np
 import pytest
 import webrtcvad
-
-from firmware.capture import CaptureThread
-from firmware.errors import AudioError
-from firmware.settings import AudioSettings
 from fixtures_pulse import speech_wav
+
+from firmware.config.settings import AudioSettings
+from firmware.errors import AudioError
+from firmware.runtime.capture import CaptureThread
 from hal.audio import PyAudioSource, open_source
 
 RATE_HZ = 16000

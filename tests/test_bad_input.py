@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hal.wav import write_wav
+from firmware.sim.wav import write_wav
 
-CLI = [sys.executable, "-m", "firmware.cli"]
+CLI = [sys.executable, "-m", "firmware.runtime.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -4,13 +4,13 @@ import tomllib
 
 import numpy as np
 import pytest
-
-from firmware.calibrate import TARGET_SPEECH_DBFS, run_calibrate
-from firmware.measure import measure
-from firmware.settings import Settings, load_settings
-from firmware.tomledit import set_keys
 from fixtures_pulse import speech_wav
-from hal.wav import read_wav
+
+from firmware.analysis.measure import measure
+from firmware.config.edit import set_keys
+from firmware.config.settings import Settings, load_settings
+from firmware.sim.wav import read_wav
+from firmware.tech.calibrate import TARGET_SPEECH_DBFS, run_calibrate
 
 CONFIG = """# Desk 12, second floor
 [station]

@@ -1,13 +1,20 @@
 """Cue table, patterns, priorities, overrides and their validation, brief cues."""
 
 import pytest
-
-from firmware.cues import (CUE_NAMES, RGB_TABLE, TOWER_TABLE, CueBoard, build_table, check_cue_overrides,
-                           parse_pattern, parse_rgb)
-from firmware.errors import ConfigError
-from firmware.settings import settings_from_dict
-
 from fixtures_station import answered
+
+from firmware.config.leds import (
+    CUE_NAMES,
+    RGB_TABLE,
+    TOWER_TABLE,
+    build_table,
+    check_cue_overrides,
+    parse_pattern,
+    parse_rgb,
+)
+from firmware.config.settings import settings_from_dict
+from firmware.errors import ConfigError
+from firmware.station.cues import CueBoard
 
 SPEC_CUES = ("idle on_call greet pause speak hangup_ok hold hold_warn hold_over thank_waiting say_wait "
              "say_busy apologize_wait lower_voice overtalk call_back wrap_up outside_hours fault").split()
@@ -110,7 +117,7 @@ def test_cue_events_carry_the_led_description():
 
 
 def test_rgb_station_reports_rgb_leds():
-    from firmware.settings import Settings
+    from firmware.config.settings import Settings
     h = answered(settings=Settings().replace(leds={"kind": "rgb"}))
     assert h.of("cue")[-1]["leds"] == {"rgb": "green blink 4Hz"}   # greet
 
@@ -146,9 +153,10 @@ def test_every_cue_looks_different(table):
 
 
 def test_an_led_list_of_the_wrong_type_is_a_problem_not_a_crash():
-    from firmware.settings import settings_from_dict
-    from firmware.errors import ConfigError
     import pytest
+
+    from firmware.config.settings import settings_from_dict
+    from firmware.errors import ConfigError
     with pytest.raises(ConfigError) as info:
         settings_from_dict({"leds": {"cues": {"hold": {"leds": 5, "pattern": "steady"}}}})
     assert any(p.startswith("leds.cues.hold.leds: expected a list") for p in info.value.problems)

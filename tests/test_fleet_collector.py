@@ -7,12 +7,12 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-
-from firmware.events import EventFactory, to_json
-from firmware.fleet.collector import Collector
-from firmware.fleet.connect import parse_broker_url
-from firmware.fleet.store import open_store
 from fixtures_mqtt import wait_until
+
+from firmware.protocol.envelope import EventFactory, to_json
+from headset_fleet.collector import Collector
+from headset_fleet.connect import parse_broker_url
+from headset_fleet.store import open_store
 
 
 def make_events(n: int, station: str = "st-1") -> list[dict]:
@@ -199,7 +199,7 @@ def test_collect_command_stores_and_stops_on_sigterm(fleet_broker, tmp_path):
     import subprocess
     import sys
     db = f"sqlite:///{tmp_path / 'events.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.fleet.cli", "collect", "--broker", fleet_broker.url,
+    proc = subprocess.Popen([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", fleet_broker.url,
                              "--db", db, "--client-id", "cli-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: "cli-1" in fleet_broker.log(), 10)

@@ -10,12 +10,12 @@ import sys
 import time
 
 import pytest
-
-from firmware.fleet.collector import Collector
-from firmware.fleet.connect import parse_broker_url
-from firmware.fleet.loadgen import call_script, run_loadgen
-from firmware.fleet.store import open_store
 from fixtures_mqtt import wait_until
+
+from headset_fleet.collector import Collector
+from headset_fleet.connect import parse_broker_url
+from headset_fleet.loadgen import call_script, run_loadgen
+from headset_fleet.store import open_store
 
 
 def test_call_script_is_a_plausible_call():
@@ -49,7 +49,7 @@ def test_loadgen_events_all_reach_the_store(fleet_broker, tmp_path, mode, statio
 
 
 def test_add_subcommands_hook():
-    from firmware.fleet.cli import add_subcommands
+    from headset_fleet.cli import add_subcommands
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command"))
     for argv in (["provision", "inv.csv", "--out", "o"], ["monitor", "--broker", "mqtt://h"],
@@ -60,24 +60,24 @@ def test_add_subcommands_hook():
 
 
 def test_headset_station_console_lists_fleet_commands():
-    proc = subprocess.run([sys.executable, "-c", "import sys; from firmware.cli import main; sys.exit(main(['--help']))"],
+    proc = subprocess.run([sys.executable, "-c", "import sys; from firmware.runtime.cli import main; sys.exit(main(['--help']))"],
                           capture_output=True, text=True, timeout=30)
     for name in ("provision", "monitor", "collect", "report", "loadgen"):
         assert name in proc.stdout, proc.stdout
 
 
 def test_bad_broker_url_and_db_url_are_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "collect", "--broker", "http://x", "--db",
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", "http://x", "--db",
                            f"sqlite:///{tmp_path / 'e.db'}", "--duration-s", "0.1"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "not an mqtt://" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "unknown database URL" in proc.stderr
 
 
 @pytest.mark.parametrize("mode", ["direct", "reporter"])
 def test_loadgen_with_provisioned_credentials_through_the_acl(tmp_path, fleet_broker_factory, mode):
-    from firmware.fleet.provision import provision
+    from headset_fleet.provision import provision
     inv = tmp_path / "inv.csv"
     inv.write_text("station_id,site,desk,profile\n" + "".join(
         f"st-{i:02d},site-{i % 2},D{i},hotline-5s\n" for i in range(6)))

@@ -8,11 +8,11 @@ import sys
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hypothesis import given, settings, strategies as st
-
-from firmware.errors import InputError
-from firmware.fleet.monitor import fold, table_rows
+from headset_fleet.errors import FleetInputError
+from headset_fleet.monitor import fold, table_rows
 
 
 def j(obj) -> bytes:
@@ -80,7 +80,7 @@ def test_sorting():
     assert names("hold")[0] == "st-2"
     assert names("faults")[0] == "st-3"
     assert names("status")[-1] == "st-2"
-    with pytest.raises(InputError):
+    with pytest.raises(FleetInputError):
         table_rows(fleet, 1.0, "colour")
 
 
@@ -95,7 +95,7 @@ def test_monitor_json_reads_retained_state_from_a_real_broker(fleet_broker):
     c.publish("hs/bj/st-9/status", j({"status": "offline", "bdSeq": 1}), qos=1, retain=True).wait_for_publish(5)
     c.disconnect()
     c.loop_stop()
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "monitor", "--broker", fleet_broker.url,
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker", fleet_broker.url,
                            "--json", "--sort", "hold", "--wait-s", "0.7"], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -107,7 +107,7 @@ def test_monitor_json_reads_retained_state_from_a_real_broker(fleet_broker):
 
 def test_monitor_unreachable_broker_is_one_line():
     from fixtures_fleet import free_port
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "monitor", "--broker",
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker",
                            f"mqtt://127.0.0.1:{free_port()}", "--json"], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "cannot connect" in proc.stderr, proc.stderr
@@ -115,7 +115,8 @@ def test_monitor_unreachable_broker_is_one_line():
 
 def test_render_builds_a_table():
     from rich.console import Console
-    from firmware.fleet.monitor import render
+
+    from headset_fleet.monitor import render
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/state", j({"call": "c", "on_hold": True, "hold_s": 61, "faults": {"audio": "x"}}), 0.0)
     console = Console(record=True, width=120)

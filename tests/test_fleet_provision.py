@@ -10,12 +10,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-
-from firmware.errors import InventoryError
-from firmware.fleet import credentials as cred
-from firmware.fleet.provision import provision
-from firmware.settings import settings_from_dict
 from fixtures_mqtt import wait_until
+
+from firmware.config.settings import settings_from_dict
+from headset_fleet import credentials as cred
+from headset_fleet.errors import InventoryError
+from headset_fleet.provision import provision
 
 INVENTORY = """station_id,site,desk,profile
 st-001,sh-a,D01,hotline-5s
@@ -113,7 +113,7 @@ def test_client_cert_is_signed_by_fleet_ca(inventory, tmp_path):
 def test_bad_inventory_is_one_line_exit_2(tmp_path, text, message):
     path = tmp_path / "inv.csv"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "provision", str(path), "--out", str(tmp_path / "o")],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "provision", str(path), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -180,9 +180,9 @@ def test_broker_acl_lets_a_station_publish_only_under_its_own_topic(inventory, t
 
 
 def test_collector_user_can_share_subscribe(inventory, tmp_path, fleet_broker_factory):
-    from firmware.fleet.collector import Collector
-    from firmware.fleet.connect import parse_broker_url
-    from firmware.fleet.store import open_store
+    from headset_fleet.collector import Collector
+    from headset_fleet.connect import parse_broker_url
+    from headset_fleet.store import open_store
     out = tmp_path / "out"
     provision(inventory, out)
     broker = fleet_broker_factory(passwd=out / "broker" / "passwd", acl=out / "broker" / "acl")
@@ -206,12 +206,13 @@ def test_provisioned_station_reports_through_its_own_code(inventory, tmp_path, f
     """provision -> Mosquitto with the generated passwd/ACL -> the station's Reporter and outbox,
     configured from its generated station.toml -> the collector as `_collector` -> the store."""
     import json as _json
-    from firmware.events import EventFactory
-    from firmware.fleet.collector import Collector
-    from firmware.fleet.connect import parse_broker_url
-    from firmware.fleet.store import open_store
-    from firmware.outbox import Outbox
-    from firmware.publisher import Reporter
+
+    from firmware.protocol.envelope import EventFactory
+    from firmware.reporting.outbox import Outbox
+    from firmware.reporting.reporter import Reporter
+    from headset_fleet.collector import Collector
+    from headset_fleet.connect import parse_broker_url
+    from headset_fleet.store import open_store
 
     out = tmp_path / "out"
     provision(inventory, out)
@@ -252,9 +253,10 @@ def test_tls_client_certificates_are_the_station_identity(tmp_path, fleet_broker
     and takes the CN as the user, so the ACL applies: st-001's certificate publishes under
     st-001 only. The station side is its own Reporter over mqtts://."""
     from fixtures_fleet import free_port
-    from firmware.events import EventFactory
-    from firmware.outbox import Outbox
-    from firmware.publisher import Reporter
+
+    from firmware.protocol.envelope import EventFactory
+    from firmware.reporting.outbox import Outbox
+    from firmware.reporting.reporter import Reporter
 
     port = free_port()
     inv = tmp_path / "inv.csv"

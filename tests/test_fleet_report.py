@@ -9,9 +9,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from firmware.events import EventFactory
-from firmware.fleet.report import summarize
-from firmware.fleet.store import event_row, open_store
+from firmware.protocol.envelope import EventFactory
+from headset_fleet.report import summarize
+from headset_fleet.store import event_row, open_store
 
 DAY = date(2026, 11, 23)
 EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
@@ -78,7 +78,7 @@ def test_numbers(db):
 
 def test_cli_writes_csv_and_pngs(db, tmp_path):
     out_csv, png = tmp_path / "r" / "day.csv", tmp_path / "png"
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "report", "--db", db, "--day", DAY.isoformat(),
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", db, "--day", DAY.isoformat(),
                            "--csv", str(out_csv), "--png", str(png)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "st-1" in proc.stdout and "st-3" in proc.stdout
@@ -94,14 +94,14 @@ def test_cli_writes_csv_and_pngs(db, tmp_path):
 
 
 def test_bad_day_and_empty_day(db):
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "report", "--db", db, "--day", "23/11/2026"],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", db, "--day", "23/11/2026"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "YYYY-MM-DD" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "report", "--db", db, "--day", "2026-01-01"],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", db, "--day", "2026-01-01"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "no events" in proc.stdout
     missing = db.replace("events.db", "nope/events.db")
-    proc = subprocess.run([sys.executable, "-m", "firmware.fleet.cli", "report", "--db", missing, "--day", "2026-11-23"],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", missing, "--day", "2026-11-23"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "no such database file" in proc.stderr and proc.stderr.count("\n") == 1
 

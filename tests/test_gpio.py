@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from firmware.config.settings import GpioSettings
 from firmware.errors import GpioError
-from firmware.settings import GpioSettings
 from hal.gpio import GpioInputs, make_pin_factory
 
 

@@ -6,12 +6,11 @@ or 50 ms, what a non-realtime thread can promise)."""
 import time
 
 import pytest
-
-from firmware.cues import RGB_TABLE, TOWER_TABLE, CueSpec
-from firmware.settings import LedSettings
-from hal.leds import LedDriver
-
 from fixtures_station import answered
+
+from firmware.config.leds import RGB_TABLE, TOWER_TABLE, CueSpec
+from firmware.config.settings import LedSettings
+from hal.leds import LedDriver
 
 TOWER = LedSettings()          # green 5, amber 6, red 13
 RGB = LedSettings(kind="rgb")  # 16, 20, 21

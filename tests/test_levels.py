@@ -3,13 +3,19 @@
 import numpy as np
 import pytest
 
-from firmware.analysis import ChannelAnalyzer
-from firmware.edges import SpeechEnd
+from firmware.analysis.analyzer import ChannelAnalyzer
+from firmware.analysis.edges import SpeechEnd
+from firmware.analysis.levels import (
+    SILENCE_DBFS,
+    active_level_dbfs,
+    frame_peak_dbfs,
+    frame_power,
+    power_to_dbfs,
+    rms_dbfs,
+)
+from firmware.config.settings import AnalysisSettings
 from firmware.errors import InputError
-from firmware.levels import (SILENCE_DBFS, active_level_dbfs, frame_peak_dbfs, frame_power,
-                             power_to_dbfs, rms_dbfs)
-from firmware.settings import AnalysisSettings
-from hal import speech as sp
+from firmware.sim import speech as sp
 
 RATE = 16000
 
@@ -89,7 +95,7 @@ def test_tone_generator_cadence_and_level():
 def test_wav_round_trip(tmp_path):
     x = sp.speech_track(["vm-intro"], 0, RATE, -25.0)
     path = sp.write(tmp_path / "a.wav", x, RATE)
-    from hal.wav import read_wav
+    from firmware.sim.wav import read_wav
     rate, pcm = read_wav(path)
     assert rate == RATE and np.array_equal(pcm, sp.to_int16(x))
 

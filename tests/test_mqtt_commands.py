@@ -3,12 +3,12 @@
 import json
 
 import pytest
-
-from firmware.commands import MAX_PAYLOAD_BYTES, CommandHandler, load_overrides
-from firmware.errors import StorageError
-from firmware.outbox import Outbox
-from firmware.publisher import Reporter
 from fixtures_mqtt import Collector, station_settings, wait_until
+
+from firmware.errors import StorageError
+from firmware.reporting.commands import MAX_PAYLOAD_BYTES, CommandHandler, load_overrides
+from firmware.reporting.outbox import Outbox
+from firmware.reporting.reporter import Reporter
 
 
 class FakeStation:

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from firmware.events import EventFactory
-from firmware.outbox import Outbox
-from firmware.publisher import Reporter
 from fixtures_mqtt import Collector, free_port, station_settings, wait_until
+
+from firmware.protocol.envelope import EventFactory
+from firmware.reporting.outbox import Outbox
+from firmware.reporting.reporter import Reporter
 
 CHILD = Path(__file__).resolve().parent / "mqtt_station_child.py"
 

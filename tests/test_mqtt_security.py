@@ -8,14 +8,14 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from fixtures_mqtt import Broker, Collector, free_port, make_cert, station_settings, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.brokers import parse_broker
 from firmware.errors import ConfigError
-from firmware.events import EventFactory
-from firmware.outbox import Outbox
-from firmware.publisher import Reporter
-from fixtures_mqtt import Broker, Collector, free_port, make_cert, station_settings, wait_until
+from firmware.protocol.brokers import parse_broker
+from firmware.protocol.envelope import EventFactory
+from firmware.reporting.outbox import Outbox
+from firmware.reporting.reporter import Reporter
 
 ACL_EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "mosquitto" / "acl.example"
 USERS = {"desk-1": "pw-desk-1", "desk-2": "pw-desk-2", "_monitor": "pw-monitor", "_operator": "pw-operator"}

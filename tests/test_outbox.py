@@ -5,11 +5,12 @@ import os
 import threading
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.errors import StorageError
-from firmware.events import EventFactory
-from firmware.outbox import Outbox
+from firmware.protocol.envelope import EventFactory
+from firmware.reporting.outbox import Outbox
 
 
 def crash(box):

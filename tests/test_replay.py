@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hal import demo, speech
-from hal.scenario import load_scenario
+from firmware.sim import demo, speech
+from firmware.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 0.03
 
 
 def replay(*args):
-    proc = subprocess.run([sys.executable, "-m", "firmware.cli", "replay", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "replay", *map(str, args)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]

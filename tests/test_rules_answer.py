@@ -1,7 +1,6 @@
 """answer-rings and greet-in-time (synthetic edges; times exact to 1 ms)."""
 
 import pytest
-
 from fixtures_station import ONSET_S, Harness, answered
 
 

@@ -2,7 +2,6 @@
 last speech; dead_air event with the duration when the gap ends."""
 
 import pytest
-
 from fixtures_station import ONSET_S, answered
 
 TOL_S = 1e-3

@@ -1,7 +1,6 @@
 """hangup-pause, far-end-gone, call-length and calling-hours."""
 
 import pytest
-
 from fixtures_station import Harness, answered
 
 

@@ -1,7 +1,6 @@
 """hold-limit: hold.start/warn/limit/end at exact instants, cues, violation, thanks."""
 
 import pytest
-
 from fixtures_station import answered
 
 TOL_S = 1e-3

@@ -2,7 +2,6 @@
 pause counted from SpeechEnd.end_t (not its detection), early hang-up violations."""
 
 import pytest
-
 from fixtures_station import answered
 
 TOL_S = 1e-3

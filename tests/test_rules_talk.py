@@ -1,7 +1,6 @@
 """no-interrupt (overtalk) and agent-volume (agent.loud)."""
 
 import pytest
-
 from fixtures_station import HANGOVER_S, answered
 
 TOL_S = 1e-3

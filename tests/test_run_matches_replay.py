@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hal import demo
-from hal.scenario import write_scenario
+from firmware.sim import demo
+from firmware.sim.scenario import write_scenario
+
+pytestmark = pytest.mark.integration  # real-time runs, subprocesses or the whole speech corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE_S = 0.15
@@ -37,7 +39,7 @@ def scenario(tmp_path_factory):
 
 
 def cli(*args, timeout=120):
-    proc = subprocess.run([sys.executable, "-m", "firmware.cli", *map(str, args)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

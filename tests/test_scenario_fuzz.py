@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import InputError
-from hal.scenario import load_scenario
+from firmware.sim.scenario import load_scenario
 
 scalars = st.one_of(
     st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),

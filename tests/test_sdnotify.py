@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from firmware.liveness import Heartbeat, WatchdogPinger
-from firmware.sdnotify import SdNotify
+from firmware.runtime.liveness import Heartbeat, WatchdogPinger
+from firmware.runtime.sdnotify import SdNotify
 
 
 @pytest.fixture

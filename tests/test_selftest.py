@@ -1,8 +1,8 @@
 """selftest in simulate / non-interactive mode: one line per part, non-zero exit on failure."""
 
 
-from firmware.selftest import run_selftest
-from firmware.settings import Settings
+from firmware.config.settings import Settings
+from firmware.tech.selftest import run_selftest
 
 
 def run(settings, **kw):

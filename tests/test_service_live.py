@@ -7,11 +7,14 @@ in test_service_signals.py) with a notifier that records what it would tell syst
 import threading
 import time
 
-
-from firmware.service import Service
-from firmware.settings import Settings
+import pytest
 from fixtures_pulse import speech_wav
-from hal.scenario import load_scenario
+
+from firmware.config.settings import Settings
+from firmware.runtime.service import Service
+from firmware.sim.scenario import load_scenario
+
+pytestmark = pytest.mark.integration  # real-time runs, subprocesses or the whole speech corpus
 
 
 class Recorder:
@@ -156,7 +159,7 @@ hook = "on"
 """)
     rec = Recorder()
     scenario = load_scenario(tmp_path / "s.toml")
-    from firmware.wiring import simulated_settings
+    from firmware.runtime.wiring import simulated_settings
     settings = simulated_settings(settings_for(), scenario)
     svc = Service(settings, simulate=True, scenario=scenario, notifier=rec, printer=rec, install_signals=False)
     svc.setup()

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # real-time runs, subprocesses or the whole speech corpus
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = """
 import json, sys
-from firmware.service import run_service
-from firmware.settings import load_settings
+from firmware.runtime.service import run_service
+from firmware.config.settings import load_settings
 printer = lambda e: print(json.dumps(e), flush=True)
 sys.exit(run_service(load_settings(sys.argv[1]), simulate=True, printer=printer))
 """

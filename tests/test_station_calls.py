@@ -3,7 +3,6 @@ summaries, line and far-end events, odd input sequences. Synthetic edges on a vi
 clock: times are exact to 1 ms."""
 
 import pytest
-
 from fixtures_station import Harness, answered
 
 TOL_S = 1e-3

@@ -13,12 +13,12 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from firmware.levels import frame_power, power_to_dbfs
-from firmware.profiles import load_profile
-from firmware.replay import replay
-from firmware.settings import Settings
-from hal import speech as sp
-from hal.scenario import Scenario
+from firmware.analysis.levels import frame_power, power_to_dbfs
+from firmware.config.profiles import load_profile
+from firmware.config.settings import Settings
+from firmware.runtime.replay import replay
+from firmware.sim import speech as sp
+from firmware.sim.scenario import Scenario
 
 sp.prompts_dir()  # the prompts are a test dependency: fail loudly (InputError) if missing
 

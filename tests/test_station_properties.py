@@ -3,12 +3,11 @@ both channels never crash the station and keep its invariants (one call.end per
 call.start, durations non-negative and consistent, no cue after the call, seq strictly
 increasing, t non-decreasing)."""
 
+from fixtures_station import HANGOVER_S, ONSET_S, Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
-
-from fixtures_station import HANGOVER_S, ONSET_S, Harness
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
 
 PROFILES = ("hotline-5s", "service-2s", "outbound-10086", "return-visit")
 

@@ -48,7 +48,7 @@ def test_example_station_config_is_valid_and_lists_every_key():
     import dataclasses
     import tomllib
 
-    from firmware.settings import SECTIONS, load_settings
+    from firmware.config.settings import SECTIONS, load_settings
     path = UNIT.parent.parent / "config" / "station.example.toml"
     load_settings(path)
     data = tomllib.loads(path.read_text())

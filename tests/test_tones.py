@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
 from fixtures_corpus import analyse, scenario
-from firmware.edges import SpeechStart, ToneDetected
-from firmware.settings import AnalysisSettings
-from firmware.tones import CONFIRM_CYCLES, TONE_PLANS, ToneDetector
-from hal import speech as sp
+
+from firmware.analysis.edges import SpeechStart, ToneDetected
+from firmware.analysis.tones import CONFIRM_CYCLES, TONE_PLANS, ToneDetector
+from firmware.config.settings import AnalysisSettings
+from firmware.sim import speech as sp
 
 CASES = [(plan, cad) for plan, tp in TONE_PLANS.items() for cad in tp.cadences]
 
@@ -102,5 +102,5 @@ def test_fast_tone_test_matches_the_share():
         frames = np.stack([3000 * tone + rng.normal(0, s, n) for s in (0, 300, 1000, 2000, 4000, 8000)] +
                           [rng.normal(0, 1, n), np.zeros(n)]).astype(np.float32)
         energy = np.einsum("ij,ij->i", frames, frames)
-        from firmware.tones import TONE_SHARE
+        from firmware.analysis.tones import TONE_SHARE
         assert np.array_equal(det.tone_on(frames, energy / n), det.tone_share(frames, energy) >= TONE_SHARE)

@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 import webrtcvad
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from fixtures_corpus import analyse, f1, predicted_frames, scenario
-from firmware.analysis import ChannelAnalyzer
-from firmware.edges import LineChange, SpeechEnd, SpeechStart
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware.analysis.analyzer import ChannelAnalyzer
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart
+from firmware.analysis.levels import rms_dbfs
+from firmware.analysis.vad import Decimator, Smoother, vad_rate_for
+from firmware.config.settings import AnalysisSettings
 from firmware.errors import AudioFormatError
-from firmware.levels import rms_dbfs
-from firmware.settings import AnalysisSettings
-from firmware.vad import Decimator, Smoother, vad_rate_for
-from hal import speech as sp
+from firmware.sim import speech as sp
 
 
 @pytest.mark.parametrize("factor", [2, 3])

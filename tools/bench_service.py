@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fixtures_pulse import PulseDaemon, SPEECH_DIR  # noqa: E402
+from fixtures_pulse import SPEECH_DIR, PulseDaemon  # noqa: E402
 
 
 def main(seconds: float = 40.0, buffer_ms: int = 60) -> None:
-    from firmware.service import Service
-    from firmware.settings import Settings
+    from firmware.config.settings import Settings
+    from firmware.runtime.service import Service
     work = Path(tempfile.mkdtemp(prefix="hs-bench-"))
     pulse = PulseDaemon(work)
     os.environ.update(pulse.env)

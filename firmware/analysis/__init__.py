@@ -1,0 +1,6 @@
+"""Per-channel audio analysis: WebRTC VAD with smoothing (`vad`), levels and the noise floor
+(`levels`), the line condition (`linestate`), call-progress tones (`tones`), all put together
+by `analyzer.ChannelAnalyzer`, which turns audio blocks into sparse `edges`. `measure` gives
+a recording's figures for selftest and calibrate. The first stage of the pipeline: it knows
+nothing of calls, rules or the network.
+"""

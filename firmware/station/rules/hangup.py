@@ -1,0 +1,52 @@
+"""`hangup-pause` and `far-end-gone`: how a call ends (SPEC section 2; seeds 000 #33-34,
+001 注意:等待客户挂电话后再挂电话, 003 第二十三条(三) and 附件 突然掉线)."""
+
+from __future__ import annotations
+
+from firmware.station.call import CONVERSATION, ON_HOLD
+from firmware.station.rules.base import Rule
+
+
+def _script_done(ctx) -> bool:
+    """A script reached its hang-up step: the standard's own procedure allows hanging up."""
+    return bool(ctx.script and ctx.script["final"])
+
+
+class HangupPause(Rule):
+    """Hook on less than hangup_pause_s after the last speech on either channel, unless the
+    far end already hung up; profiles with wait_customer_hangup also require that, unless
+    a script's hang-up step was reached."""
+
+    id = "hangup-pause"
+
+    def hook_on(self, t: float, call) -> None:
+        ctx = self.ctx
+        if call.farend_gone or call.mid_call:
+            return
+        # On a noisy line the customer's VAD "speech" is mostly noise: count the agent's only.
+        channels = ("tx",) if ctx.line_state["rx"] == "noisy" else ("tx", "rx")
+        if any(ctx.speaking[ch] for ch in channels):
+            last_t = t
+        else:
+            last_t = call.last_speech_end_t(channels)
+        if last_t is None:
+            return  # nothing was said: there was no goodbye to pause after
+        gap_s = t - last_t
+        pause_s = ctx.profile.hangup_pause_s
+        if gap_s < pause_s:
+            ctx.violation(self.id, t, f"hung up {gap_s:.1f} s after the last speech (at least {pause_s:g} s)")
+        elif ctx.profile.wait_customer_hangup and call.spoken["rx"] and not _script_done(ctx):
+            ctx.violation(self.id, t, "hung up before the customer did")
+
+
+class FarEndGone(Rule):
+    """Call-progress tone on rx during the conversation (or a hold): the call was cut off
+    before it was wrapped up, so the agent must call back at once with an apology. Audio
+    cannot tell a goodbye from a cut-off, so only a call already closing (the script's
+    hang-up step reached) or still unanswered by voice is exempt."""
+
+    id = "far-end-gone"
+
+    def farend_gone(self, t: float, tone: str) -> None:
+        if self.ctx.call.phase in (CONVERSATION, ON_HOLD):
+            self.ctx.cue(t, "call_back")

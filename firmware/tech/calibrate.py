@@ -1,0 +1,128 @@
+"""`headset-station calibrate`: per-channel gain and the noise threshold, measured at the desk.
+
+Two recordings of `seconds` each: first quiet (no call, nobody speaking) for each
+channel's noise floor, then the test phrase (the agent reads it into the microphone
+while a test call plays the same phrase on the line). The proposal:
+
+- `audio.tx_gain_db` / `audio.rx_gain_db`: bring the channel's active speech level to
+  -26 dBFS (the ITU-T P.56 nominal level the profile thresholds assume), limited so the
+  loudest peak stays below -1 dBFS; a channel without speech keeps its gain.
+- `profile.noise_dbfs`: raised to 10 dB above the customer line's own idle floor (after
+  gain) when the default would call an idle line "noisy"; never lowered.
+
+It is written into the station config on confirmation, editing only those keys.
+Run it with the service stopped (the sound card is not shared).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from firmware.analysis.measure import measure
+from firmware.config.edit import set_keys, write_atomic
+from firmware.config.profiles import load_profile
+from firmware.config.settings import Settings, settings_from_dict
+from firmware.errors import ConfigError, StationError
+from firmware.runtime.sources import open_source
+from hal.audio import record
+
+TARGET_SPEECH_DBFS = -26.0
+PEAK_LIMIT_DBFS = -1.0
+GAIN_RANGE_DB = (-20.0, 30.0)
+NOISE_MARGIN_DB = 10.0
+MIN_SPEECH_SHARE = 0.1
+PHRASE = "Hello, thank you for calling. How can I help you today? / 您好，很高兴为您服务。"
+
+
+def _round_half(x: float) -> float:
+    return round(x * 2) / 2
+
+
+def propose(settings: Settings, profile, quiet: dict, speech: dict) -> tuple[dict, list[str]]:
+    """({(section, key): value}, explanation lines) from ChannelReports per channel."""
+    a = settings.audio
+    updates, notes = {}, []
+    gains = {"tx": a.tx_gain_db, "rx": a.rx_gain_db}
+    for ch in ("tx", "rx"):
+        r = speech.get(ch)
+        if r is None:
+            continue
+        if r.speech_share < MIN_SPEECH_SHARE:
+            notes.append(f"{ch}: no test phrase heard (speech {r.speech_share:.0%}); gain stays {gains[ch]:+.1f} dB")
+            continue
+        gain = TARGET_SPEECH_DBFS - r.speech_dbfs
+        gain = min(gain, PEAK_LIMIT_DBFS - r.peak_dbfs)
+        gain = _round_half(max(GAIN_RANGE_DB[0], min(GAIN_RANGE_DB[1], gain)))
+        gains[ch] = gain
+        updates[("audio", f"{ch}_gain_db")] = gain
+        notes.append(f"{ch}: speech at {r.speech_dbfs:.1f} dBFS, peak {r.peak_dbfs:.1f} dBFS -> gain {gain:+.1f} dB "
+                     f"(target {TARGET_SPEECH_DBFS:g} dBFS)")
+    rq = quiet.get("rx")
+    if rq is not None:
+        floor = rq.noise_dbfs + gains["rx"]
+        wanted = round(floor + NOISE_MARGIN_DB, 1)
+        if wanted > profile.noise_dbfs:
+            updates[("profile", "noise_dbfs")] = min(wanted, -20.0)
+            notes.append(f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} -> "
+                         f"{min(wanted, -20.0):g} dBFS so an idle line is not 'noisy'")
+        else:
+            notes.append(f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} dBFS kept")
+    return updates, notes
+
+
+def _record_both(settings: Settings, seconds: float) -> dict:
+
+    tx, rx = record(open_source(settings.audio), seconds)
+    agg = settings.analysis.vad_aggressiveness
+    return {ch: measure(x, settings.audio.rate_hz, agg) for ch, x in (("tx", tx), ("rx", rx)) if x is not None}
+
+
+def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assume_yes: bool = False,
+                  out=print, ask=input, recorder=None) -> int:
+    recorder = recorder or _record_both
+    profile = load_profile(settings.station.profile, settings.profile)
+    try:
+        out(f"1/2 Quiet, please: measuring the noise floor for {seconds:g} s ...")
+        quiet = recorder(settings, seconds)
+        for ch, r in quiet.items():
+            out(f"    {ch}: {r.line()}")
+        if not assume_yes:
+            ask("2/2 Press Enter, then read the test phrase (and play it on the line): ")
+        out(f"2/2 Recording the test phrase for {seconds:g} s: \"{PHRASE}\"")
+        speech = recorder(settings, seconds)
+        for ch, r in speech.items():
+            out(f"    {ch}: {r.line()}")
+    except StationError as exc:
+        out(f"calibrate: {exc}")
+        return exc.exit_code
+    updates, notes = propose(settings, profile, quiet, speech)
+    for note in notes:
+        out(f"    {note}")
+    if not updates:
+        out("calibrate: nothing to change")
+        return 0
+    lines = [f"[{s}] {k} = {v}" for (s, k), v in updates.items()]
+    out("Proposed: " + "; ".join(lines))
+    if not config_path:
+        out("calibrate: no --config given; add the keys above to the station config")
+        return 0
+    path = Path(config_path)
+    if not assume_yes:
+        answer = ask(f"Write them to {path}? [y/N] ").strip().lower()
+        if not answer.startswith("y"):
+            out("calibrate: nothing written")
+            return 0
+    try:
+        text = set_keys(path.read_text(encoding="utf-8") if path.exists() else "", updates)
+        import tomllib
+        settings_from_dict(tomllib.loads(text), str(path))  # the result must still be a valid config
+        write_atomic(path, text)
+    except ConfigError as exc:
+        out(f"calibrate: refusing to write: {exc}")
+        return exc.exit_code
+    except OSError as exc:
+        out(f"calibrate: cannot write {path}: {exc.strerror}")
+        return 1
+    out(f"calibrate: wrote {len(updates)} key(s) to {path} (previous version in {path.name}.bak); "
+        "restart the service to use them")
+    return 0

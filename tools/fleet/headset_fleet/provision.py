@@ -1,0 +1,244 @@
+"""Provisioning: a fleet inventory CSV -> per-station config and credentials, broker files.
+
+Inventory columns: `station_id, site, desk, profile`, optional `broker`. Output under --out:
+
+    stations/<id>/station.toml      [station] + [mqtt], validated with settings_from_dict
+    stations/<id>/mqtt-password     generated once, then kept (mode 0600)
+    stations/<id>/{ca.crt,client.crt,client.key}   with --ca-dir (fleet CA, created if absent)
+    broker/passwd  broker/acl       Mosquitto password file and ACL for every station
+    broker/<service>-password       credentials of the collector and the monitor
+    broker/{server.crt,server.key,ca.crt}  with --ca-dir and mqtts:// brokers: for the hosts named
+
+With --boot-partition MOUNT (and --station ID when the inventory has several rows) the
+station's files also go to MOUNT/headset-station/ with an install.sh that, run once as root
+on first boot, moves them to /etc/headset-station/. Files are rewritten only when their content changes, so a second run
+changes nothing and a changed row changes only that station's files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.config.profiles import profile_names
+from firmware.config.settings import settings_from_dict
+from firmware.errors import ConfigError
+from firmware.protocol.brokers import parse_broker
+from headset_fleet import credentials as cred
+from headset_fleet.errors import FleetStorageError, InventoryError
+
+REQUIRED = ("station_id", "site", "desk", "profile")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # no MQTT wildcards, '/', spaces or '$'
+ETC_DIR = "/etc/headset-station"
+STATE_DIR = "/var/lib/headset-station"
+DEFAULT_BROKER = "mqtts://mqtt.fleet.internal:8883"
+INSTALL_SH = """#!/bin/sh
+# Install this station's provisioning files into /etc/headset-station (root, once, on first
+# boot: e.g. from Raspberry Pi OS firstrun.sh / cloud-init runcmd, or by hand over ssh).
+# Secrets become mode 0600, owned by the service user `headset` (systemd/headset-station.service).
+set -eu
+src="$(cd "$(dirname "$0")" && pwd)"
+install -d -m 0750 -g headset /etc/headset-station
+for f in station.toml ca.crt client.crt; do
+  [ -f "$src/$f" ] && install -m 0644 "$src/$f" "/etc/headset-station/$f"
+done
+for f in mqtt-password client.key; do
+  [ -f "$src/$f" ] && install -m 0600 -o headset -g headset "$src/$f" "/etc/headset-station/$f"
+done
+rm -f "$src/mqtt-password" "$src/client.key"  # the FAT boot partition is readable by anyone
+echo "headset-station: provisioning installed in /etc/headset-station"
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    station: str
+    site: str
+    desk: str
+    profile: str
+    broker: str
+
+
+def read_inventory(path: Path, default_broker: str = DEFAULT_BROKER) -> list[Row]:
+    """Parse and check the inventory; raise InventoryError 'file:line: problem' on the first error."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read: {exc.strerror}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InventoryError(f"{path}:1: missing column {', '.join(missing)} (need {', '.join(REQUIRED)}[, broker])")
+    profiles = set(profile_names())
+    rows, seen = [], {}
+    for raw in reader:
+        rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if not any(rec.values()):
+            continue
+        where = f"{path}:{reader.line_num}"
+        sid, site = rec["station_id"], rec["site"]
+        for col, value in (("station_id", sid), ("site", site)):
+            if not ID_RE.match(value):
+                raise InventoryError(f"{where}: bad {col} {value!r}: use letters, digits, '.', '_', '-' "
+                                     "(no '/', '+', '#', spaces; 1-64 chars, not starting with a symbol)")
+        if sid in seen:
+            raise InventoryError(f"{where}: duplicate station_id {sid!r} (first at line {seen[sid]})")
+        seen[sid] = reader.line_num
+        if rec["profile"] not in profiles:
+            raise InventoryError(f"{where}: unknown profile {rec['profile']!r} (known: {', '.join(sorted(profiles))})")
+        broker = rec.get("broker") or default_broker
+        try:
+            parse_broker(broker)
+        except ConfigError:
+            raise InventoryError(f"{where}: broker {broker!r} is not an mqtt:// or mqtts:// URL") from None
+        rows.append(Row(reader.line_num, sid, site, rec["desk"], rec["profile"], broker))
+    if not rows:
+        raise InventoryError(f"{path}: no stations")
+    return rows
+
+
+def toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def station_toml(row: Row, inventory_name: str, tls_certs: bool) -> str:
+    """The station's config file; checked with settings_from_dict before it is written."""
+    import tomllib
+
+    lines = [
+        f"# Generated by `headset-station provision` from {inventory_name} line {row.line}.",
+        "# Edit the inventory and provision again rather than editing this file.",
+        f"# desk: {row.desk}",
+        "[station]",
+        f"id = {toml_str(row.station)}",
+        f"site = {toml_str(row.site)}",
+        f"profile = {toml_str(row.profile)}",
+        f"state_dir = {toml_str(STATE_DIR)}",
+        "",
+        "[mqtt]",
+        f"brokers = [{toml_str(row.broker)}]",
+        f"client_id = {toml_str(f'hs-{row.site}-{row.station}')}",
+        f"username = {toml_str(row.station)}",
+        f"password_file = {toml_str(ETC_DIR + '/mqtt-password')}",
+    ]
+    if tls_certs or row.broker.startswith("mqtts://"):
+        lines.append(f"ca_file = {toml_str(ETC_DIR + '/ca.crt')}" if tls_certs else 'ca_file = ""')
+    if tls_certs:
+        lines += [f"cert_file = {toml_str(ETC_DIR + '/client.crt')}", f"key_file = {toml_str(ETC_DIR + '/client.key')}"]
+    text = "\n".join(lines) + "\n"
+    settings_from_dict(tomllib.loads(text), f"{inventory_name}:{row.line}")
+    return text
+
+
+class Writer:
+    """Writes files only when their bytes differ and records what changed."""
+
+    def __init__(self):
+        self.changed: list[str] = []
+        self.notes: list[str] = []
+        self.unchanged = 0
+
+    def write(self, path: Path, data: bytes | str, mode: int = 0o644) -> None:
+        data = data.encode() if isinstance(data, str) else data
+        if path.exists() and path.read_bytes() == data:
+            self.unchanged += 1
+            if (path.stat().st_mode & 0o777) != mode:
+                _chmod(path, mode)
+            return
+        existed = path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            _chmod(tmp, mode)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise FleetStorageError(f"{path}: cannot write: {exc.strerror}") from None
+        self.changed.append(("updated " if existed else "created ") + str(path))
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        os.chmod(path, mode)
+    except OSError:  # a FAT boot partition has no modes; the first boot sets them
+        pass
+
+
+def _kept_cert(key_path: Path, crt_path: Path, name: str, ca, hosts: list[str] | None = None) -> tuple[bytes, bytes]:
+    """The existing key and certificate while still good for `name` (and `hosts`), else new ones."""
+    if key_path.exists() and crt_path.exists() and cred.cert_ok(crt_path.read_bytes(), name, ca[1], hosts):
+        return key_path.read_bytes(), crt_path.read_bytes()
+    return cred.issue_cert(name, ca[0], ca[1], hosts)
+
+
+def _kept_secret(path: Path) -> str:
+    return path.read_text().strip() if path.exists() and path.read_text().strip() else cred.new_password()
+
+
+def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_partition: Path | None = None,
+              station: str | None = None, default_broker: str = DEFAULT_BROKER) -> Writer:
+    """Do the whole job; returns the Writer whose `changed` lists every file written."""
+    rows = read_inventory(inventory, default_broker)
+    if boot_partition is not None:
+        if not boot_partition.is_dir():
+            raise InventoryError(f"{boot_partition}: boot partition is not a mounted directory")
+        if station is None and len(rows) > 1:
+            raise InventoryError(f"{inventory}: {len(rows)} stations; name the one for this boot partition with --station")
+        chosen = [r for r in rows if station in (None, r.station)]
+        if not chosen:
+            raise InventoryError(f"{inventory}: no station {station!r}")
+    w = Writer()
+    if ca_dir is not None and not (ca_dir / "ca.crt").exists():
+        w.changed.append(f"created fleet CA {ca_dir / 'ca.crt'} (keep {ca_dir / 'ca.key'} secret)")
+    try:
+        ca = cred.load_or_create_ca(ca_dir) if ca_dir else None
+    except (OSError, ValueError) as exc:
+        raise FleetStorageError(f"{ca_dir}: cannot load or create the fleet CA: {exc}") from None
+    existing = cred.read_passwd(out / "broker" / "passwd")
+    entries = []
+    for svc in (cred.COLLECTOR_USER, cred.MONITOR_USER):
+        secret_path = out / "broker" / f"{svc.lstrip('_')}-password"
+        password = _kept_secret(secret_path)
+        w.write(secret_path, password + "\n", 0o600)
+        entries.append(cred.passwd_entry(svc, password, existing))
+    files_by_station = {}
+    for row in rows:
+        sdir = out / "stations" / row.station
+        password = _kept_secret(sdir / "mqtt-password")
+        files = {"station.toml": (station_toml(row, inventory.name, ca is not None).encode(), 0o644),
+                 "mqtt-password": ((password + "\n").encode(), 0o600)}
+        if ca is not None:
+            key_pem, crt_pem = _kept_cert(sdir / "client.key", sdir / "client.crt", row.station, ca)
+            files["ca.crt"] = ((ca_dir / "ca.crt").read_bytes(), 0o644)
+            files["client.crt"] = (crt_pem, 0o644)
+            files["client.key"] = (key_pem, 0o600)
+        for name, (data, mode) in files.items():
+            w.write(sdir / name, data, mode)
+        files_by_station[row.station] = files
+        entries.append(cred.passwd_entry(row.station, password, existing))
+    if ca is not None:  # the broker's server certificate, for every host the inventory names
+        hosts = sorted({host for tls, host, _ in (parse_broker(r.broker) for r in rows) if tls})
+        if hosts:
+            key_pem, crt_pem = _kept_cert(out / "broker" / "server.key", out / "broker" / "server.crt", hosts[0], ca, hosts)
+            w.write(out / "broker" / "server.key", key_pem, 0o600)
+            w.write(out / "broker" / "server.crt", crt_pem, 0o644)
+            w.write(out / "broker" / "ca.crt", (ca_dir / "ca.crt").read_bytes(), 0o644)
+    w.write(out / "broker" / "passwd", "\n".join(entries) + "\n", 0o600)
+    w.write(out / "broker" / "acl", cred.acl_text([(r.site, r.station) for r in rows]), 0o644)
+    known = {r.station for r in rows}
+    for sdir in sorted((out / "stations").iterdir()):
+        if sdir.is_dir() and sdir.name not in known:
+            w.notes.append(f"note: {sdir} is not in the inventory any more; its broker login and ACL were removed")
+    if boot_partition is not None:
+        for row in chosen:
+            for name, (data, mode) in files_by_station[row.station].items():
+                w.write(boot_partition / "headset-station" / name, data, mode)
+            w.write(boot_partition / "headset-station" / "install.sh", INSTALL_SH, 0o755)
+    return w
