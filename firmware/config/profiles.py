@@ -1,7 +1,7 @@
 """Service profiles: the timings and scripted prompts of one call-centre standard.
 
 A profile is a TOML file shipped in `firmware/config/profiles/` (package data) (or any path) that cites the standard it
-comes from. Keys not in the file take the defaults of SPEC section 3; a station's
+comes from. Keys not in the file take the defaults of the README's profile table; a station's
 `[profile]` table overrides any timing key.
 """
 

@@ -1,4 +1,4 @@
-"""Station events: the JSON objects of SPEC section 5, made with `seq`, `id`, `t` and `ts`.
+"""Station events: the JSON objects of the README's event contract, made with `seq`, `id`, `t` and `ts`.
 
 `EventFactory.make` is the only place events are built, so every sink (stdout, outbox,
 MQTT, the LED driver's cue log) sees the same object. `t` is the station clock (seconds

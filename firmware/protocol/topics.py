@@ -1,4 +1,4 @@
-"""MQTT topic names of one station (SPEC section 5, "MQTT").
+"""MQTT topic names of one station (the README's event contract, "MQTT").
 
 Every topic lives under `hs/<site>/<station>/`, so a broker ACL can give each station
 exactly its own subtree (config/mosquitto/acl.example):

@@ -1,4 +1,4 @@
-"""Scenario files (SPEC section 5): recorded audio per channel plus timed GPIO input edges.
+"""Scenario files (the README's event contract): recorded audio per channel plus timed GPIO input edges.
 
 `load_scenario` validates everything before anything runs and raises a `ScenarioError`
 (or an `InputError`/`AudioFormatError` for the audio) whose one-line message names the

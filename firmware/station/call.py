@@ -63,7 +63,7 @@ class Call:
         return max((self.last_end_t[ch] for ch in channels if self.last_end_t[ch] is not None), default=None)
 
     def summary(self, end_t: float) -> dict:
-        """The `call.end` fields (SPEC section 5)."""
+        """The `call.end` fields (the README's event contract)."""
         duration_s = max(0.0, end_t - self.start_t)
         return {
             "duration_s": round(duration_s, 3),

@@ -1,4 +1,4 @@
-"""The service rules of SPEC section 2, one small unit each, driven by the station.
+"""The service rules of the README's service rules, one small unit each, driven by the station.
 
 A rule reads its parameters from `ctx.profile` when it needs them (so `apply_profile`
 takes effect without a restart) and talks to the station only through the context:

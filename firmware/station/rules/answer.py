@@ -1,5 +1,5 @@
-"""`answer-rings` and `greet-in-time`: how the call was picked up (SPEC section 2;
-seeds 003 第二十条(一) and 附件 问候客户, 000 #15)."""
+"""`answer-rings` and `greet-in-time`: how the call was picked up (the README's service rules;
+[003] 第二十条(一) and 附件 问候客户, 000 #15)."""
 
 from __future__ import annotations
 

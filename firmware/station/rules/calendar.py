@@ -1,5 +1,5 @@
 """`call-length` and `calling-hours`: return visits stay within max_call_s and are made only
-in the profile's calling windows (SPEC section 2; seed 001 二 and 电话回访的礼仪 4)."""
+in the profile's calling windows (the README's service rules; [001] 二 and 电话回访的礼仪 4)."""
 
 from __future__ import annotations
 

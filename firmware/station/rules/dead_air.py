@@ -1,6 +1,6 @@
 """`dead-air`: both channels silent, not on hold, after the customer has spoken; announce
 the wait at dead_air_s ("请稍等,我正在帮您…"), a system delay at dead_air_busy_s ("系统忙")
-(SPEC section 2; seed 002 四(二)1-2). The gap runs from the true end of the customer's
+(the README's service rules; [002] 四(二)1-2). The gap runs from the true end of the customer's
 utterance (or the end of a hold) while the agent is silent; silence after the agent's own
 words is the customer's turn, not a wait. It is reported as a `dead_air` event
 with its duration when it ends, if it lasted at least dead_air_s. Not counted while a

@@ -1,4 +1,4 @@
-"""`hangup-pause` and `far-end-gone`: how a call ends (SPEC section 2; seeds 000 #33-34,
+"""`hangup-pause` and `far-end-gone`: how a call ends (the README's service rules; [000] #33-34,
 001 注意:等待客户挂电话后再挂电话, 003 第二十三条(三) and 附件 突然掉线)."""
 
 from __future__ import annotations

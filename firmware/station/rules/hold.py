@@ -1,5 +1,5 @@
 """`hold-limit`: mute on = hold; warn at hold_warn_s, limit (and violation) at hold_limit_s,
-thank the customer on unmute (SPEC section 2; seeds 003 第二十一条(三), 000 #21)."""
+thank the customer on unmute (the README's service rules; [003] 第二十一条(三), 000 #21)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`no-interrupt`: the agent must not cut in while the customer is talking (SPEC section 2;
-seeds 003 第二十一条(一)(五), 001 忌与用户抢话).
+"""`no-interrupt`: the agent must not cut in while the customer is talking (the README's service rules;
+[003] 第二十一条(一)(五), 001 忌与用户抢话).
 
 A `tx` onset while `rx` speech has been running for at least overtalk_min_s is a cut-in
 only if the customer was still talking when the agent started: the customer's speech end

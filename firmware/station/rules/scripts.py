@@ -1,4 +1,4 @@
-"""The scripted rules `silent-call`, `low-volume` and `noisy-line` (SPEC section 2; seeds
+"""The scripted rules `silent-call`, `low-volume` and `noisy-line` (the README's service rules; standards
 000 #3-6, 002 四(四)1-3, 003 附件 无声电话 / 客户声音无法听清, 004).
 
 One script runs at a time (a line script replaces silent-call, noisy-line replaces

@@ -1,5 +1,5 @@
-"""`agent-volume`: keep your own volume constant, don't raise your voice (SPEC section 2;
-seeds 000 #5, 003 客户声音无法听清, 001 忌提高音量).
+"""`agent-volume`: keep your own volume constant, don't raise your voice (the README's service rules;
+[000] #5, 003 客户声音无法听清, 001 忌提高音量).
 
 The baseline is the duration-weighted mean active level of the agent's earlier utterances
 in this call (loud ones excluded, so one outburst does not move it); an utterance more

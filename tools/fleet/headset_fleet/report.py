@@ -3,7 +3,7 @@
 `summarize(events, hold_limit_s)` is pure: it counts calls (`call.start`), answer rings
 (`call.start.rings`, late = more than 3), holds (`hold.start`; durations from `hold.end`,
 compared with the 60 s limit), dead air (`dead_air` count and seconds), overtalk and
-`rule.violation` per rule id (SPEC section 2). Days are UTC days of the event `ts`.
+`rule.violation` per rule id (the README's service rules). Days are UTC days of the event `ts`.
 """
 
 from __future__ import annotations
