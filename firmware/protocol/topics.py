@@ -8,7 +8,7 @@ exactly its own subtree (config/mosquitto/acl.example):
 | `event`             | out       | 1   | no       | one event (firmware.events.to_json)       |
 | `state`             | out       | 1   | yes      | current call/hold/cue/line state           |
 | `status`            | out       | 1   | yes      | birth/death record, see below; Last Will  |
-| `telemetry`         | out       | 1   | no       | levels, VAD activity, CPU, outbox depth   |
+| `telemetry`         | out       | 1   | no       | audio health, outbox depth, faults      |
 | `cmd/<name>`        | in        | 1   | no       | a command (firmware.commands)             |
 | `cmd/<name>/reply`  | out       | 1   | no       | `{"ok": ..., "error": ...}`               |
 

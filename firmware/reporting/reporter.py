@@ -72,7 +72,7 @@ class Reporter:
         self.topics = Topics(settings.station.site, settings.station.id)
         self.on_command = on_command.handle if hasattr(on_command, "handle") else on_command
         self.on_fault = on_fault  # (component, detail, cleared) -> None; the station emits the events
-        self.telemetry = telemetry  # () -> dict of levels/VAD activity, sampled every mqtt.telemetry_s
+        self.telemetry = telemetry  # () -> dict of the service's audio health, sampled every mqtt.telemetry_s
         if outbox.on_fault is None:
             outbox.on_fault = lambda component, detail, cleared: self._fault(detail, cleared, component)
         self.boot_id = uuid.uuid4().hex
