@@ -14,6 +14,7 @@ import sys
 
 from firmware import __version__
 from firmware.errors import ConfigError, InputError, StationError
+from firmware.protocol import command_client
 from firmware.protocol.envelope import to_json
 
 PROG = "headset-station"
@@ -168,6 +169,10 @@ def cmd_calibrate(args) -> int:
     return run_calibrate(load_station_settings(args), args.config, seconds=args.seconds, assume_yes=args.yes)
 
 
+def cmd_command(args) -> int:
+    return command_client.run(args)
+
+
 FLEET_COMMANDS = ("provision", "monitor", "collect", "report", "loadgen", "board")
 
 
@@ -218,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--yes", action="store_true", help="write the proposal without asking")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("command", help="send a command to a station over MQTT and print its reply")
+    command_client.add_arguments(p)
+    p.set_defaults(func=cmd_command)
 
     for name in FLEET_COMMANDS:
         p = sub.add_parser(name, add_help=False, help=argparse.SUPPRESS)
