@@ -152,6 +152,12 @@ def test_subcommand_without_its_dependency_names_what_to_install(tmp_path, inven
     one_line_error(proc, 2, "provision needs cryptography", "pip install")
 
 
+@pytest.mark.parametrize("name", ["provision", "collect", "monitor", "report", "loadgen"])
+def test_old_spelling_on_the_station_cli_points_to_headset_fleet(name):
+    proc = run([sys.executable, "-m", "firmware.runtime.cli", name, "--broker", "mqtt://x"])
+    one_line_error(proc, 2, f"headset-fleet {name}")
+
+
 def test_password_comes_from_file_env_or_url_and_a_loose_file_is_refused(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("from-file\n")

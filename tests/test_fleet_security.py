@@ -106,7 +106,7 @@ def test_no_station_can_take_another_stations_or_a_collectors_session(tmp_path, 
     port = free_port()
     out = tmp_path / "out"
     provision(write_inventory(tmp_path / "inv.csv", port), out, collectors=["c1"])
-    provisioned_broker(out, port)
+    broker = provisioned_broker(out, port)
     pw_a, pw_b = secret(out, "st-a"), secret(out, "st-b")
     monitor = Client(port, "_monitor", secret(out, "_monitor"), "mon", subscribe="hs/#")
 
@@ -140,12 +140,14 @@ def test_no_station_can_take_another_stations_or_a_collectors_session(tmp_path, 
             thief = Client(port, "st-a", pw_a, stolen_id, v5=v5, clean=True)
             time.sleep(0.2)
             thief.close()
+    broker.restart()  # the session, saved under the user name, survives a broker restart too
     collector = Collector(login, open_store(fleet_pg_url), group="g1")
     collector.start()
     assert wait_until(lambda: collector.stats.stored == 50, 20), collector.stats
     collector.stop()
     monitor.close()
     b.close()
+    assert "as _collector-c1 (" in broker.log() and "as hs-s1-st-b (" not in broker.log()
 
 
 def test_collector_takes_station_and_site_from_the_topic(tmp_path, provisioned_broker, fleet_pg_url, caplog):

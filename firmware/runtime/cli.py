@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # a moved fleet command may have any options
+    if unknown and args.func is not cmd_moved_to_fleet:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = args.debug or os.environ.get("HEADSET_STATION_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)
