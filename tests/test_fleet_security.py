@@ -273,8 +273,16 @@ def test_mosquitto_running_as_its_own_user_reads_the_provisioned_files(provision
         c.connect("127.0.0.1", port)
         c.loop_start()
         assert wait_until(lambda: "reason" in got, 10)
+        assert not got["reason"].is_failure, got
+        c.publish("hs/s1/st-a/status", b'{"status":"online","bdSeq":1,"boot_id":"x"}', 1, retain=True).wait_for_publish(5)
         c.disconnect()
         c.loop_stop()
-        assert not got["reason"].is_failure, got
+        # The monitor over TLS with its provisioned certificate and password file.
+        b = out / "broker"
+        proc = run_cli(FLEET + ["monitor", "--json", "--broker", f"mqtts://_monitor@127.0.0.1:{port}",
+                                "--password-file", str(b / "monitor-password"), "--ca-file", str(b / "ca.crt"),
+                                "--cert-file", str(b / "monitor.crt"), "--key-file", str(b / "monitor.key")])
+        assert proc.returncode == 0, proc.stderr
+        assert [s["station"] for s in json.loads(proc.stdout)["stations"]] == ["st-a"]
     finally:
         shutil.rmtree(root, ignore_errors=True)

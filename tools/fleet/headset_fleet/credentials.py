@@ -22,7 +22,6 @@ SALT_BYTES = 12
 COLLECTOR_USER = "_collector"  # station ids never start with "_", so these never collide
 MONITOR_USER = "_monitor"
 OPERATOR_USER = "_operator"
-SERVICE_KINDS = {"collector": COLLECTOR_USER, "monitor": MONITOR_USER, "operator": OPERATOR_USER}
 
 
 def service_users(base: str, names=()) -> list[str]:
@@ -30,7 +29,7 @@ def service_users(base: str, names=()) -> list[str]:
 
     The broker binds each session to its user (`use_username_as_clientid`), so every process
     that keeps a session or runs at the same time as another needs a user of its own."""
-    return [f"{base}-{n}" for n in names] if names else [base]
+    return [f"{base}-{n}" for n in dict.fromkeys(names)] if names else [base]
 
 
 def new_password() -> str:

@@ -33,6 +33,7 @@ changes nothing and a changed row changes only that station's files.
 from __future__ import annotations
 
 import csv
+import grp
 import os
 import re
 from dataclasses import dataclass
@@ -200,7 +201,6 @@ def _chown_group(path: Path, gid: int) -> None:
 
 def broker_group() -> int | None:
     """The gid of group `mosquitto` if it exists and this process may give files to it."""
-    import grp
     try:
         gid = grp.getgrnam(BROKER_GROUP).gr_gid
     except KeyError:
@@ -252,6 +252,8 @@ def broker_conf(rows: list[Row], broker_dir: Path, tls_files: bool) -> str:
                   "use_username_as_clientid true"]
         if tls:
             certs = d if tls_files else Path("/etc/mosquitto/certs")
+            if not tls_files:
+                lines.append("# No --ca-dir: put the broker's own CA, certificate and key at these paths.")
             lines += [f"cafile {certs / 'ca.crt'}", f"certfile {certs / 'server.crt'}",
                       f"keyfile {certs / 'server.key'}", "tls_version tlsv1.2"]
     return "\n".join(lines) + "\n"
