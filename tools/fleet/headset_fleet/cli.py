@@ -218,17 +218,21 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except ImportError as exc:  # a subcommand's optional dependency is not installed
-        if args.debug:
-            raise
+    except ImportError as exc:  # a subcommand's dependency is not installed (else: a bug, below)
+        if args.debug or (exc.name or "").split(".")[0] not in DISTRIBUTIONS:
+            return _internal_error(parser, args, exc)
         print(f"{parser.prog}: error: {missing_dependency(args.command, exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # the last line of defence: never a bare traceback
-        if args.debug:
-            raise
-        print(f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
-        return 70
+        return _internal_error(parser, args, exc)
+
+
+def _internal_error(parser, args, exc: Exception) -> int:
+    if args.debug:
+        raise exc
+    print(f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+          file=sys.stderr)
+    return 70
 
 
 if __name__ == "__main__":
