@@ -286,3 +286,45 @@ def test_mosquitto_running_as_its_own_user_reads_the_provisioned_files(provision
         assert [s["station"] for s in json.loads(proc.stdout)["stations"]] == ["st-a"]
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_shipped_example_config_binds_sessions_on_every_listener(tmp_path, mqtt_ca):
+    """config/mosquitto/mosquitto.conf.example (paths and ports changed only): on its TLS and
+    its plain listener, a station using another station's client id gets its own session."""
+    conf_dir = Path(__file__).resolve().parent.parent / "config" / "mosquitto"
+    broker = Broker(tmp_path / "example")
+    passwd = broker.dir / "passwd"
+    passwd.touch(mode=0o600)
+    for user in ("desk-1", "desk-2"):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, f"pw-{user}"], check=True)
+    tls_port, plain_port = broker.port, free_port()
+    text = (conf_dir / "mosquitto.conf.example").read_text()
+    for old, new in {"/etc/mosquitto/headset.passwd": str(passwd), "/etc/mosquitto/headset.acl": str(conf_dir / "acl.example"),
+                     "/var/lib/mosquitto/": f"{broker.dir}/", "listener 8883": f"listener {tls_port} 127.0.0.1",
+                     "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
+                     "/etc/mosquitto/ca_certificates/headset-ca.crt": str(mqtt_ca["ca"]),
+                     "/etc/mosquitto/certs/broker.crt": str(mqtt_ca["cert"]),
+                     "/etc/mosquitto/certs/broker.key": str(mqtt_ca["key"])}.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (broker.dir / "mosquitto.conf").write_text(text + ("user root\n" if os.geteuid() == 0 else ""))
+    broker.start()
+    try:
+        for port, tls in ((tls_port, True), (plain_port, False)):
+            clients = []
+            for user in ("desk-2", "desk-1"):  # desk-1 comes second, with desk-2's client id
+                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hs-site-1-desk-2")
+                c.username_pw_set(user, f"pw-{user}")
+                if tls:
+                    c.tls_set(ca_certs=str(mqtt_ca["ca"]))
+                c.connect("127.0.0.1", port)
+                c.loop_start()
+                assert wait_until(c.is_connected, 10), (user, port)
+                clients.append(c)
+            time.sleep(0.5)
+            assert all(c.is_connected() for c in clients), f"desk-1 took desk-2's session on port {port}"
+            for c in clients:
+                c.disconnect()
+                c.loop_stop()
+    finally:
+        broker.kill()
