@@ -69,7 +69,7 @@ def test_headset_station_console_lists_fleet_commands():
 def test_bad_broker_url_and_db_url_are_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", "http://x", "--db",
                            f"sqlite:///{tmp_path / 'e.db'}", "--duration-s", "0.1"], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "not an mqtt://" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not an mqtt://" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "unknown database URL" in proc.stderr
@@ -82,7 +82,7 @@ def test_loadgen_with_provisioned_credentials_through_the_acl(tmp_path, fleet_br
     inv.write_text("station_id,site,desk,profile\n" + "".join(
         f"st-{i:02d},site-{i % 2},D{i},hotline-5s\n" for i in range(6)))
     out = tmp_path / "out"
-    provision(inv, out)
+    provision(inv, out, default_broker="mqtt://127.0.0.1:1883")
     broker = fleet_broker_factory(passwd=out / "broker" / "passwd", acl=out / "broker" / "acl")
     pw = (out / "broker" / "collector-password").read_text().strip()
     db = f"sqlite:///{tmp_path / 'events.db'}"

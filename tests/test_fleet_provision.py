@@ -17,10 +17,10 @@ from headset_fleet import credentials as cred
 from headset_fleet.errors import InventoryError
 from headset_fleet.provision import provision
 
-INVENTORY = """station_id,site,desk,profile
-st-001,sh-a,D01,hotline-5s
-st-002,sh-a,D02,service-2s
-st-003,bj-b,D01,outbound-10086
+INVENTORY = """station_id,site,desk,profile,broker
+st-001,sh-a,D01,hotline-5s,mqtts://mqtt.fleet.test:8883
+st-002,sh-a,D02,service-2s,mqtts://mqtt.fleet.test:8883
+st-003,bj-b,D01,outbound-10086,mqtts://mqtt.fleet.test:8883
 """
 
 
@@ -38,7 +38,7 @@ def inventory(tmp_path) -> Path:
 def test_outputs_are_valid_station_configs(inventory, tmp_path):
     out = tmp_path / "out"
     w = provision(inventory, out)
-    assert len(w.changed) == 2 + 3 * 2 + 2
+    assert len(w.changed) == 3 + 3 * 2 + 3  # service passwords, station files, passwd/acl/headset.conf
     for sid, site, profile in (("st-001", "sh-a", "hotline-5s"), ("st-003", "bj-b", "outbound-10086")):
         text = (out / "stations" / sid / "station.toml").read_text()
         s = settings_from_dict(tomllib.loads(text))
@@ -75,7 +75,7 @@ def test_changed_row_changes_only_that_station(inventory, tmp_path):
 def test_removed_row_revokes_the_login(inventory, tmp_path):
     out = tmp_path / "out"
     provision(inventory, out)
-    inventory.write_text(INVENTORY.replace("st-003,bj-b,D01,outbound-10086\n", ""))
+    inventory.write_text(INVENTORY.replace("st-003,bj-b,D01,outbound-10086,mqtts://mqtt.fleet.test:8883\n", ""))
     w = provision(inventory, out)
     assert "st-003" not in cred.read_passwd(out / "broker" / "passwd")
     assert "st-003" not in (out / "broker" / "acl").read_text()
@@ -113,7 +113,8 @@ def test_client_cert_is_signed_by_fleet_ca(inventory, tmp_path):
 def test_bad_inventory_is_one_line_exit_2(tmp_path, text, message):
     path = tmp_path / "inv.csv"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "provision", str(path), "--out", str(tmp_path / "o")],
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "provision", str(path), "--out", str(tmp_path / "o"),
+                           "--broker", "mqtt://b.test"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

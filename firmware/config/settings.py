@@ -33,6 +33,8 @@ class StationSettings:
     profile: str = _f("hotline-5s", doc="service profile name (a shipped profile: `headset-station profiles`) or a path to a profile file")
     state_dir: str = _f("var/state", doc="outbox and persisted seq; relative to the working directory")
     log_level: str = _f("info", choices=("debug", "info", "warning", "error"))
+    local_config: str = _f("", doc="per-desk TOML merged over this file when it exists (calibrate writes there; "
+                               "provision never touches it); relative to this file's directory")
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,40 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"cannot read: {exc.strerror}", path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path) from None
-    return settings_from_dict(data, str(path))
+    return _with_local_config(path, data)
+
+
+def local_config_path(path: str | Path, name) -> Path | None:
+    """The local config `name` (station.local_config) of the config file at `path`, if named."""
+    if not isinstance(name, str) or not name:
+        return None
+    return Path(path).parent / name  # an absolute name stays absolute
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """`over`'s keys over `base`'s, table by table."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def _with_local_config(path: Path, data: dict) -> Settings:
+    """Settings of config `data` (read from `path`) with its station.local_config merged over
+    it when that file exists: per-desk values a re-provisioned station.toml must not erase."""
+    station = data.get("station")
+    local = local_config_path(path, station.get("local_config") if isinstance(station, dict) else None)
+    if local is None or not local.exists():
+        return settings_from_dict(data, str(path))
+    try:
+        extra = tomllib.loads(local.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", local) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", local) from None
+    if isinstance(extra.get("station"), dict) and "local_config" in extra["station"]:
+        raise ConfigError("station.local_config: not allowed in the local config itself", local)
+    return settings_from_dict(_merge(data, extra), f"{path} + {local}")
 
 
 def describe_defaults() -> str:

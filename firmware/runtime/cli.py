@@ -14,6 +14,7 @@ import sys
 
 from firmware import __version__
 from firmware.errors import ConfigError, InputError, StationError
+from firmware.protocol import command_client
 from firmware.protocol.envelope import to_json
 
 PROG = "headset-station"
@@ -168,6 +169,10 @@ def cmd_calibrate(args) -> int:
     return run_calibrate(load_station_settings(args), args.config, seconds=args.seconds, assume_yes=args.yes)
 
 
+def cmd_command(args) -> int:
+    return command_client.run(args)
+
+
 FLEET_COMMANDS = ("provision", "monitor", "collect", "report", "loadgen", "board")
 
 
@@ -219,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="write the proposal without asking")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("command", help="send a command to a station over MQTT and print its reply")
+    command_client.add_arguments(p)
+    p.set_defaults(func=cmd_command)
+
     for name in FLEET_COMMANDS:
         p = sub.add_parser(name, add_help=False, help=argparse.SUPPRESS)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -228,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # a moved fleet command may have any options
+    if unknown and args.func is not cmd_moved_to_fleet:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = args.debug or os.environ.get("HEADSET_STATION_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)

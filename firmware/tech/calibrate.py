@@ -10,7 +10,9 @@ while a test call plays the same phrase on the line). The proposal:
 - `profile.noise_dbfs`: raised to 10 dB above the customer line's own idle floor (after
   gain) when the default would call an idle line "noisy"; never lowered.
 
-It is written into the station config on confirmation, editing only those keys.
+It is written into the station config on confirmation, editing only those keys: into its
+`station.local_config` (local.toml on a provisioned desk, which re-provisioning never touches)
+when the config names one.
 Run it with the service stopped (the sound card is not shared).
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from firmware.analysis.measure import measure
 from firmware.config.edit import set_keys, write_atomic
 from firmware.config.profiles import load_profile
-from firmware.config.settings import Settings, settings_from_dict
+from firmware.config.settings import Settings, local_config_path, settings_from_dict
 from firmware.errors import ConfigError, StationError
 from firmware.runtime.sources import open_source
 from hal.audio import record
@@ -106,7 +108,7 @@ def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assu
     if not config_path:
         out("calibrate: no --config given; add the keys above to the station config")
         return 0
-    path = Path(config_path)
+    path = local_config_path(config_path, settings.station.local_config) or Path(config_path)
     if not assume_yes:
         answer = ask(f"Write them to {path}? [y/N] ").strip().lower()
         if not answer.startswith("y"):

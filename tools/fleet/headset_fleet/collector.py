@@ -8,6 +8,15 @@ restarts (Mosquitto needs `persistence true` for the latter). paho runs with
 only after the batch's commit. A crash between commit and ack makes the broker redeliver,
 and the store's `ON CONFLICT (id) DO NOTHING` drops the copy.
 
+The station and site of a stored event come from the topic (`hs/<site>/<station>/event`),
+which the broker's ACL lets only that station write; an event whose payload names another
+station or site is acknowledged but never stored, counted in `stats.rejected` and
+`stats.mismatched`, and logged once per topic station.
+
+On a broker set up as config/mosquitto asks (`use_username_as_clientid true`) the client id
+is the broker user, so each collector instance needs its own user (`provision --collector
+NAME`); with a user the client id defaults to it.
+
 Acks are sent only for messages received on the current connection: after a reconnect the
 broker redelivers whatever was unacknowledged, with the same packet id, and acking a stale
 id could acknowledge a different message.
@@ -44,10 +53,19 @@ class CollectorStats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    mismatched: int = 0  # of `rejected`: payload station/site differs from the topic's
     acked: int = 0
     connects: int = 0
     store_errors: int = 0
     last_error: str = ""
+
+
+class IdentityMismatch(Exception):
+    """An event's payload names another station or site than the topic it came on."""
+
+    def __init__(self, key: tuple[str, str], message: str):
+        super().__init__(message)
+        self.key = key
 
 
 class Collector:
@@ -59,15 +77,16 @@ class Collector:
         self.broker = broker
         self.store = store
         self.group = group
-        # Fixed, so the broker keeps the session; per host, so two hosts never take over each
-        # other's session. Two collectors on one host need their own --client-id.
-        self.client_id = client_id or f"hs-collector-{group}-{socket.gethostname()}"
+        # Fixed, so the broker keeps the session. A broker binding client ids to users uses the
+        # user name whatever we send, so default to it; without a user, one id per host.
+        self.client_id = client_id or broker.username or f"hs-collector-{group}-{socket.gethostname()}"
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.stats = CollectorStats()
         self._queue: queue.Queue = queue.Queue()
         self._generation = 0
         self._retiring = False
+        self._mismatch_logged: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._work, name="collector-store", daemon=True)
@@ -185,14 +204,36 @@ class Collector:
     def _store_and_ack(self, batch: list) -> None:
         rows, now_s = [], time.time()
         for _, _, _, topic, payload in batch:
-            parsed = parse(topic)
             try:
-                rows.append(event_row(parsed[0] if parsed else "", json.loads(payload), now_s))
+                rows.append(self._row(topic, payload, now_s))
             except (ValueError, TypeError) as exc:  # malformed: acked and counted, never retried forever
                 self.stats.rejected += 1
                 log.warning("collector: dropped a bad message on %s: %s", topic, exc)
+            except IdentityMismatch as exc:  # acked and counted, never stored
+                self.stats.rejected += 1
+                self.stats.mismatched += 1
+                if exc.key not in self._mismatch_logged:
+                    self._mismatch_logged.add(exc.key)
+                    log.warning("collector: rejected %s (further mismatches from this station are counted, "
+                                "not logged)", exc)
         self._store_with_retry(rows)
         self._ack(batch)
+
+    @staticmethod
+    def _row(topic: str, payload: bytes, now_s: float) -> tuple:
+        """The store row of one message; the station and site are the topic's, which the
+        broker authorised, never the payload's."""
+        parsed = parse(topic)
+        if parsed is None or parsed[2] != "event":
+            raise ValueError("not a station event topic")
+        site, station, _ = parsed
+        event = json.loads(payload)
+        if isinstance(event, dict):
+            for key, authorised in (("station", station), ("site", site)):
+                if key in event and event[key] != authorised:
+                    raise IdentityMismatch((site, station), f"an event on {topic} whose payload says "
+                                           f"{key} {str(event[key])[:64]!r}")
+        return event_row(site, event, now_s)
 
     def _store_with_retry(self, rows: list) -> None:
         delay_s = 0.2

@@ -1,55 +1,44 @@
 """Broker URLs and paho client construction shared by the fleet tools.
 
 A broker URL is `mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, port 8883 by
-default): the station's URL (firmware.brokers.parse_broker) plus optional credentials.
-Station topic names come from firmware.topics.
+default): the station's URL (firmware.protocol.brokers.parse_broker) plus optional
+credentials. `BrokerUrl` is firmware.protocol.login's `BrokerLogin`: the commands resolve
+`--password-file` / HS_MQTT_PASSWORD and the TLS files into it once (`login_from_args`),
+and every tool connects with what it carries.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from firmware.errors import ConfigError
-from firmware.protocol.brokers import parse_broker
-from headset_fleet.errors import FleetBrokerError
+from firmware.errors import InputError
+from firmware.protocol import login as _login
+from firmware.protocol.login import BrokerLogin as BrokerUrl  # re-exported: the tools' name for it
+from headset_fleet.errors import FleetBrokerError, FleetInputError
 
 
-@dataclass(frozen=True)
-class BrokerUrl:
-    host: str
-    port: int
-    tls: bool = False
-    username: str = ""
-    password: str = ""
-
-
-def parse_broker_url(url: str) -> BrokerUrl:
-    """Parse an mqtt:// or mqtts:// URL; raise FleetBrokerError naming the URL if it is not one."""
+def parse_broker_url(url: str | BrokerUrl) -> BrokerUrl:
+    """Parse an mqtt:// or mqtts:// URL (a BrokerUrl passes through, so a command can hand a
+    resolved login to a tool); raise FleetInputError (exit 2) naming the URL if it is not one."""
+    if isinstance(url, BrokerUrl):
+        return url
     try:
-        tls, host, port = parse_broker(url)
-    except ConfigError:
-        raise FleetBrokerError(f"{url!r}: not an mqtt://host:port or mqtts://host:port URL") from None
-    parts = urlsplit(url)
-    return BrokerUrl(host, port, tls, unquote(parts.username or ""), unquote(parts.password or ""))
+        return _login.parse_login(url, environ={})
+    except InputError as exc:
+        raise FleetInputError(str(exc)) from None
 
 
 def make_client(client_id: str = "", *, manual_ack: bool = False, broker: BrokerUrl | None = None,
                 ca_file: str = "", cert_file: str = "", key_file: str = "") -> mqtt.Client:
-    """A paho 2.x MQTT 5 client with credentials and TLS taken from the URL and files."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                         manual_ack=manual_ack)
-    if broker is not None:
-        if broker.username:
-            client.username_pw_set(broker.username, broker.password or None)
-        if broker.tls:
-            client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None,
-                           keyfile=key_file or None, cert_reqs=ssl.CERT_REQUIRED)
-    return client
+    """A paho 2.x MQTT 5 client with credentials and TLS taken from the login (the files given
+    here win over the login's)."""
+    if broker is not None and (ca_file or cert_file or key_file):
+        broker = BrokerUrl(broker.host, broker.port, broker.tls, broker.username, broker.password,
+                           ca_file or broker.ca_file, cert_file or broker.cert_file, key_file or broker.key_file)
+    return _login.make_client(broker, client_id, manual_ack=manual_ack)
 
 
 def connect_blocking(client: mqtt.Client, broker: BrokerUrl, timeout_s: float = 5.0, **connect_kwargs) -> None:

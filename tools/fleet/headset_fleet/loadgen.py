@@ -72,7 +72,7 @@ class SimStation:
         self.pending.add(info.mid)
 
 
-def _worker(url: str, names: list[tuple[str, str, str]], rate_per_s: float, duration_s: float, out) -> None:
+def _worker(url, names: list[tuple[str, str, str]], rate_per_s: float, duration_s: float, out) -> None:
     broker = parse_broker_url(url)
     result = LoadResult(stations=len(names))
     sel = selectors.DefaultSelector()
@@ -156,12 +156,32 @@ def provisioned_names(out_dir: str, limit: int) -> list[tuple[str, str, str]]:
     return names
 
 
-def run_loadgen(url: str, *, stations: int, rate_per_s: float, duration_s: float, per_process: int = 250,
+def check_number(option: str, value, lo: float, hi: float, integer: bool = False):
+    """`value` (a number or its text) if finite and within [lo, hi], else FleetInputError (exit 2)."""
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not (math.isfinite(number) and lo <= number <= hi) or (integer and number != int(number)):
+        kind = "a whole number" if integer else "a number"
+        raise FleetInputError(f"{option}: {value!r} must be {kind} from {lo:g} to {hi:g}")
+    return int(number) if integer else number
+
+
+def run_loadgen(url, *, stations: int, rate_per_s: float, duration_s: float, per_process: int = 250,
                 sites: int = 4, prefix: str = "sim", mode: str = "direct", provisioned: str = "") -> LoadResult:
     """Run the load in ceil(stations / per_process) processes; returns the summed counts.
-    mode "direct": shared-loop paho clients; "reporter": the station's Reporter and Outbox."""
+    mode "direct": shared-loop paho clients; "reporter": the station's Reporter and Outbox.
+    `url`: a broker URL, or a BrokerUrl with the password already resolved (--password-file).
+    Every number is checked (finite, in range) before anything starts."""
+    stations = check_number("--stations", stations, 1, 100_000, integer=True)
+    rate_per_s = check_number("--rate", rate_per_s, 0.001, 1_000_000)
+    duration_s = check_number("--duration-s", duration_s, 0.001, 7 * 86400)
+    per_process = check_number("--per-process", per_process, 1, 100_000, integer=True)
+    sites = check_number("--sites", sites, 1, 100_000, integer=True)
     worker = {"direct": _worker, "reporter": reporter_worker}[mode]
-    parse_broker_url(url)  # a bad URL fails here, once, not in every worker
+    login = parse_broker_url(url)  # a bad URL fails here, once, not in every worker
+    url = login if mode == "direct" else (url if isinstance(url, str) else login.url)
     names = provisioned_names(provisioned, stations) if provisioned else station_names(stations, sites, prefix)
     for site, sid, _ in names:
         Topics(site, sid)  # a bad id (say --prefix a/b) fails here, once, not in every worker
