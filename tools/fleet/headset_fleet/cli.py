@@ -78,7 +78,8 @@ def cmd_report(args) -> int:
         day = date.fromisoformat(args.day)
     except ValueError:
         raise FleetInputError(f"--day: {args.day!r} is not YYYY-MM-DD") from None
-    return run_report(args.db, day, csv_path=args.csv, png_dir=args.png, hold_limit_s=args.hold_limit_s)
+    return run_report(args.db, day, csv_path=args.csv, png_dir=args.png, html_path=args.html, tz=args.tz,
+                      inventory=args.inventory, hold_limit_s=args.hold_limit_s)
 
 
 def cmd_loadgen(args) -> int:
@@ -123,11 +124,15 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--duration-s", type=float, default=None, help="stop after this long (default: until signalled)")
     p.set_defaults(func=cmd_collect)
 
-    p = subparsers.add_parser("report", help="daily per-station and per-site figures from the event store")
+    p = subparsers.add_parser("report", help="a day's figures per site, desk and agent, in local time")
     p.add_argument("--db", default=DEFAULT_DB, metavar="URL")
-    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local calendar day of each site")
+    p.add_argument("--tz", metavar="ZONE",
+                   help="IANA time zone for every site (default: each site's tz from --inventory, else this machine's)")
+    p.add_argument("--inventory", metavar="FILE", help="the fleet inventory CSV: site time zones (tz column), sites to list")
     p.add_argument("--csv", metavar="FILE")
-    p.add_argument("--png", metavar="DIR")
+    p.add_argument("--png", metavar="DIR", help="one chart per site: DIR/<site>.png")
+    p.add_argument("--html", metavar="FILE", help="the report as one HTML page with the charts embedded")
     p.add_argument("--hold-limit-s", type=float, default=60.0)
     p.set_defaults(func=cmd_report)
 
