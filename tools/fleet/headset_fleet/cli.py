@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from firmware.errors import StationError
@@ -39,16 +41,27 @@ def cmd_monitor(args) -> int:
     return run_live(args.broker, sort_key=args.sort)
 
 
-def _wait_for_signal(stop: threading.Event, duration_s: float | None) -> None:
+def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: float = 0.0, tick=None) -> None:
+    """Wait for SIGINT/SIGTERM or `duration_s`, calling `tick()` every `every_s` meanwhile."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait(duration_s)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    while True:
+        wait_s = every_s if tick and every_s else None
+        if deadline is not None:
+            left_s = max(deadline - time.monotonic(), 0.0)
+            wait_s = left_s if wait_s is None else min(wait_s, left_s)
+        if stop.wait(wait_s) or (deadline is not None and time.monotonic() >= deadline):
+            return
+        tick()
 
 
 def cmd_collect(args) -> int:
-    from headset_fleet.collector import Collector
+    from headset_fleet.collector import Collector, Progress
     from headset_fleet.connect import parse_broker_url
     from headset_fleet.store import open_store
+    if not (math.isfinite(args.progress_s) and (args.progress_s == 0 or 1 <= args.progress_s <= 3600)):
+        raise FleetInputError(f"--progress-s: {args.progress_s!r} is not 0 (off) or 1-3600 seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     store = open_store(args.db)
     collector = Collector(parse_broker_url(args.broker), store, group=args.group, client_id=args.client_id,
@@ -61,7 +74,8 @@ def cmd_collect(args) -> int:
         return 0
     collector.start()
     stop = threading.Event()
-    _wait_for_signal(stop, args.duration_s)
+    progress = Progress(collector.stats)
+    _wait_for_signal(stop, args.duration_s, args.progress_s, lambda: print(progress.line(), file=sys.stderr, flush=True))
     collector.stop()
     store.close()
     s = collector.stats
@@ -122,6 +136,8 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--retire", action="store_true",
                    help="retire this collector for good: store what the broker queued for it, end its session, exit")
     p.add_argument("--duration-s", type=float, default=None, help="stop after this long (default: until signalled)")
+    p.add_argument("--progress-s", type=float, default=10.0, metavar="S",
+                   help="print received/stored/rejected to stderr every S seconds (0 = off; default 10)")
     p.set_defaults(func=cmd_collect)
 
     p = subparsers.add_parser("report", help="a day's figures per site, desk and agent, in local time")
