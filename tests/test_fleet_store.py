@@ -179,3 +179,29 @@ def test_every_grafana_panel_query_runs(fleet_pg_url):
         rows = conn.execute(grafana_sql(calls, lo, hi, sites)).fetchall()
         assert sum(r[2] for r in rows) == 4 and {r[1] for r in rows} == {"bj"}  # call.start at i = 0, 6, 12, 18
         assert conn.execute(grafana_sql(calls, lo, hi, ["sh"])).fetchall() == []  # the site variable filters
+
+
+@pytest.mark.integration
+def test_two_collectors_opening_an_old_store_at_once_migrate_it_once(fleet_pg_url):
+    import threading
+
+    import psycopg
+    with psycopg.connect(fleet_pg_url, autocommit=True) as conn:
+        conn.execute(OLD_SCHEMA)
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", _old_rows())
+    results: list = []
+
+    def open_one():
+        try:
+            with open_store(fleet_pg_url) as store:
+                results.append(store.count())
+        except Exception as exc:  # the test reports it below
+            results.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [4, 4, 4]

@@ -67,7 +67,7 @@ SQLITE_SCHEMA = (_TABLE.format(ts="TEXT", body="TEXT"), *INDEXES)
 POSTGRES_SCHEMA = (_TABLE.format(ts="TIMESTAMPTZ", body="JSONB"), *INDEXES)
 SQLITE_VERSION = 2  # PRAGMA user_version once _migrate has run
 _UTC_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
-MIGRATION_LOCK = 0x68735F6576  # pg_advisory_xact_lock key: one migration at a time
+SCHEMA_LOCK = 0x68735F6576  # pg_advisory_xact_lock key: one creation or migration at a time
 
 
 def _clean(value):
@@ -307,6 +307,9 @@ class PostgresStore(EventStore):
 
     def _prepare(self) -> None:
         cur = self.conn.cursor()
+        # One process at a time creates or migrates (two collectors starting together would
+        # otherwise race on CREATE TABLE IF NOT EXISTS); released at commit.
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         if self._column_types(cur):
             self.migrate(cur)
         else:
@@ -318,7 +321,7 @@ class PostgresStore(EventStore):
         """Bring an events table made by an older version to the typed schema (idempotent);
         returns what it changed. Runs in the caller's transaction under an advisory lock, so
         two collectors starting at once migrate once; a failure changes nothing."""
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         types = self._column_types(cur)
         changes = []
         if types.get("ts") != "timestamp with time zone":
