@@ -12,11 +12,26 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.config.leds import check_cue_overrides
 from firmware.config.profiles import check_overrides
 from firmware.errors import ConfigError
 from firmware.protocol.brokers import parse_broker
+
+NAME_MAX_CHARS = 64  # desk and agent names
+
+
+def name_problem(value) -> str | None:
+    """Why `value` is not a desk or agent name (a non-empty printable string of at most 64
+    characters), or None if it is one."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if len(value) > NAME_MAX_CHARS:
+        return f"is {len(value)} characters long; at most {NAME_MAX_CHARS}"
+    if not value.isprintable():
+        return "has a control character"
+    return None
 
 
 def _f(default, *, lo=None, hi=None, choices=None, doc=""):
@@ -35,6 +50,9 @@ class StationSettings:
     log_level: str = _f("info", choices=("debug", "info", "warning", "error"))
     local_config: str = _f("", doc="per-desk TOML merged over this file when it exists (calibrate writes there; "
                                "provision never touches it); relative to this file's directory")
+    desk: str = _f("", doc="desk name for the board and reports (provisioned from the inventory); empty = none")
+    agent: str = _f("", doc="agent at this desk at start; `cmd/agent` changes it at run time (kept in state_dir)")
+    tz: str = _f("", doc="the site's time zone, an IANA name such as Asia/Shanghai (reports); empty = unknown")
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,15 @@ def cross_check(s: Settings) -> list[str]:
     if len(s.leds.rgb_pins) != 3 or not all(isinstance(p, int) and 0 <= p <= 27 for p in s.leds.rgb_pins):
         problems.append(f"leds.rgb_pins: expected three BCM pins 0-27, got {s.leds.rgb_pins!r}")
     problems += check_cue_overrides(s.leds.cues, s.leds.kind)
+    for key in ("desk", "agent"):
+        why = name_problem(getattr(s.station, key)) if getattr(s.station, key) else None
+        if why:
+            problems.append(f"station.{key}: {getattr(s.station, key)[:80]!r} {why}")
+    if s.station.tz:
+        try:
+            ZoneInfo(s.station.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"station.tz: unknown time zone {s.station.tz[:80]!r} (an IANA name such as Asia/Shanghai)")
     for url in s.mqtt.brokers:
         try:
             parse_broker(url if isinstance(url, str) else repr(url))

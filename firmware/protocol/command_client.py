@@ -1,4 +1,4 @@
-"""Send one command to a station and wait for its reply (SPEC section 5, `command`).
+"""Send one command to a station and wait for its reply (the README's commands).
 
 The request goes to `hs/<site>/<station>/cmd/<name>` (QoS 1) with an `id` the station echoes
 (firmware/reporting/commands.py); the reply is the first message on `.../cmd/<name>/reply`

@@ -3,7 +3,8 @@
 `EventFactory.make` is the only place events are built, so every sink (stdout, outbox,
 MQTT, the LED driver's cue log) sees the same object. `t` is the station clock (seconds
 since scenario start in replay, since service start in `run`); `ts` is `epoch_s + t` as
-ISO 8601 UTC.
+ISO 8601 UTC. A station with a desk name and an agent logged in adds `desk` and `agent`
+to every event (additive fields; absent when unset).
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def iso_utc(epoch_s: float) -> str:
 class EventFactory:
     """Builds events for one station; `epoch_s` is the wall-clock instant of t = 0."""
 
-    def __init__(self, station_id: str, epoch_s: float, seq: SeqSource | None = None):
+    def __init__(self, station_id: str, epoch_s: float, seq: SeqSource | None = None, *,
+                 desk: str = "", agent: str | None = None):
         self.station_id = station_id
         self.epoch_s = epoch_s
         self.seq = seq or MemorySeq()
+        self.desk = desk  # additive envelope fields, present only when set
+        self.agent = agent  # the agent at the desk now (the `agent` command changes it)
 
     def make(self, type_: str, t: float, call: str | None, **fields) -> Event:
         event = {
@@ -57,6 +61,10 @@ class EventFactory:
             "id": uuid.uuid4().hex,
             "call": call,
         }
+        if self.desk:
+            event["desk"] = self.desk
+        if self.agent:
+            event["agent"] = self.agent
         event.update(fields)
         return event
 

@@ -15,11 +15,16 @@ an optional `"id"` (string or integer) that the reply echoes, so a caller can ma
 | `set-config` | `{"set": {key: number}, "unset": [key]}`   | `overrides` now in force    |
 | `led-test`   | `{}`                                       |                             |
 | `restart`    | `{}`                                       |                             |
+| `agent`      | `{"agent": "name"}` or `{"agent": null}`   | `agent` now at the desk     |
 
 `set-config` accepts profile timing keys only (firmware.profiles.TIMING_KEYS, validated by
 `check_overrides`). The merged overrides are written to `<state_dir>/overrides.json`
 (atomically: temp file, fsync, rename) only after `apply_overrides` accepted them, so a
 rejected change leaves both the running station and the file as they were.
+`agent` logs an agent in (a non-empty printable name of at most 64 characters) or out
+(null); it is kept in `<state_dir>/agent.json` (written the same way), so it survives a
+restart and wins over the config's `station.agent`; `set_agent` makes the station's events,
+status and state carry it.
 `restart` must only *request* a restart (set a flag the main loop reads): the reply is
 sent after `handle()` returns.
 """
@@ -33,14 +38,16 @@ from pathlib import Path
 from typing import Callable
 
 from firmware.config.profiles import TIMING_KEYS, check_overrides
+from firmware.config.settings import name_problem
 from firmware.errors import CommandError, StorageError
 from firmware.protocol.envelope import iso_utc
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 OVERRIDES_FILE = "overrides.json"
-COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart")
+AGENT_FILE = "agent.json"
+COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart", "agent")
 _ALLOWED_KEYS = {"ping": set(), "get-config": set(), "set-config": {"set", "unset"},
-                 "led-test": set(), "restart": set()}
+                 "led-test": set(), "restart": set(), "agent": {"agent"}}
 
 
 def load_overrides(state_dir: str | Path) -> dict:
@@ -58,12 +65,33 @@ def load_overrides(state_dir: str | Path) -> dict:
     return data
 
 
+def load_agent(state_dir: str | Path) -> str | None:
+    """The agent persisted by the `agent` command: None if it never ran, "" if logged out;
+    StorageError if the file is unreadable or holds no valid name."""
+    path = Path(state_dir) / AGENT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{path}: cannot read the persisted agent ({exc})") from None
+    agent = data.get("agent", "") if isinstance(data, dict) else 0
+    if agent is None:
+        return ""
+    why = name_problem(agent)
+    if why:
+        raise StorageError(f"{path}: invalid persisted agent: 'agent' {why}")
+    return agent
+
+
 class CommandHandler:
     """Validates and runs remote commands; see the module docstring for the protocol."""
 
     def __init__(self, get_config: Callable[[], dict], apply_overrides: Callable[[dict], None],
-                 led_test: Callable[[], None], restart: Callable[[], None], state_dir: str | Path):
+                 led_test: Callable[[], None], restart: Callable[[], None], state_dir: str | Path,
+                 set_agent: Callable[[str | None], None] | None = None):
         self.get_config = get_config
+        self.set_agent = set_agent
         self.apply_overrides = apply_overrides
         self.led_test = led_test
         self.restart = restart
@@ -122,8 +150,27 @@ class CommandHandler:
         self.overrides = merged
         return {"overrides": dict(merged)}
 
-    def _write_tmp(self, data: dict) -> Path:
-        tmp = self.state_dir / (OVERRIDES_FILE + ".tmp")
+    def _agent(self, request: dict) -> dict:
+        if "agent" not in request:
+            raise CommandError("agent: give 'agent': a name to log in, or null to log out")
+        agent = request["agent"]
+        if agent is not None:
+            why = name_problem(agent)
+            if why:
+                raise CommandError(f"agent: 'agent' {why}")
+        if self.set_agent is None:
+            raise CommandError("agent: not supported by this station")
+        tmp = self._write_tmp({"agent": agent}, AGENT_FILE)
+        try:
+            self.set_agent(agent)
+        except Exception:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, self.state_dir / AGENT_FILE)
+        return {"agent": agent}
+
+    def _write_tmp(self, data: dict, name: str = OVERRIDES_FILE) -> Path:
+        tmp = self.state_dir / (name + ".tmp")
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -131,7 +178,7 @@ class CommandHandler:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise StorageError(f"{tmp}: cannot write overrides ({exc.strerror})") from None
+            raise StorageError(f"{tmp}: cannot write {name.removesuffix('.json')} ({exc.strerror})") from None
         return tmp
 
 

@@ -10,6 +10,8 @@ runs remote commands so a slow LED test never stalls the network thread.
 delivery is at-least-once, first copies in `seq` order, consumers deduplicate by `id`.
 On connect: the birth record on `status` (retained, with `bdSeq`), the current `state`,
 then the subscriptions (in `on_connect`, so they survive reconnects).
+Every status record (birth, will, stop) and the state carry the station's `desk` and `agent`
+(null when none; `set_agent` changes the agent), status also `site` and `tz`: additive fields.
 
 Failover: on a failed connect the next URL of `mqtt.brokers` is tried (all must share the
 scheme, since TLS is set once per client). Broker trouble is reported once per outage
@@ -42,7 +44,7 @@ from firmware.reporting.outbox import Outbox
 from firmware.reporting.sender import Sender
 
 CAPABILITIES = ("events", "state", "telemetry", "cmd:ping", "cmd:get-config", "cmd:set-config",
-                "cmd:led-test", "cmd:restart")
+                "cmd:led-test", "cmd:restart", "cmd:agent")
 
 
 def _guarded(fn):
@@ -83,6 +85,8 @@ class Reporter:
         self._refused = False
         self._stopping = False
         self._state_payload: bytes | None = None
+        self._state: dict | None = None
+        self.agent: str | None = settings.station.agent or None  # the agent at the desk; set_agent changes it
         self._acked: collections.deque[int] = collections.deque()  # mids from on_publish
         self._reconnected = False
         self._wake = threading.Event()
@@ -125,10 +129,20 @@ class Reporter:
         self._wake.set()
 
     def publish_state(self, state: dict) -> None:
-        """Retained current state; re-published on every connect."""
-        self._state_payload = to_json(state).encode()
+        """Retained current state, with the station's desk and agent; re-published on every connect."""
+        self._state = dict(state)
+        self._state_payload = to_json({**state, **self._identity()}).encode()
         if self.connected:
             self.client.publish(self.topics.state, self._state_payload, QOS_STATE, retain=True)
+
+    def set_agent(self, agent: str | None) -> None:
+        """A new agent at the desk (None = logged out): the retained status and state say so now.
+        Call it from the thread that calls publish_state (the service's rules loop)."""
+        self.agent = agent or None
+        if self._state is not None:
+            self.publish_state(self._state)
+        if self.connected:
+            self.client.publish(self.topics.status, self._status("online", "agent"), QOS_STATUS, retain=True)
 
     def publish_telemetry(self, data: dict) -> None:
         """Queue one telemetry record (through the outbox; the oldest is dropped first when full)."""
@@ -275,10 +289,14 @@ class Reporter:
 
     def _status(self, status: str, reason: str) -> bytes:
         record = {"status": status, "bdSeq": self.bdseq, "boot_id": self.boot_id, "reason": reason,
-                  "ts": iso_utc(time.time()), "station": self.settings.station.id}
+                  "ts": iso_utc(time.time()), "station": self.settings.station.id, **self._identity(),
+                  "site": self.settings.station.site, "tz": self.settings.station.tz or None}
         if status == "online":
             record.update(version=__version__, profile=self.profile_name, capabilities=list(CAPABILITIES))
         return json.dumps(record, separators=(",", ":")).encode()
+
+    def _identity(self) -> dict:
+        return {"desk": self.settings.station.desk or None, "agent": self.agent}
 
     def _health(self) -> dict:
         now, cpu = time.monotonic(), time.process_time()

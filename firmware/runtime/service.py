@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.protocol.envelope import EventFanout
+from firmware.reporting.commands import load_agent
 from firmware.runtime.capture import CaptureThread
 from firmware.runtime.liveness import Heartbeat, WatchdogPinger
 from firmware.runtime.sdnotify import SdNotify
@@ -87,6 +88,9 @@ class Service:
         if self.install_signals:
             self._install_signals()  # first, so a SIGTERM during set-up still ends cleanly
         s = self.settings
+        agent = load_agent(s.station.state_dir)  # set by an earlier `agent` command: it survives restarts
+        if agent is not None:
+            s = self.settings = s.replace(station={"agent": agent})
         self.profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile, s.profile)
         # One factory for inputs and LEDs, passed explicitly: gpiozero's global default stays untouched.
         self.factory = factory = make_pin_factory(s.gpio.pin_factory, simulate=self.simulate)
@@ -169,6 +173,12 @@ class Service:
         self.profile = profile
         if self.pipeline is not None:
             self.pipeline.apply_profile(profile)
+
+    def set_agent(self, agent: str | None) -> None:
+        """`agent` command, on the rules loop: from now on events, status and state name this agent."""
+        self.pipeline.events.agent = agent or None
+        if self.reporting is not None:
+            self.reporting.set_agent(agent)
 
     def request_restart(self) -> None:
         """`restart` command: exit non-zero after a clean stop, so Restart=on-failure starts us again."""

@@ -55,6 +55,7 @@ class Reporting:
         self.seq = self.outbox          # the outbox is the station's durable SeqSource
         self.sink = self.reporter.sink
         self.publish_state = self.reporter.publish_state
+        self.set_agent = self.reporter.set_agent
         self.reporter.start()
 
     def drain(self, timeout_s: float) -> int:
@@ -92,8 +93,11 @@ def command_handler(service):
     def led_test():
         service.call_in_loop(lambda: _led_test(service.leds, service.pipeline.station.cues))
 
+    def set_agent(agent):
+        service.call_in_loop(lambda: service.set_agent(agent))
+
     handler = CommandHandler(get_config, apply_overrides, led_test, service.request_restart,
-                             settings.station.state_dir)
+                             settings.station.state_dir, set_agent=set_agent)
     if handler.overrides:  # persisted by an earlier set-config: they survive restarts
         service.profile = load_profile(settings.station.profile, {**settings.profile, **handler.overrides})
     return handler

@@ -24,7 +24,8 @@ class Pipeline:
                  seq: SeqSource | None = None, leds=None):
         self.settings = settings
         self.profile = profile
-        self.events = EventFactory(settings.station.id, epoch_s, seq)
+        self.events = EventFactory(settings.station.id, epoch_s, seq, desk=settings.station.desk,
+                                   agent=settings.station.agent or None)
         self.station = Station(settings, profile, self.events, emit, leds)
         audio, analysis = settings.audio, settings.analysis
         self.rate_hz = audio.rate_hz

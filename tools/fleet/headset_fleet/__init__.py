@@ -8,7 +8,7 @@ event envelope, broker URLs) and the station config schema (`firmware.config`, s
 - `provision`: inventory CSV -> per-station config, broker password file and ACL, TLS certs.
 - `monitor`: live view of every station from the broker's retained status/state and events.
 - `collector` + `store`: a shared-subscription consumer that stores events, deduplicated by id.
-- `report`: daily per-station and per-site figures from the store (table, CSV, PNG).
+- `report`: a day per site, desk and agent in local time, from the store (table, CSV, PNG, HTML).
 - `loadgen`: many simulated stations publishing realistic event streams.
 
 """

@@ -18,6 +18,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from firmware.errors import StationError
@@ -84,15 +85,26 @@ def cmd_monitor(args) -> int:
     return run_live(login, sort_key=args.sort)
 
 
-def _wait_for_signal(stop: threading.Event, duration_s: float | None) -> None:
+def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: float = 0.0, tick=None) -> None:
+    """Wait for SIGINT/SIGTERM or `duration_s`, calling `tick()` every `every_s` meanwhile."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait(duration_s)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    while True:
+        wait_s = every_s if tick and every_s else None
+        if deadline is not None:
+            left_s = max(deadline - time.monotonic(), 0.0)
+            wait_s = left_s if wait_s is None else min(wait_s, left_s)
+        if stop.wait(wait_s) or (deadline is not None and time.monotonic() >= deadline):
+            return
+        tick()
 
 
 def cmd_collect(args) -> int:
-    from headset_fleet.collector import Collector
+    from headset_fleet.collector import Collector, Progress
     from headset_fleet.store import open_store
+    if not (math.isfinite(args.progress_s) and (args.progress_s == 0 or 1 <= args.progress_s <= 3600)):
+        raise FleetInputError(f"--progress-s: {args.progress_s!r} is not 0 (off) or 1-3600 seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     login = login_from_args(args)
     duration_s = None if args.duration_s is None else _seconds("--duration-s", args.duration_s, 10 * 365 * 86400)
@@ -106,7 +118,8 @@ def cmd_collect(args) -> int:
         return 0
     collector.start()
     stop = threading.Event()
-    _wait_for_signal(stop, duration_s)
+    progress = Progress(collector.stats)
+    _wait_for_signal(stop, duration_s, args.progress_s, lambda: print(progress.line(), file=sys.stderr, flush=True))
     collector.stop()
     store.close()
     s = collector.stats
@@ -123,7 +136,8 @@ def cmd_report(args) -> int:
         day = date.fromisoformat(args.day)
     except ValueError:
         raise FleetInputError(f"--day: {args.day!r} is not YYYY-MM-DD") from None
-    return run_report(args.db, day, csv_path=args.csv, png_dir=args.png, hold_limit_s=args.hold_limit_s)
+    return run_report(args.db, day, csv_path=args.csv, png_dir=args.png, html_path=args.html, tz=args.tz,
+                      inventory=args.inventory, hold_limit_s=args.hold_limit_s)
 
 
 def cmd_loadgen(args) -> int:
@@ -173,13 +187,19 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--retire", action="store_true",
                    help="retire this collector for good: store what the broker queued for it, end its session, exit")
     p.add_argument("--duration-s", default=None, metavar="S", help="stop after this long (default: until signalled)")
+    p.add_argument("--progress-s", type=float, default=10.0, metavar="S",
+                   help="print received/stored/rejected to stderr every S seconds (0 = off; default 10)")
     p.set_defaults(func=cmd_collect)
 
-    p = subparsers.add_parser("report", help="daily per-station and per-site figures from the event store")
+    p = subparsers.add_parser("report", help="a day's figures per site, desk and agent, in local time")
     p.add_argument("--db", default=DEFAULT_DB, metavar="URL")
-    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="UTC day")
+    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local calendar day of each site")
+    p.add_argument("--tz", metavar="ZONE",
+                   help="IANA time zone for every site (default: each site's tz from --inventory, else this machine's)")
+    p.add_argument("--inventory", metavar="FILE", help="the fleet inventory CSV: site time zones (tz column), sites to list")
     p.add_argument("--csv", metavar="FILE")
-    p.add_argument("--png", metavar="DIR")
+    p.add_argument("--png", metavar="DIR", help="one chart per site: DIR/<site>.png")
+    p.add_argument("--html", metavar="FILE", help="the report as one HTML page with the charts embedded")
     p.add_argument("--hold-limit-s", type=float, default=60.0)
     p.set_defaults(func=cmd_report)
 

@@ -24,6 +24,7 @@ id could acknowledge a different message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -66,6 +67,26 @@ class IdentityMismatch(Exception):
     def __init__(self, key: tuple[str, str], message: str):
         super().__init__(message)
         self.key = key
+class Progress:
+    """`collect`'s progress lines: what a running collector received, stored and rejected since
+    the previous line (read from its live `CollectorStats`, which only its own threads write)."""
+
+    def __init__(self, stats: CollectorStats):
+        self.stats = stats
+        self._last = dataclasses.replace(stats)
+        self._last_t = time.monotonic()
+
+    def line(self) -> str:
+        now, now_t = dataclasses.replace(self.stats), time.monotonic()
+        last, span_s = self._last, max(now_t - self._last_t, 1e-9)
+        self._last, self._last_t = now, now_t
+        stored = now.stored - last.stored
+        text = (f"collect: {span_s:.0f} s: received {now.received - last.received}, stored {stored} "
+                f"({stored / span_s:.0f}/s), duplicates {now.duplicates - last.duplicates}, "
+                f"rejected {now.rejected - last.rejected}; total stored {now.stored}")
+        if now.store_errors > last.store_errors:
+            text += f"; store errors {now.store_errors - last.store_errors} ({now.last_error})"
+        return text
 
 
 class Collector:
