@@ -79,3 +79,10 @@ def test_an_unclosed_ipv6_broker_url_is_a_config_error(tmp_path):
     config.write_text('[mqtt]\nbrokers = ["mqtt://[::1"]\n')
     proc = run_cli("check-config", config)
     assert proc.returncode == 78 and "[::1" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_an_unusable_state_dir_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("run", "--simulate", "--state-dir", blocker / "state", "--broker", "mqtt://127.0.0.1:9")
+    assert_one_line_error(proc, 78, "station.state_dir", "state directory")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import StorageError
+from firmware.errors import ConfigError
 from firmware.protocol.envelope import EventFactory
 from firmware.reporting.outbox import Outbox
 
@@ -167,19 +167,20 @@ def test_a_deleted_or_emptied_outbox_does_not_restart_seq(tmp_path, how):
         assert box.next_seq() == seq + 1
 
 
-def test_unusable_state_dir_is_one_clear_storage_error(tmp_path):
+def test_unusable_state_dir_is_one_clear_config_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(ConfigError) as err:  # exit 78: systemd does not restart into it again and again
         Outbox.in_state_dir(blocker / "state")
     assert "state directory" in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("station.state_dir: ")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_read_only_state_dir_is_a_storage_error(tmp_path):
+def test_read_only_state_dir_is_a_config_error(tmp_path):
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(StorageError):
+        with pytest.raises(ConfigError):
             Outbox.in_state_dir(tmp_path)
     finally:
         tmp_path.chmod(0o700)
@@ -213,11 +214,12 @@ def test_session_numbers_increase_across_restarts(tmp_path):
 
 def test_a_second_process_on_the_same_outbox_is_refused(tmp_path):
     with Outbox.in_state_dir(tmp_path):
-        with pytest.raises(StorageError, match=f"in use by another station process \\(pid {os.getpid()}\\)"):
+        with pytest.raises(ConfigError, match=f"in use by another station process \\(pid {os.getpid()}\\)"):
             Outbox.in_state_dir(tmp_path)
     Outbox.in_state_dir(tmp_path).close()  # free again once closed
 
 
+@pytest.mark.integration  # mounts a tmpfs (root)
 def test_disk_full_holds_events_in_order_and_writes_them_when_space_returns(small_disk):
     faults = []
     box = Outbox.in_state_dir(small_disk.path / "state", on_fault=lambda *a: faults.append(a))

@@ -48,7 +48,7 @@ def load_overrides(state_dir: str | Path) -> dict:
     path = Path(state_dir) / OVERRIDES_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return {}
     except (OSError, ValueError) as exc:
         raise StorageError(f"{path}: cannot read persisted overrides ({exc})") from None

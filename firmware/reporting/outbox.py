@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
-from firmware.errors import StorageError
+from firmware.errors import ConfigError, StationError, StorageError
 from firmware.protocol.envelope import Event, to_json
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,12 @@ class Row(NamedTuple):
 FaultFn = Callable[[str, str, bool], None]  # (component, detail, cleared)
 
 
+def _state_dir_error(detail: str) -> ConfigError:
+    """An unusable state directory is the set-up's problem (station.state_dir, its owner, or a
+    second process on it), not a passing one: exit 78, and systemd does not restart in a loop."""
+    return ConfigError(detail, "station.state_dir")
+
+
 def _is_corrupt(exc: sqlite3.Error) -> bool:
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.split("(")[0] in _CORRUPT or "malformed" in str(exc) or "not a database" in str(exc)
@@ -115,7 +121,7 @@ class Outbox:
         self._lock_fd = self._claim()
         try:
             self._db, known = self._open_or_replace()
-        except StorageError:
+        except StationError:
             os.close(self._lock_fd)
             raise
         hwm, top, totals = known
@@ -139,7 +145,7 @@ class Outbox:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"{state_dir}: cannot create the state directory ({exc.strerror})") from None
+            raise _state_dir_error(f"{state_dir}: cannot create the state directory ({exc.strerror})") from None
         return cls(state_dir / "outbox.db", max_mb, on_fault)
 
     @property
@@ -162,13 +168,13 @@ class Outbox:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StorageError(f"{self.path.parent}: state directory is not writable ({exc.strerror})") from None
+            raise _state_dir_error(f"{self.path.parent}: state directory is not writable ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise StorageError(f"{self.path}: outbox is in use by another station process (pid {owner}); "
+            raise _state_dir_error(f"{self.path}: outbox is in use by another station process (pid {owner}); "
                                "give each process its own state_dir") from None
         try:
             os.ftruncate(fd, 0)
@@ -229,12 +235,12 @@ class Outbox:
         self._bdseq = bd[0] if bd else 0
         return db, (row[0] if row else None, top, totals)
 
-    def _error(self, exc: Exception) -> StorageError:
+    def _error(self, exc: Exception) -> StationError:
         text = str(exc)
         if "not a database" in text or "malformed" in text:
             return StorageError(f"{self.path}: outbox is corrupt ({text}); move it aside to start a new one")
         if "unable to open" in text or "readonly" in text or "read-only" in text:
-            return StorageError(f"{self.path}: state directory is not writable ({text})")
+            return _state_dir_error(f"{self.path}: state directory is not writable ({text})")
         if "full" in text:
             return StorageError(f"{self.path}: disk full ({text})")
         return StorageError(f"{self.path}: outbox error ({text})")
