@@ -284,8 +284,9 @@ def test_a_hung_audio_read_stops_the_watchdog_but_a_lost_device_does_not(monkeyp
 def test_a_storage_fault_raised_inside_the_rules_loop_with_the_audio_queue_full_does_not_block_it(tmp_path):
     """Issue 12 item 9: the rules loop emits an event that pushes the outbox over its cap; the
     storage fault it raises must reach the station although 64 audio blocks are queued."""
-    from firmware.protocol.envelope import to_json
     from fixtures_mqtt import free_port
+
+    from firmware.protocol.envelope import to_json
     settings = settings_for(buffer_ms=10).replace(
         station={"state_dir": str(tmp_path / "state")},
         mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"], "outbox_max_mb": 1.0})  # nobody listening

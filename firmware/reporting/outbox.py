@@ -325,8 +325,9 @@ class Outbox:
         self.dropped_telemetry += gone_rows
         if self._bytes > self.max_bytes and not self.over_cap:
             self.over_cap = True
-            faults.append(("cap", f"outbox over its cap of {self.max_bytes / 1048576:.1f} MB with only events "
-                                  f"left ({self._events} events); keeping them", False))
+            detail = (f"outbox over its cap of {self.max_bytes / 1048576:.1f} MB with only events "
+                      f"left ({self._events} events); keeping them")
+            faults.append(("cap", detail, False))
 
     def _hold(self, seq: int, payload: bytes) -> None:
         if len(self._held) >= HOLD_MAX_EVENTS:
@@ -338,8 +339,8 @@ class Outbox:
     def _disk_problem(self, exc: sqlite3.Error) -> tuple[str, str, bool]:
         text = str(exc)
         what = "disk full" if "full" in text else "cannot write the outbox"
-        return ("disk", f"{what}: {self.path} ({text}); holding events in memory (up to {HOLD_MAX_EVENTS}) "
-                        "and retrying", False)
+        detail = f"{what}: {self.path} ({text}); holding events in memory (up to {HOLD_MAX_EVENTS}) and retrying"
+        return ("disk", detail, False)
 
     def _flush_held(self, faults: list) -> None:
         while self._held:
