@@ -383,3 +383,24 @@ def test_a_corrupt_outbox_is_moved_aside_and_the_station_runs_with_a_storage_fau
         assert svc.reporting.outbox.event_depth > 0, "events are stored in the new outbox"
     finally:
         stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening
+
+
+def test_invalid_persisted_overrides_do_not_stop_the_station(tmp_path):
+    """A persisted set-config that no longer passes the checks (an old NaN, a type error) used
+    to stop `run` at start; the station now runs on its config file with a storage fault."""
+    from fixtures_mqtt import free_port
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "overrides.json").write_text('{"hold_limit_s": "x"}')
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(state)},
+                                      mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert "overrides" in fault["detail"] and "overrides.json.invalid-" in fault["detail"]
+        assert svc.pipeline.profile.hold_limit_s == 2.0, "the config file's value"
+        svc.gpio.pin("hook").drive_low()
+        rec.wait_for("call.start", timeout_s=5)
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening

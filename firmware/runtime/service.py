@@ -179,6 +179,10 @@ class Service:
         self.exit_code = RESTART_EXIT_CODE
         self._stop = True
 
+    def report_fault(self, component: str, detail: str, cleared: bool = False) -> None:
+        """A fault for the station to emit and cue; from any thread, never blocks."""
+        self._on_report_fault(component, detail, cleared)
+
     def _on_report_fault(self, component: str, detail: str, cleared: bool) -> None:
         # From paho's or the sender's thread, or from the rules loop itself (storage faults raised
         # inside its event sink): never blocks; the rules loop applies it.
