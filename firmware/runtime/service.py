@@ -1,13 +1,13 @@
 """The live driver behind `headset-station run`: wall clock, audio, GPIO, LEDs, reporting, systemd.
 
 One main ("rules") loop owns the `Pipeline`. Everything reaches it through one `Mailbox`
-(firmware.runtime.messages): audio blocks from the supervised capture thread in a bounded queue that
-drops blocks when the loop is behind, and typed messages (GPIO edges from gpiozero's thread,
-faults from reporting and storage, calls from the command thread, audio failures) in an
-unbounded queue that never blocks, so the loop can report a fault to itself from inside its
-own event sink. The loop waits on the mailbox with a short timeout and, when audio is late, advances the
-pipeline on the wall clock anyway, so hook, mute and hold timing keep running while the
-sound card is gone. A lost device raises an `audio` fault within `audio.stall_fault_s`;
+(firmware.runtime.messages): audio blocks from the supervised capture thread in a bounded
+queue that drops blocks when the loop is behind, and typed messages (GPIO edges from
+gpiozero's thread, faults from reporting and storage, calls from the command thread, audio
+failures) in an unbounded queue that never blocks, so the loop can report a fault to itself
+from inside its own event sink. The loop waits on the mailbox with a short timeout and, when
+audio is late, advances the pipeline on the wall clock anyway, so hook, mute and hold timing
+keep running while the sound card is gone. A lost device raises an `audio` fault within `audio.stall_fault_s`;
 the capture thread reopens it every `audio.reopen_s` and the first block after that
 clears the fault.
 
@@ -49,7 +49,7 @@ from hal.gpio import SIM_RING_PIN, GpioInputs, make_pin_factory
 
 log = logging.getLogger(__name__)
 
-QUEUE_BLOCKS = 64  # ~4 s of 60 ms blocks: enough to ride out a slow MQTT callback
+QUEUE_BLOCKS = 64  # audio blocks queued at most (~2 s of the default 30 ms blocks); newer ones are dropped
 WAIT_S = 0.05       # the longest the rules loop sleeps: timer resolution while audio is stalled
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: not 0, so systemd's Restart=on-failure brings the service back
 STATE_EVERY_S = 0.5  # the retained state topic follows the station at most this often
@@ -102,7 +102,7 @@ class Service:
         self.gpio = GpioInputs(s.gpio, self._on_gpio, pin_factory=factory, ring_pin=ring_pin)
         self.leds = open_leds(s.leds, factory)
         if s.mqtt.brokers:
-            self.reporting = open_reporting(s, self.profile.name, on_fault=self._on_report_fault,
+            self.reporting = open_reporting(s, self.profile.name, on_fault=self.report_fault,
                                             telemetry=self._telemetry, on_command=command_handler(self))
         sinks = [f for f in (self.printer, self.reporting and self.reporting.sink) if f]
         emit = EventFanout(*sinks, on_error=lambda sink, exc: log.error("event sink failed: %s", exc))
@@ -180,12 +180,9 @@ class Service:
         self._stop = True
 
     def report_fault(self, component: str, detail: str, cleared: bool = False) -> None:
-        """A fault for the station to emit and cue; from any thread, never blocks."""
-        self._on_report_fault(component, detail, cleared)
-
-    def _on_report_fault(self, component: str, detail: str, cleared: bool) -> None:
-        # From paho's or the sender's thread, or from the rules loop itself (storage faults raised
-        # inside its event sink): never blocks; the rules loop applies it.
+        """A fault (or its clearing) for the station to emit and cue. From any thread: paho's, the
+        sender's, or the rules loop itself (storage faults raised inside its event sink); never
+        blocks, the rules loop applies it."""
         self.mailbox.put(FaultReport(component, detail, cleared))
 
     def _telemetry(self) -> dict:
