@@ -121,7 +121,7 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
 
     a = settings.audio
     if interactive and not simulate:
-        out(f"... Recording {AUDIO_S:g} s: speak into the headset microphone (and let the line play)")
+        out(f"... Recording {AUDIO_S:g} s: keep speaking into the headset, a test call playing on the line")
     try:
         tx, rx = record(open_source(a), AUDIO_S)
     except StationError as exc:
