@@ -13,6 +13,7 @@ pytest_plugins = [
     "fixtures_station",
     "fixtures_fleet",
     "fixtures_pulse",
+    "fixtures_storage",
 ]
 
 # Fixtures that start a real service (Mosquitto, PostgreSQL, PulseAudio): a test that uses

@@ -1,6 +1,5 @@
 """The PyAudio backend against a real PulseAudio null sink: speech played in, speech captured."""
 
-import queue
 import time
 
 import numpy as np
@@ -11,6 +10,7 @@ from fixtures_pulse import speech_wav
 from firmware.config.settings import AudioSettings
 from firmware.errors import AudioError
 from firmware.runtime.capture import CaptureThread
+from firmware.runtime.messages import AudioBlock, AudioFailure, Mailbox
 from hal.audio import PyAudioSource, open_source
 
 RATE_HZ = 16000
@@ -69,28 +69,30 @@ def test_unknown_device_name_is_a_one_line_audio_error(pulse):
         open_source(pulse_settings(device="no-such-card")).open()
 
 
-def next_of_kind(q, kind, timeout_s):
-    """The next capture message of `kind`, skipping others (queue.Empty if none for timeout_s)."""
-    while True:
-        item = q.get(timeout=timeout_s)
-        if item[0] == kind:
-            return item
+def next_of_kind(box, kind, timeout_s):
+    """The next capture message of `kind` (AudioBlock or AudioFailure), skipping others."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        messages, blocks = box.take(0.1)
+        for item in [*messages, *blocks]:
+            if isinstance(item, kind):
+                return item
+    raise AssertionError(f"no {kind.__name__} within {timeout_s} s")
 
 
 def test_capture_thread_reports_loss_and_reopens_when_the_server_returns(pulse):
-    q = queue.Queue(maxsize=200)
-    cap = CaptureThread(open_source(pulse_settings()), q, reopen_s=0.3).start()
+    box = Mailbox(audio_blocks=200)
+    cap = CaptureThread(open_source(pulse_settings()), box, reopen_s=0.3).start()
     try:
-        item = q.get(timeout=5)
-        assert item[0] == "audio"
+        next_of_kind(box, AudioBlock, timeout_s=5)
         pulse.kill()
         t_kill = time.monotonic()
-        item = next_of_kind(q, "audio.error", timeout_s=5)
-        assert item[1] - t_kill < 2.0, "loss must be noticed within audio.stall_fault_s"
+        item = next_of_kind(box, AudioFailure, timeout_s=5)
+        assert item.t_mono - t_kill < 2.0, "loss must be noticed within audio.stall_fault_s"
         pulse.start()
         t_back = time.monotonic()
-        item = next_of_kind(q, "audio", timeout_s=10)
-        assert item[1] - t_back < 5.0
+        item = next_of_kind(box, AudioBlock, timeout_s=10)
+        assert item.t_mono - t_back < 5.0
         assert cap.opens >= 2
     finally:
         cap.stop()

@@ -110,6 +110,16 @@ def test_corrupt_persisted_overrides_are_a_storage_error(tmp_path):
         load_overrides(tmp_path)
 
 
+def test_invalid_persisted_overrides_are_set_aside_at_start_not_fatal(tmp_path):
+    (tmp_path / "overrides.json").write_text('{"pause_s": "x"}')
+    station = FakeStation()
+    h = CommandHandler(station.get_config, station.apply, station.led, station.restart, tmp_path)
+    assert h.overrides == {} and "invalid persisted overrides" in h.dropped
+    aside = list(tmp_path.glob("overrides.json.invalid-*"))
+    assert len(aside) == 1 and aside[0].read_text() == '{"pause_s": "x"}' and aside[0].name in h.dropped
+    assert not (tmp_path / "overrides.json").exists()
+
+
 def test_commands_round_trip_through_the_broker(mqtt_broker, tmp_path, caplog):
     station = FakeStation()
     handler = CommandHandler(station.get_config, station.apply, station.led, station.restart, tmp_path / "s")

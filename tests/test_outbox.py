@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import StorageError
+from firmware.errors import ConfigError
 from firmware.protocol.envelope import EventFactory
 from firmware.reporting.outbox import Outbox
 
@@ -123,26 +123,64 @@ def test_cap_drops_oldest_telemetry_first_and_never_events(tmp_path):
     box.close()
 
 
-def test_corrupt_outbox_is_one_clear_storage_error(tmp_path):
-    (tmp_path / "outbox.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError) as err:
-        Outbox.in_state_dir(tmp_path)
-    assert "corrupt" in str(err.value) and "\n" not in str(err.value)
+def test_corrupt_outbox_is_moved_aside_and_a_fresh_one_reports_a_storage_fault(tmp_path):
+    with Outbox.in_state_dir(tmp_path) as box:
+        for e in make_events(box, 5):
+            box.put(e)
+    junk = b"this is not sqlite" * 100
+    (tmp_path / "outbox.db").write_bytes(junk)
+    faults = []
+    box = Outbox.in_state_dir(tmp_path)
+    box.on_fault = lambda *a: faults.append(a)  # reported as soon as someone listens
+    try:
+        aside = list(tmp_path.glob("outbox.db.corrupt-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == junk, "the bad file is kept for inspection"
+        assert len(faults) == 1 and faults[0][0] == "storage" and faults[0][2] is False
+        assert "corrupt" in faults[0][1] and aside[0].name in faults[0][1] and "\n" not in faults[0][1]
+        assert box.next_seq() == 6, "seq does not restart with the new outbox"
+        box.put(make_events(box, 1)[0])
+        assert box.depth == 1
+    finally:
+        box.close()
 
 
-def test_unusable_state_dir_is_one_clear_storage_error(tmp_path):
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_deleted_or_emptied_outbox_does_not_restart_seq(tmp_path, how):
+    box = Outbox.in_state_dir(tmp_path)
+    for e in make_events(box, 3):
+        box.put(e)
+    crash(box)  # no close(): only what was fsynced counts
+    for name in ("outbox.db", "outbox.db-wal", "outbox.db-shm"):
+        if (tmp_path / name).exists():
+            if how == "deleted":
+                (tmp_path / name).unlink()
+            else:
+                (tmp_path / name).write_bytes(b"")
+    with Outbox.in_state_dir(tmp_path) as box:
+        assert box.next_seq() > 3
+    # after a clean close the reservation is exact: a lost outbox then continues without a gap
+    (tmp_path / "outbox.db").unlink()
+    with Outbox.in_state_dir(tmp_path) as box:
+        seq = box.next_seq()
+    (tmp_path / "outbox.db").unlink()
+    with Outbox.in_state_dir(tmp_path) as box:
+        assert box.next_seq() == seq + 1
+
+
+def test_unusable_state_dir_is_one_clear_config_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(ConfigError) as err:  # exit 78: systemd does not restart into it again and again
         Outbox.in_state_dir(blocker / "state")
     assert "state directory" in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("station.state_dir: ")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_read_only_state_dir_is_a_storage_error(tmp_path):
+def test_read_only_state_dir_is_a_config_error(tmp_path):
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(StorageError):
+        with pytest.raises(ConfigError):
             Outbox.in_state_dir(tmp_path)
     finally:
         tmp_path.chmod(0o700)
@@ -176,6 +214,36 @@ def test_session_numbers_increase_across_restarts(tmp_path):
 
 def test_a_second_process_on_the_same_outbox_is_refused(tmp_path):
     with Outbox.in_state_dir(tmp_path):
-        with pytest.raises(StorageError, match=f"in use by another station process \\(pid {os.getpid()}\\)"):
+        with pytest.raises(ConfigError, match=f"in use by another station process \\(pid {os.getpid()}\\)"):
             Outbox.in_state_dir(tmp_path)
     Outbox.in_state_dir(tmp_path).close()  # free again once closed
+
+
+@pytest.mark.integration  # mounts a tmpfs (root)
+def test_disk_full_holds_events_in_order_and_writes_them_when_space_returns(small_disk):
+    faults = []
+    box = Outbox.in_state_dir(small_disk.path / "state", on_fault=lambda *a: faults.append(a))
+    try:
+        before = make_events(box, 3)
+        for e in before:
+            box.put(e)
+        small_disk.fill()
+        factory = EventFactory("desk-1", 1_700_000_000.0, seq=box)
+        during = [factory.make("cue", i, None, cue="idle", leds={}, pad="x" * 200) for i in range(400)]
+        for e in during:
+            box.put(e)  # never raises: held in memory
+        assert box.held > 0, "the disk should have filled"
+        assert [(f[0], f[2]) for f in faults] == [("storage", False)]
+        assert faults[0][1].startswith("disk full")
+        assert not box.put_telemetry({"x": 1}), "telemetry is dropped while the disk is full"
+        assert box.flush_held() == box.held > 0, "still full: nothing written, nothing lost"
+        small_disk.free()
+        assert box.flush_held() == 0
+        assert [(f[0], f[2]) for f in faults] == [("storage", False), ("storage", True)]
+        rows = box.pending(10_000)
+        assert [r.seq for r in rows] == [e["seq"] for e in before + during], "0 lost, in seq order"
+        assert [json.loads(r.payload)["id"] for r in rows] == [e["id"] for e in before + during]
+    finally:
+        box.close()
+    with Outbox.in_state_dir(small_disk.path / "state") as box:
+        assert box.depth == 403 and box.next_seq() == 404

@@ -74,10 +74,10 @@ def start_service(settings, rec, **kw):
     return svc, thread, result
 
 
-def stop_service(svc, thread):
+def stop_service(svc, thread, drain_timeout_s=10.0):
     svc.request_stop()
     thread.join(5)
-    svc.shutdown()
+    svc.shutdown(drain_timeout_s)
 
 
 def settings_for(**audio):
@@ -279,3 +279,128 @@ def test_a_hung_audio_read_stops_the_watchdog_but_a_lost_device_does_not(monkeyp
     finally:
         release.set()
         stop_service(svc, thread)
+
+
+def test_a_storage_fault_raised_inside_the_rules_loop_with_the_audio_queue_full_does_not_block_it(tmp_path):
+    """Issue 12 item 9: the rules loop emits an event that pushes the outbox over its cap; the
+    storage fault it raises must reach the station although 64 audio blocks are queued."""
+    from fixtures_mqtt import free_port
+
+    from firmware.protocol.envelope import to_json
+    settings = settings_for(buffer_ms=10).replace(
+        station={"state_dir": str(tmp_path / "state")},
+        mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"], "outbox_max_mb": 1.0})  # nobody listening
+    rec = Recorder()
+    armed = threading.Event()
+
+    def printer(event):
+        rec(event)
+        if armed.is_set():  # the first event of the running loop: hold the loop until the audio queue is full
+            armed.clear()
+            deadline = time.monotonic() + 10
+            while not svc.mailbox.audio_full and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    svc = Service(settings, simulate=True, notifier=rec, printer=printer, install_signals=False)
+    svc.setup()
+    box = svc.reporting.outbox
+    filler = {"type": "filler", "seq": box.next_seq(), "pad": ""}
+    room = box.max_bytes - box.size_bytes
+    filler["pad"] = "x" * (room - 50 - 64 - len(to_json(filler)))
+    box.put(filler)  # 50 bytes left under the cap: the next event goes over it
+    assert not box.over_cap
+    armed.set()
+    thread = threading.Thread(target=svc.run, daemon=True)
+    thread.start()
+    try:
+        svc.gpio.pin("hook").drive_low()
+        fault = rec.wait_for("fault", component="storage", timeout_s=10)
+        assert "over its cap" in fault["detail"]
+        assert any(e["cue"] == "fault" for e in rec.of("cue"))
+        svc.gpio.pin("hook").drive_high()
+        rec.wait_for("hook", state="on", timeout_s=5)  # the loop is still running
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening
+
+
+def test_disk_full_raises_a_storage_fault_at_once_and_loses_nothing_once_space_returns(small_disk, mqtt_broker):
+    """Issue 12 item 4: a full state directory with a live station and a real broker."""
+    from fixtures_mqtt import Collector
+    collector = Collector(mqtt_broker, "hs/+/+/event")
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(small_disk.path / "state")},
+                                      mqtt={"brokers": [mqtt_broker.url]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        rec.wait_for("station.online")
+        small_disk.fill()
+        hook = svc.gpio.pin("hook")
+        for i in range(6):  # calls while nothing can be written
+            hook.drive_low()
+            time.sleep(0.15)
+            hook.drive_high()
+            time.sleep(0.15)
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert fault["detail"].startswith("disk full"), fault
+        assert svc.pipeline.station.state["faults"].get("storage") == fault["detail"]
+        assert any(e["cue"] == "fault" for e in rec.of("cue") if e["t"] >= fault["t"])
+        assert svc.reporting.outbox.held > 0
+        assert not rec.of("fault.cleared")
+        small_disk.free()
+        cleared = rec.wait_for("fault.cleared", component="storage", timeout_s=10)
+        assert cleared["t"] > fault["t"]
+    finally:
+        stop_service(svc, thread)
+    printed = [e["seq"] for e in rec.events]
+    assert len(rec.of("call.start")) == 6
+    assert collector.wait_for(lambda c: {e["seq"] for e in c.payloads()} >= set(printed), 20), \
+        f"lost: {sorted(set(printed) - {e['seq'] for e in collector.payloads()})[:10]}"
+    first = []
+    for e in collector.payloads():
+        if e["seq"] not in first:
+            first.append(e["seq"])
+    assert first == sorted(first), "first deliveries in seq order"
+    collector.close()
+
+
+def test_a_corrupt_outbox_is_moved_aside_and_the_station_runs_with_a_storage_fault(tmp_path):
+    """Issue 12 item 5: it used to stop the station with no LED cue until a technician moved the file."""
+    from fixtures_mqtt import free_port
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "outbox.db").write_bytes(b"garbage, not SQLite " * 200)
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(state)},
+                                      mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert "corrupt" in fault["detail"] and "outbox.db.corrupt-" in fault["detail"]
+        assert len(list(state.glob("outbox.db.corrupt-*"))) == 1
+        assert any(e["cue"] == "fault" for e in rec.of("cue") if e["t"] >= fault["t"])
+        svc.gpio.pin("hook").drive_low()
+        rec.wait_for("call.start", timeout_s=5)  # the station keeps working
+        assert svc.reporting.outbox.event_depth > 0, "events are stored in the new outbox"
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening
+
+
+def test_invalid_persisted_overrides_do_not_stop_the_station(tmp_path):
+    """A persisted set-config that no longer passes the checks (an old NaN, a type error) used
+    to stop `run` at start; the station now runs on its config file with a storage fault."""
+    from fixtures_mqtt import free_port
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "overrides.json").write_text('{"hold_limit_s": "x"}')
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(state)},
+                                      mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert "overrides" in fault["detail"] and "overrides.json.invalid-" in fault["detail"]
+        assert svc.pipeline.profile.hold_limit_s == 2.0, "the config file's value"
+        svc.gpio.pin("hook").drive_low()
+        rec.wait_for("call.start", timeout_s=5)
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening

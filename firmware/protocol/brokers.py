@@ -19,9 +19,9 @@ from firmware.errors import ConfigError
 def parse_broker(url: str) -> tuple[bool, str, int]:
     """'mqtts://host:8883' -> (tls, host, port)."""
     bad = ConfigError(f"mqtt.brokers: {url!r} is not an mqtt://host[:port] or mqtts://host[:port] URL")
-    parts = urlsplit(url)
     try:
-        port = parts.port
+        parts = urlsplit(url)
+        port = parts.port  # both raise ValueError: an unclosed "[::1", a port out of range
     except ValueError:
         raise bad from None
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:

@@ -20,6 +20,10 @@ an optional `"id"` (string or integer) that the reply echoes, so a caller can ma
 `set-config` accepts profile timing keys only (firmware.profiles.TIMING_KEYS, validated by
 `check_overrides`). The merged overrides are written to `<state_dir>/overrides.json`
 (atomically: temp file, fsync, rename) only after `apply_overrides` accepted them, so a
+rejected change leaves both the running station and the file as they were. Persisted overrides
+that cannot be read or no longer pass the checks never stop the station from starting: they
+are set aside to `overrides.json.invalid-<UTC time>` and the station runs on its config file
+(the service reports a `storage` fault).
 rejected change leaves both the running station and the file as they were.
 `agent` logs an agent in (a non-empty printable name of at most 64 characters) or out
 (null); it is kept in `<state_dir>/agent.json` (written the same way), so it survives a
@@ -55,7 +59,7 @@ def load_overrides(state_dir: str | Path) -> dict:
     path = Path(state_dir) / OVERRIDES_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return {}
     except (OSError, ValueError) as exc:
         raise StorageError(f"{path}: cannot read persisted overrides ({exc})") from None
@@ -71,7 +75,7 @@ def load_agent(state_dir: str | Path) -> str | None:
     path = Path(state_dir) / AGENT_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return None
     except (OSError, ValueError) as exc:
         raise StorageError(f"{path}: cannot read the persisted agent ({exc})") from None
@@ -96,7 +100,26 @@ class CommandHandler:
         self.led_test = led_test
         self.restart = restart
         self.state_dir = Path(state_dir)
-        self.overrides = load_overrides(self.state_dir)
+        self.dropped: str | None = None  # why persisted overrides were set aside at start, if they were
+        try:
+            self.overrides = load_overrides(self.state_dir)
+        except StorageError as exc:  # never a reason not to start: run on the config file's values
+            self.overrides = {}
+            self.drop_overrides(str(exc))
+
+    def drop_overrides(self, reason: str) -> str:
+        """Set the persisted overrides aside (`overrides.json.invalid-<UTC time>`, kept for
+        inspection) and forget them; returns a one-line description for the fault."""
+        path = self.state_dir / OVERRIDES_FILE
+        aside = path.with_name(f"{OVERRIDES_FILE}.invalid-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        try:
+            os.replace(path, aside)
+            where = f"moved to {aside.name}"
+        except OSError as exc:
+            where = f"could not be moved aside ({exc.strerror})"
+        self.overrides = {}
+        self.dropped = f"{reason}; running on the config file's values, the file {where}"
+        return self.dropped
 
     def handle(self, name: str, payload: bytes) -> dict:
         """Run one command; always returns a reply dict with `ok`, `cmd`, `id` and maybe `error`."""

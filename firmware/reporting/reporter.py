@@ -2,11 +2,13 @@
 and its remote commands.
 
 Threads: paho's network thread (`loop_start`) runs the callbacks, each guarded so an
-exception is logged and never kills the thread; the sender thread (firmware.sender) is the
-only one that hands outbox rows to paho and deletes acknowledged ones; the command thread
-runs remote commands so a slow LED test never stalls the network thread.
+exception is logged and never kills the thread; the sender thread (`firmware.reporting.sender.Sender`,
+which owns its wake event, acknowledgement queue, reconnect flag and in-flight map) is the
+only one that hands outbox rows to paho and deletes acknowledged ones; the callbacks only
+call its methods (`on_ack`, `on_connected`, `on_disconnected`, `wake`, `stop`). The command
+thread runs remote commands so a slow LED test never stalls the network thread.
 
-`sink()` commits an event to the outbox (firmware.outbox) before anything else sees it;
+`sink()` commits an event to the outbox (firmware.reporting.outbox) before anything else sees it;
 delivery is at-least-once, first copies in `seq` order, consumers deduplicate by `id`.
 On connect: the birth record on `status` (retained, with `bdSeq`), the current `state`,
 then the subscriptions (in `on_connect`, so they survive reconnects).
@@ -20,7 +22,6 @@ through `on_fault("mqtt", detail, cleared)`; outbox cap trouble as `("storage", 
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import logging
@@ -87,13 +88,12 @@ class Reporter:
         self._state_payload: bytes | None = None
         self._state: dict | None = None
         self.agent: str | None = settings.station.agent or None  # the agent at the desk; set_agent changes it
-        self._acked: collections.deque[int] = collections.deque()  # mids from on_publish
-        self._reconnected = False
-        self._wake = threading.Event()
         self._commands: queue.Queue = queue.Queue(maxsize=64)
         self._threads: list[threading.Thread] = []
         self._cpu = (time.monotonic(), time.process_time())
         self.client = self._make_client(m)
+        self.sender = Sender(self.client, outbox, self.topics, m, on_telemetry_due=self._telemetry_due,
+                             on_fault=lambda component, detail, cleared: self._fault(detail, cleared, component))
 
     def _make_client(self, m) -> mqtt.Client:
         st = self.settings.station
@@ -118,15 +118,15 @@ class Reporter:
         _tls, host, port = self.brokers[self._broker_index]
         self.client.connect_async(host, port, self.settings.mqtt.keepalive_s)
         self.client.loop_start()
-        for name, target in (("mqtt-sender", self._sender), ("mqtt-commands", self._command_worker)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.sender.start()
+        thread = threading.Thread(target=self._command_worker, name="mqtt-commands", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def sink(self, event: Event) -> None:
         """EmitFn: commit the event to the outbox (durable on return), then wake the sender."""
         self.outbox.put(event)
-        self._wake.set()
+        self.sender.wake()
 
     def publish_state(self, state: dict) -> None:
         """Retained current state, with the station's desk and agent; re-published on every connect."""
@@ -148,15 +148,19 @@ class Reporter:
         """Queue one telemetry record (through the outbox; the oldest is dropped first when full)."""
         record = {"ts": iso_utc(time.time()), "station": self.settings.station.id, **data, **self._health()}
         self.outbox.put_telemetry(record)
-        self._wake.set()
+        self.sender.wake()
+
+    def _telemetry_due(self) -> None:
+        # On the sender thread, every mqtt.telemetry_s.
+        self.publish_telemetry(self.telemetry() if self.telemetry else {})
 
     def wait_drained(self, timeout_s: float) -> bool:
-        """True once every queued row has been acknowledged, False on timeout."""
+        """True once every queued row has been acknowledged (none held in memory either), False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox.depth > 0:
+        while self.outbox.depth > 0 or self.outbox.held:
             if time.monotonic() >= deadline:
                 return False
-            self._wake.set()
+            self.sender.wake()
             time.sleep(0.02)
         return True
 
@@ -168,6 +172,7 @@ class Reporter:
         if clean and self.connected:
             self.wait_drained(timeout_s)
         self._stopping = True
+        self.sender.stop()  # nothing new goes out after the offline status
         if clean and self.connected:
             try:
                 info = self.client.publish(self.topics.status, self._status("offline", "stop"), QOS_STATUS, retain=True)
@@ -175,7 +180,6 @@ class Reporter:
             except (RuntimeError, ValueError) as exc:
                 self.log.warning("mqtt: could not publish offline status before stopping (%s)", exc)
             self.client.disconnect()
-        self._wake.set()
         self._commands.put(None)
         for thread in self._threads:
             thread.join(timeout=5.0)
@@ -207,11 +211,10 @@ class Reporter:
         if self._state_payload is not None:
             client.publish(self.topics.state, self._state_payload, QOS_STATE, retain=True)
         client.subscribe([(self.topics.commands, QOS_COMMAND), (self.topics.status, QOS_STATUS)])
-        self._reconnected = True  # before `connected`, so the sender sets up its barrier first
         self.connected = True
+        self.sender.on_connected()
         self.log.info("mqtt: connected to %s (bdSeq %d)", url, self.bdseq)
         self._fault(f"connected to {url}", cleared=True)
-        self._wake.set()
 
     @_guarded
     def _on_connect_fail(self, client, _userdata):
@@ -222,6 +225,7 @@ class Reporter:
     @_guarded
     def _on_disconnect(self, client, _userdata, _flags, reason_code, _properties):
         self.connected = False
+        self.sender.on_disconnected()
         if self._stopping:
             return
         why = "" if str(reason_code) == "Unspecified error" else f" ({reason_code})"  # 3.1.1 has no reason
@@ -232,9 +236,9 @@ class Reporter:
 
     @_guarded
     def _on_publish(self, _client, _userdata, mid, _reason_code, _properties):
-        # Called with paho's message lock held: only hand the mid over, never block here.
-        self._acked.append(mid)
-        self._wake.set()
+        # Called with paho's message lock held, maybe before publish() returned: hand the mid
+        # to the sender thread, which owns the in-flight map; never block here.
+        self.sender.on_ack(mid)
 
     @_guarded
     def _on_message(self, client, _userdata, msg):
@@ -321,18 +325,3 @@ class Reporter:
                 self._reply(name, reply)
             except Exception:
                 self.log.exception("mqtt: command %s failed", name)
-
-    # --- the sender thread -------------------------------------------------------------------
-    def _sender(self) -> None:
-        sender = Sender(self)
-        failing = False
-        while True:
-            try:
-                sender.run()
-                return
-            except Exception as exc:  # e.g. the outbox became unreadable: keep retrying, events stay on disk
-                self.log.exception("mqtt: sender failed")
-                if not failing:
-                    failing = True
-                    self._fault(f"cannot read the outbox to send ({exc})", component="storage")
-                time.sleep(1.0)

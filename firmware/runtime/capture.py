@@ -1,29 +1,28 @@
-"""The supervised capture loop: an audio source read on its own thread into a bounded queue.
+"""The supervised capture loop: an audio source read on its own thread into the service's mailbox.
 
 In the style of wyoming-satellite's `_mic_task_proc`: open, read blocks until the source
 fails, log, close, wait `audio.reopen_s`, reopen, forever. The rules never wait on the
-device: the service's main loop takes blocks from the queue with a timeout. Messages put
-on the queue (all timestamps are time.monotonic()):
-
-  ("audio", t_arrival_s, tx, rx)   one block
-  ("audio.error", t_s, detail)      the source failed or could not be opened
+device: the service's main loop takes blocks from the mailbox (firmware.runtime.messages) with a
+timeout. It sends an `AudioBlock` per block (dropped and counted when the bounded audio
+queue is full) and an `AudioFailure` (never dropped) when the source fails or cannot be
+opened.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 
 from firmware.errors import AudioError
 from firmware.runtime.liveness import Heartbeat
+from firmware.runtime.messages import AudioBlock, AudioFailure, Mailbox
 
 log = logging.getLogger(__name__)
 
 
 class CaptureThread:
-    def __init__(self, source, out: queue.Queue, reopen_s: float, heartbeat: Heartbeat | None = None):
+    def __init__(self, source, out: Mailbox, reopen_s: float, heartbeat: Heartbeat | None = None):
         self.source = source
         self.out = out
         self.reopen_s = reopen_s
@@ -37,10 +36,9 @@ class CaptureThread:
         self._thread.start()
         return self
 
-    def _put(self, item) -> None:
-        try:
-            self.out.put_nowait(item)
-        except queue.Full:
+    def _put(self, tx, rx) -> None:
+        frames = len(tx) if tx is not None else (len(rx) if rx is not None else self.source.block_frames)
+        if not self.out.put_audio(AudioBlock(time.monotonic(), tx, rx, frames)):
             # The rules loop is behind: losing audio is better than blocking the device.
             self.dropped += 1
 
@@ -57,7 +55,7 @@ class CaptureThread:
                 while not self._stop.is_set():
                     self.heartbeat.beat()
                     tx, rx = self.source.read()
-                    self._put(("audio", time.monotonic(), tx, rx))
+                    self._put(tx, rx)
             except AudioError as exc:
                 detail = str(exc)
             except Exception as exc:  # a backend bug must not kill capture for good
@@ -70,7 +68,7 @@ class CaptureThread:
             if detail != failed:
                 log.warning("audio: %s; retrying every %g s", detail, self.reopen_s)
             failed = detail
-            self._put(("audio.error", time.monotonic(), detail))
+            self.out.put(AudioFailure(time.monotonic(), detail))
             # Keep beating while we wait, so the watchdog sees a live (retrying) loop.
             deadline = time.monotonic() + self.reopen_s
             while not self._stop.is_set() and time.monotonic() < deadline:

@@ -1,10 +1,13 @@
 """The live driver behind `headset-station run`: wall clock, audio, GPIO, LEDs, reporting, systemd.
 
-One main ("rules") loop owns the `Pipeline`. Audio is captured on its own supervised
-thread into a bounded queue; GPIO edges arrive on the same queue from gpiozero's thread.
-The loop waits on the queue with a short timeout and, when audio is late, advances the
-pipeline on the wall clock anyway, so hook, mute and hold timing keep running while the
-sound card is gone. A lost device raises an `audio` fault within `audio.stall_fault_s`;
+One main ("rules") loop owns the `Pipeline`. Everything reaches it through one `Mailbox`
+(firmware.runtime.messages): audio blocks from the supervised capture thread in a bounded
+queue that drops blocks when the loop is behind, and typed messages (GPIO edges from
+gpiozero's thread, faults from reporting and storage, calls from the command thread, audio
+failures) in an unbounded queue that never blocks, so the loop can report a fault to itself
+from inside its own event sink. The loop waits on the mailbox with a short timeout and, when
+audio is late, advances the pipeline on the wall clock anyway, so hook, mute and hold timing
+keep running while the sound card is gone. A lost device raises an `audio` fault within `audio.stall_fault_s`;
 the capture thread reopens it every `audio.reopen_s` and the first block after that
 clears the fault.
 
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import socket
 import time
 from concurrent.futures import Future
+
+import numpy as np
 
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
@@ -29,6 +33,7 @@ from firmware.protocol.envelope import EventFanout
 from firmware.reporting.commands import load_agent
 from firmware.runtime.capture import CaptureThread
 from firmware.runtime.liveness import Heartbeat, WatchdogPinger
+from firmware.runtime.messages import AudioBlock, AudioFailure, FaultReport, InputEdge, LoopCall, Mailbox, Message
 from firmware.runtime.sdnotify import SdNotify
 from firmware.runtime.sources import open_source
 from firmware.runtime.wiring import (
@@ -45,7 +50,7 @@ from hal.gpio import SIM_RING_PIN, GpioInputs, make_pin_factory
 
 log = logging.getLogger(__name__)
 
-QUEUE_BLOCKS = 64  # ~4 s of 60 ms blocks: enough to ride out a slow MQTT callback
+QUEUE_BLOCKS = 64  # audio blocks queued at most (~2 s of the default 30 ms blocks); newer ones are dropped
 WAIT_S = 0.05       # the longest the rules loop sleeps: timer resolution while audio is stalled
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: not 0, so systemd's Restart=on-failure brings the service back
 STATE_EVERY_S = 0.5  # the retained state topic follows the station at most this often
@@ -60,7 +65,7 @@ class Service:
         self.notifier = notifier if notifier is not None else SdNotify()
         self.pipeline_factory = pipeline_factory
         self.install_signals = install_signals
-        self.q: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.mailbox = Mailbox(audio_blocks=QUEUE_BLOCKS)
         self.audio_hb, self.rules_hb = Heartbeat("audio"), Heartbeat("rules")
         self.gpio = self.leds = self.reporting = self.capture = self.pinger = self.pipeline = None
         self.driver = None
@@ -71,6 +76,7 @@ class Service:
         self._sig_r = self._sig_w = None
         self._old_handlers = {}
         self._pending_inputs: list = []
+        self._silence = None
         self._audio_end_t = 0.0
         self._last_audio_t = 0.0
         self._state_due = 0.0
@@ -100,7 +106,7 @@ class Service:
         self.gpio = GpioInputs(s.gpio, self._on_gpio, pin_factory=factory, ring_pin=ring_pin)
         self.leds = open_leds(s.leds, factory)
         if s.mqtt.brokers:
-            self.reporting = open_reporting(s, self.profile.name, on_fault=self._on_report_fault,
+            self.reporting = open_reporting(s, self.profile.name, on_fault=self.report_fault,
                                             telemetry=self._telemetry, on_command=command_handler(self))
         sinks = [f for f in (self.printer, self.reporting and self.reporting.sink) if f]
         emit = EventFanout(*sinks, on_error=lambda sink, exc: log.error("event sink failed: %s", exc))
@@ -112,7 +118,7 @@ class Service:
         initial = self.gpio.initial()
         self.pipeline.start(0.0, hook_off=initial["hook_off"], muted=initial["muted"])
         self.source = open_source(s.audio, scenario=self.scenario)
-        self.capture = CaptureThread(self.source, self.q, s.audio.reopen_s, self.audio_hb).start()
+        self.capture = CaptureThread(self.source, self.mailbox, s.audio.reopen_s, self.audio_hb).start()
         if self.scenario is not None:
             self.driver = ScenarioDriver(self.scenario, self.gpio)
         self._wait_first_audio()
@@ -127,12 +133,9 @@ class Service:
         """READY means the audio path was tried: wait for its first block or its first error."""
         deadline = time.monotonic() + READY_WAIT_S
         while time.monotonic() < deadline:
-            try:
-                item = self.q.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._handle(item)
-            if item[0] in ("audio", "audio.error"):
+            messages, blocks = self.mailbox.take(0.05)
+            self._handle(messages, blocks)
+            if blocks or any(isinstance(m, AudioFailure) for m in messages):
                 return
 
     def _install_signals(self) -> None:
@@ -161,12 +164,12 @@ class Service:
 
     # ---- the rules loop -----------------------------------------------------------------
     def _on_gpio(self, t_mono: float, name: str, value) -> None:
-        self.q.put(("input", t_mono, name, value))  # unbounded for inputs: never drop an edge
+        self.mailbox.put(InputEdge(t_mono, name, value))  # unbounded: never drop an edge
 
     def call_in_loop(self, fn, timeout_s: float = 5.0):
         """Run fn on the rules loop (which owns the pipeline) and return its result."""
         future: Future = Future()
-        self.q.put(("call", fn, future))
+        self.mailbox.put(LoopCall(fn, future))
         return future.result(timeout_s)
 
     def apply_profile(self, profile) -> None:
@@ -186,8 +189,11 @@ class Service:
         self.exit_code = RESTART_EXIT_CODE
         self._stop = True
 
-    def _on_report_fault(self, component: str, detail: str, cleared: bool) -> None:
-        self.q.put(("fault", component, detail, cleared))  # from paho's thread: the rules loop applies it
+    def report_fault(self, component: str, detail: str, cleared: bool = False) -> None:
+        """A fault (or its clearing) for the station to emit and cue. From any thread: paho's, the
+        sender's, or the rules loop itself (storage faults raised inside its event sink); never
+        blocks, the rules loop applies it."""
+        self.mailbox.put(FaultReport(component, detail, cleared))
 
     def _telemetry(self) -> dict:
         cap = self.capture
@@ -211,10 +217,7 @@ class Service:
         late_s = max(0.25, 3 * s.buffer_ms / 1000)
         while not self._stop:
             self.rules_hb.beat()
-            try:
-                self._handle(self.q.get(timeout=WAIT_S))
-            except queue.Empty:
-                pass
+            self._handle(*self.mailbox.take(WAIT_S))
             self._read_signals()
             if self._reload:
                 self._reload = False
@@ -234,34 +237,36 @@ class Service:
             self._publish_state(now)
         return self.exit_code
 
-    def _handle(self, item) -> None:
-        kind = item[0]
-        if kind == "audio":
-            _, t_mono, tx, rx = item
-            self._feed(t_mono - self.t_start, tx, rx)
-        elif kind == "input":
-            _, t_mono, name, value = item
-            self._pending_inputs.append((t_mono - self.t_start, name, value))
-        elif kind == "call":
-            _, fn, future = item
-            try:
-                future.set_result(fn())
-            except Exception as exc:
-                future.set_exception(exc)
-        elif kind == "fault":
-            _, component, detail, cleared = item
-            t = max(self.now(), self.pipeline.t)
-            if cleared:
-                self.pipeline.station.on_fault_cleared(t, component)
-            else:
-                self.pipeline.station.on_fault(t, component, detail)
-        elif kind == "audio.error":
-            if self.fault is None:
-                self._raise_fault(item[1] - self.t_start, item[2])
+    def _handle(self, messages: list[Message], blocks: list[AudioBlock]) -> None:
+        for message in messages:
+            self._handle_message(message)
+        for block in blocks:
+            self._feed(block)
 
-    def _feed(self, t_arrival: float, tx, rx) -> None:
-        n = len(tx if tx is not None else rx)
-        block_s = n / self.settings.audio.rate_hz
+    def _handle_message(self, message: Message) -> None:
+        match message:
+            case InputEdge(t_mono, name, value):
+                self._pending_inputs.append((t_mono - self.t_start, name, value))
+            case LoopCall(fn, future):
+                try:
+                    future.set_result(fn())
+                except Exception as exc:
+                    future.set_exception(exc)
+            case FaultReport(component, detail, cleared):
+                t = max(self.now(), self.pipeline.t)
+                if cleared:
+                    self.pipeline.station.on_fault_cleared(t, component)
+                else:
+                    self.pipeline.station.on_fault(t, component, detail)
+            case AudioFailure(t_mono, detail):
+                if self.fault is None:
+                    self._raise_fault(t_mono - self.t_start, detail)
+
+    def _feed(self, block: AudioBlock) -> None:
+        t_arrival, tx, rx = block.t_mono - self.t_start, block.tx, block.rx
+        if tx is None and rx is None:  # a scenario without audio: digital silence, at the real pace
+            tx = self._zeros(block.frames)
+        block_s = block.frames / self.settings.audio.rate_hz
         t0 = self._audio_end_t
         if abs((t_arrival - block_s) - t0) > 0.5:  # first block, or after a gap: resync to the wall clock
             t0 = t_arrival - block_s
@@ -276,6 +281,11 @@ class Service:
             self.fault = None
             self.pipeline.station.on_fault_cleared(t1, "audio")
             self.notifier.status(f"station {self.settings.station.id}: running")
+
+    def _zeros(self, frames: int):
+        if self._silence is None or len(self._silence) != frames:
+            self._silence = np.zeros(frames, dtype=np.int16)
+        return self._silence
 
     def _flush_inputs(self, t: float) -> None:
         for t_in, name, value in [i for i in self._pending_inputs if i[0] <= t]:

@@ -5,8 +5,13 @@ Every problem is an `AudioFormatError` naming the file and what is wrong with it
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import stat
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -15,21 +20,47 @@ from firmware.errors import AudioFormatError, InputError
 SUPPORTED_RATES_HZ = (8000, 16000, 32000, 48000)
 
 
+def open_input(path: str | Path, what: str) -> BinaryIO:
+    """Open an input file (`what`: "audio file", "scenario file") for reading, refusing anything
+    that is not a regular file: a FIFO or a device would block or never end. The file is opened
+    non-blocking and checked with fstat before a byte is read, so a FIFO cannot hang us.
+    Every problem is one InputError naming the file."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except PermissionError:
+        raise InputError(f"{path}: cannot read (permission denied)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{path}: too many levels of symbolic links (a symlink loop?)") from None
+        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory, not a {what}")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise InputError(f"{path}: is {kind}, not a regular {what}")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_wav(path: str | Path, rates_hz=SUPPORTED_RATES_HZ) -> tuple[int, np.ndarray]:
     """Return (rate_hz, int16 samples) of a mono 16-bit PCM WAV file."""
     path = Path(path)
     try:
-        with wave.open(str(path), "rb") as w:
+        with open_input(path, "audio file") as fh, wave.open(fh, "rb") as w:
             channels, width, rate_hz, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             if w.getcomptype() != "NONE":
                 raise AudioFormatError(f"{path}: compressed WAV ({w.getcompname()}); need 16-bit PCM")
             data = w.readframes(n)
-    except FileNotFoundError:
-        raise InputError(f"{path}: audio file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a WAV file") from None
-    except PermissionError:
-        raise InputError(f"{path}: cannot read (permission denied)") from None
+    except OSError as exc:  # a read error after opening
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (wave.Error, EOFError) as exc:
         raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from None
     if channels != 1:

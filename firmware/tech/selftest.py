@@ -1,13 +1,15 @@
 """`headset-station selftest`: the technician's check of one desk, part by part.
 
 LEDs (a chase the technician confirms), the hook switch and the mute key (lift, press,
-each within a time limit), 3 s of audio from each channel (levels and VAD), and every
+each within a time limit), 3 s of audio from each channel (levels and VAD: a channel passes
+only if it carries speech, see `speech_problem`), and every
 configured broker (a real MQTT connect with the station's credentials). Each part prints
 one `PASS`/`FAIL`/`SKIP` line; the exit status is 1 if any part failed.
 
 Run it with the service stopped: the sound card and the GPIO lines are not shared.
-`--simulate` uses mock pins (the test drives them itself) and the WAV/silent audio source;
-non-interactive mode asks nothing and skips what needs a person.
+`--simulate` uses mock pins (the test drives them itself) and the WAV/silent audio source,
+judged exactly like a sound card: silence fails; non-interactive mode asks nothing and
+skips what needs a person.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from hal.gpio import GpioInputs, led_chase, make_pin_factory
 INPUT_WAIT_S = 15.0
 AUDIO_S = 3.0
 BROKER_TIMEOUT_S = 5.0
+# While the technician speaks (tx) and a test call plays (rx), a working channel carries speech.
+# A disconnected tap reads only its noise floor (typically -60 to -70 dBFS), on which the VAD
+# flags ~3 % of the frames (its start-up); 3 s of speech give 55-90 %. -45 dBFS is 19 dB under
+# the -26 dBFS nominal level `calibrate` aims for (its gains reach it) and 5 dB under the
+# profile's "too low" threshold; 20 % is about 0.6 s of speech in the 3 s recording.
+MIN_SPEECH_DBFS = -45.0
+MIN_SPEECH_SHARE = 0.20
 
 
 class _Result:
@@ -112,7 +121,7 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
 
     a = settings.audio
     if interactive and not simulate:
-        out(f"... Recording {AUDIO_S:g} s: speak into the headset microphone (and let the line play)")
+        out(f"... Recording {AUDIO_S:g} s: keep speaking into the headset, a test call playing on the line")
     try:
         tx, rx = record(open_source(a), AUDIO_S)
     except StationError as exc:
@@ -123,11 +132,19 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
             report("SKIP", f"audio {ch}", "mono capture (audio.channels = 1)")
             continue
         r = measure(samples, a.rate_hz, settings.analysis.vad_aggressiveness)
-        # Digital zeros are a dead channel on real hardware; the simulated silence source is zeros by design.
-        if r.digital_silence and a.backend != "pyaudio":
-            report("PASS", f"audio {ch}", f"digital silence from the {a.backend} source (simulated)")
-            continue
-        report("FAIL" if r.digital_silence else "PASS", f"audio {ch}", r.line())
+        problem = speech_problem(r)  # the same test for a sound card and a simulated source
+        detail = r.line() if r.digital_silence or not problem else f"{r.line()}: {problem}"
+        report("FAIL" if problem else "PASS", f"audio {ch}", detail)
+
+
+def speech_problem(r) -> str | None:
+    """Why a recording does not show a working channel (None if it does)."""
+    if r.digital_silence:
+        return "digital silence"
+    if r.speech_share < MIN_SPEECH_SHARE or r.speech_dbfs < MIN_SPEECH_DBFS:
+        return (f"only a noise floor: needs speech at {MIN_SPEECH_DBFS:g} dBFS or louder in at least "
+                f"{MIN_SPEECH_SHARE:.0%} of the recording (speak / play a test call; check the cable)")
+    return None
 
 
 def check_brokers(settings: Settings, report) -> None:
