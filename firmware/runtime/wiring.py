@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings, load_settings
-from firmware.errors import StationError
+from firmware.errors import ConfigError, StationError
 from firmware.reporting.commands import CommandHandler, load_overrides
 from firmware.reporting.outbox import Outbox
 from firmware.reporting.reporter import Reporter
@@ -95,7 +95,10 @@ def command_handler(service):
     handler = CommandHandler(get_config, apply_overrides, led_test, service.request_restart,
                              settings.station.state_dir)
     if handler.overrides:  # persisted by an earlier set-config: they survive restarts
-        service.profile = load_profile(settings.station.profile, {**settings.profile, **handler.overrides})
+        try:
+            service.profile = load_profile(settings.station.profile, {**settings.profile, **handler.overrides})
+        except ConfigError as exc:  # reported, not applied: the station runs on its config file
+            handler.discard_persisted("; ".join(exc.problems))
     return handler
 
 

@@ -8,13 +8,13 @@ file and the problem.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from firmware.config.tomlfile import TomlFileError, read_toml
 from firmware.errors import InputError, ScenarioError
 from firmware.sim.wav import read_wav, write_wav
 
@@ -67,16 +67,11 @@ def _fail(path, msg):
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: scenario file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a scenario file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        _fail(path, f"not valid TOML ({exc})")
+        data = read_toml(path)  # refuses a FIFO, a huge file and TOML nested thousands deep
+    except TomlFileError as exc:
+        if exc.missing:
+            raise InputError(f"{path}: scenario file not found") from None
+        _fail(path, exc.reason)
     for key in data:
         if key not in TOP_KEYS:
             _fail(path, f"unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})")
