@@ -284,3 +284,17 @@ def test_deep_values_in_a_settings_dict_give_short_messages():
     with pytest.raises(ConfigError) as exc:
         settings_from_dict({"profile": {"pause_s": deep}, "leds": {"cues": {"hold": {"leds": deep}}}})
     assert all(len(p) < 400 for p in exc.value.problems)
+
+
+def test_persisted_overrides_that_contradict_the_profile_do_not_stop_the_service(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from firmware.runtime.wiring import command_handler
+    (tmp_path / OVERRIDES_FILE).write_text('{"hold_warn_s": 100}')  # in range alone; above the limit of 60
+    start_profile = load_profile("hotline-5s")
+    service = SimpleNamespace(settings=Settings().replace(station={"state_dir": str(tmp_path)}), profile=start_profile,
+                              request_restart=lambda: None)
+    with caplog.at_level(logging.ERROR):
+        handler = command_handler(service)
+    assert handler.overrides == {} and service.profile is start_profile
+    assert "not applied" in caplog.text and "hold_warn_s" in caplog.text
