@@ -36,6 +36,9 @@ numbers = st.one_of(
 )
 
 
+BASE_SCRIPTS = load_profile("hotline-5s").describe()["scripts"]
+
+
 def _in_range(value, typ, lo, hi, choices=None) -> bool:
     if isinstance(value, bool):
         return False
@@ -96,10 +99,7 @@ def test_a_profile_number_is_never_accepted_unless_finite_and_in_range(key, valu
         accepted = False
     assert not accepted or ok, ("config [profile]", key, value)
     # 2. the [timings] table of a profile file
-    base = load_profile("hotline-5s").describe()
-    data = {"name": "x", "timings": {key: value},
-            "greeting": {"zh": "您好", "en": "Hello"},
-            "scripts": {k: v for k, v in base["scripts"].items()}}
+    data = {"name": "x", "timings": {key: value}, "greeting": {"zh": "您好", "en": "Hello"}, "scripts": BASE_SCRIPTS}
     try:
         profile_from_dict(data, "x.toml")
         accepted = True
@@ -298,3 +298,11 @@ def test_persisted_overrides_that_contradict_the_profile_do_not_stop_the_service
         handler = command_handler(service)
     assert handler.overrides == {} and service.profile is start_profile
     assert "not applied" in caplog.text and "hold_warn_s" in caplog.text
+
+
+def test_every_setting_is_documented_and_the_printed_defaults_are_a_valid_config():
+    from firmware.config.settings import describe_defaults
+    for cls in SECTIONS.values():
+        for f in dataclasses.fields(cls):
+            assert f.metadata["doc"], f"{cls.__name__}.{f.name} has no doc"
+    assert settings_from_dict(parse_toml(describe_defaults()), "defaults") == Settings(source="defaults")

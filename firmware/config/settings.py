@@ -13,6 +13,7 @@ read, the state directory) is checked by firmware.runtime.preflight.
 """
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -54,8 +55,14 @@ def _three_pins(pins: list) -> str | None:
     return None if len(pins) == 3 else f"expected three BCM pins 0-27, got {show(pins)}"
 
 
+@functools.cache
+def _pin_factories() -> tuple[str, ...]:
+    """gpiozero's pin factory names (its entry points; scanning them is slow, so once)."""
+    return tuple(sorted({"mock", *(ep.name.lower() for ep in entry_points(group="gpiozero_pin_factories"))}))
+
+
 def _pin_factory_problem(name: str) -> str | None:
-    known = sorted({"mock", *(ep.name.lower() for ep in entry_points(group="gpiozero_pin_factories"))})
+    known = _pin_factories()
     if name and name.lower() not in known:
         return f"{show(name)} is not a gpiozero pin factory (known: {', '.join(known)}; empty = the default)"
     return None
@@ -76,14 +83,14 @@ class StationSettings(_Section):
     site: str = _f("site-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="site name, the second level of the MQTT topic")
     profile: str = _f("hotline-5s", doc="service profile name (a shipped profile: `headset-station profiles`) or a path to a profile file")
     state_dir: str = _f("var/state", doc="outbox and persisted seq; relative to the working directory")
-    log_level: str = _f("info", choices=("debug", "info", "warning", "error"))
+    log_level: str = _f("info", choices=("debug", "info", "warning", "error"), doc="least severe log messages written to the journal")
 
 
 @dataclass(frozen=True)
 class AudioSettings(_Section):
     backend: str = _f("pyaudio", choices=("pyaudio", "wav", "silence"), doc="audio source backend")
     device: str = _f("", doc="capture device name (substring match); empty = default device")
-    rate_hz: int = _f(16000, choices=(8000, 16000, 32000, 48000))
+    rate_hz: int = _f(16000, choices=(8000, 16000, 32000, 48000), doc="capture sample rate")
     frame_ms: int = _f(30, choices=(10, 20, 30), doc="analysis frame length")
     buffer_ms: int = _f(30, lo=10, hi=1000, doc="capture block; cues switch within one block of their instant")
     channels: int = _f(2, choices=(1, 2), doc="2 = one stereo capture; 1 = mono (tx only)")
@@ -112,24 +119,24 @@ class AnalysisSettings(_Section):
 class GpioSettings(_Section):
     pin_factory: str = _f("", validate=_pin_factory_problem, doc="gpiozero pin factory (lgpio, rpigpio, mock); empty = GPIOZERO_PIN_FACTORY or gpiozero's default")
     hook_pin: int = _f(17, lo=0, hi=27, doc="BCM pin of the hook switch")
-    hook_pull_up: bool = _f(True)
+    hook_pull_up: bool = _f(True, doc="internal pull-up on the hook pin (switch to ground)")
     hook_off_when_pressed: bool = _f(True, doc="switch closed = handset lifted")
     mute_pin: int = _f(27, lo=0, hi=27, doc="BCM pin of the mute (hold) key")
-    mute_pull_up: bool = _f(True)
+    mute_pull_up: bool = _f(True, doc="internal pull-up on the mute pin (key to ground)")
     mute_toggle: bool = _f(True, doc="each press toggles hold; false = held down while on hold")
     ring_pin: int = _f(-1, lo=-1, hi=27, doc="BCM pin of ring detect; -1 = none")
-    ring_pull_up: bool = _f(True)
+    ring_pull_up: bool = _f(True, doc="internal pull-up on the ring detect pin")
     bounce_s: float = _f(0.05, lo=0.0, hi=1.0, doc="debounce of every input")
 
 
 @dataclass(frozen=True)
 class LedSettings(_Section):
-    kind: str = _f("tower", choices=("tower", "rgb", "none"))
-    green_pin: int = _f(5, lo=0, hi=27)
-    amber_pin: int = _f(6, lo=0, hi=27)
-    red_pin: int = _f(13, lo=0, hi=27)
+    kind: str = _f("tower", choices=("tower", "rgb", "none"), doc="green/amber/red tower, one RGB LED, or no LEDs")
+    green_pin: int = _f(5, lo=0, hi=27, doc="BCM pin of the tower's green LED")
+    amber_pin: int = _f(6, lo=0, hi=27, doc="BCM pin of the tower's amber LED")
+    red_pin: int = _f(13, lo=0, hi=27, doc="BCM pin of the tower's red LED")
     rgb_pins: list[int] = _f([16, 20, 21], items=BCM_PIN, validate=_three_pins, doc="red, green, blue BCM pins of the RGB LED")
-    active_high: bool = _f(True)
+    active_high: bool = _f(True, doc="an LED lights when its pin is high (false: when low)")
     cues: dict[str, dict] = _f({}, doc="overrides of the cue table: cue = {leds=..., pattern=..., priority=...}")
 
 
@@ -137,15 +144,15 @@ class LedSettings(_Section):
 class MqttSettings(_Section):
     brokers: list[str] = _f([], validate=_brokers_problem, doc="broker URLs tried in order (mqtt://host:port, mqtts://host:port); empty = no publishing")
     client_id: str = _f("", doc="empty = hs-<site>-<station>")
-    keepalive_s: int = _f(30, lo=5, hi=3600)
+    keepalive_s: int = _f(30, lo=5, hi=3600, doc="MQTT keepalive; the broker sends the Last Will after 1.5x this")
     reconnect_max_s: int = _f(60, lo=1, hi=3600, doc="longest wait between reconnect attempts (the wait doubles from 1 s)")
-    username: str = _f("")
+    username: str = _f("", doc="MQTT user name; empty = the station id when a password file is set")
     password_file: str = _f("", doc="file holding the password; must be readable only by the service user")
     ca_file: str = _f("", doc="CA bundle for mqtts://; empty = system CAs")
     cert_file: str = _f("", doc="client certificate (optional)")
     key_file: str = _f("", doc="client key (optional)")
     tls_insecure: bool = _f(False, doc="skip hostname verification (never in production)")
-    telemetry_s: float = _f(10.0, lo=1.0, hi=3600.0)
+    telemetry_s: float = _f(10.0, lo=1.0, hi=3600.0, doc="how often telemetry is published")
     drain_per_s: int = _f(2000, lo=1, hi=100000, doc="backlog drain rate after an outage")
     inflight: int = _f(100, lo=1, hi=65535, doc="QoS 1 messages in flight at once")
     outbox_max_mb: float = _f(64.0, lo=1.0, hi=10240.0, doc="outbox size cap; telemetry is dropped first, never events")
@@ -298,6 +305,8 @@ def describe_defaults() -> str:
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             doc = f.metadata.get("doc", "")
+            limits = f.metadata["check"].describe()
+            doc = f"{doc} ({limits})" if doc and limits else doc or limits
             val = repr(default).replace("'", '"') if not isinstance(default, bool) else str(default).lower()
             lines.append(f"{f.name} = {val}" + (f"  # {doc}" if doc else ""))
         lines.append("")
