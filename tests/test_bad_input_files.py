@@ -66,7 +66,7 @@ def test_a_scenario_that_is_not_utf8_or_nested_too_deeply_is_one_line(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b"profile = \"\xff\xfe\"\n")
     assert_one_line_error(run_cli("replay", tmp_path / "bin.toml"), 2, "bin.toml", "not valid TOML")
     (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
-    assert_one_line_error(run_cli("replay", tmp_path / "deep.toml"), 2, "deep.toml", "not valid TOML")
+    assert_one_line_error(run_cli("replay", tmp_path / "deep.toml"), 2, "deep.toml", "nested")
 
 
 def test_an_unclosed_ipv6_broker_url_is_a_config_error(tmp_path):
@@ -85,4 +85,4 @@ def test_an_unusable_state_dir_is_a_config_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     proc = run_cli("run", "--simulate", "--state-dir", blocker / "state", "--broker", "mqtt://127.0.0.1:9")
-    assert_one_line_error(proc, 78, "station.state_dir", "state directory")
+    assert_one_line_error(proc, 78, "station.state_dir", "cannot be created")

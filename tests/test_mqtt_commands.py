@@ -3,9 +3,11 @@
 import json
 
 import pytest
-from fixtures_mqtt import Collector, station_settings, wait_until
 
 from firmware.errors import StorageError
+from fixtures_mqtt import Collector, station_settings, wait_until
+
+from firmware.config.profiles import load_profile
 from firmware.reporting.commands import MAX_PAYLOAD_BYTES, CommandHandler, load_overrides
 from firmware.reporting.outbox import Outbox
 from firmware.reporting.reporter import Reporter
@@ -104,9 +106,9 @@ def test_a_rejected_apply_leaves_file_and_station_unchanged(tmp_path):
     assert h.overrides == {}
 
 
-def test_corrupt_persisted_overrides_are_a_storage_error(tmp_path):
+def test_corrupt_persisted_overrides_are_a_storage_error_naming_the_file(tmp_path):
     (tmp_path / "overrides.json").write_text('{"pause_s": "x"}')
-    with pytest.raises(StorageError, match="invalid persisted overrides"):
+    with pytest.raises(StorageError, match="overrides.json: invalid persisted overrides"):
         load_overrides(tmp_path)
 
 
@@ -150,6 +152,37 @@ def test_commands_round_trip_through_the_broker(mqtt_broker, tmp_path, caplog):
         central.client.publish(f"{base}/restart", b"{}", 1)
         assert wait_until(lambda: station.restarts == 1, 5)
         assert reporter.connected
+    finally:
+        reporter.stop()
+        outbox.close()
+        central.close()
+
+
+def test_set_config_nan_over_the_broker_is_an_error_reply_and_nothing_persisted(mqtt_broker, tmp_path):
+    """Issue 12: `{"set": {"hold_limit_s": NaN}}` was accepted, persisted and switched the hold rule off."""
+    state = tmp_path / "s"
+    applied = []
+    handler = CommandHandler(dict, lambda o: applied.append(load_profile("hotline-5s", o)), lambda: None,
+                             lambda: None, state)
+    outbox = Outbox.in_state_dir(state)
+    reporter = Reporter(station_settings(mqtt_broker.url, state_dir=state), outbox,
+                        profile_name="hotline-5s", on_command=handler)
+    central = Collector(mqtt_broker, "hs/site-1/desk-1/cmd/+/reply")
+    reporter.start()
+    try:
+        assert wait_until(lambda: reporter.connected, 10)
+        base = "hs/site-1/desk-1/cmd/set-config"
+        for i, value in enumerate(["NaN", "Infinity", "-Infinity", "1e999", "-5"]):
+            central.client.publish(base, f'{{"id": {i}, "set": {{"hold_limit_s": {value}}}}}'.encode(), 1)
+        assert central.wait_for(lambda c: len(c.messages) >= 5, 10)
+        replies = [json.loads(p) for _t, p, _r in central.messages]
+        assert [r["ok"] for r in replies] == [False] * 5, replies
+        assert all("hold_limit_s" in r["error"] or "not a number" in r["error"] for r in replies), replies
+        assert not (state / "overrides.json").exists() and not applied and handler.overrides == {}
+        central.client.publish(base, b'{"id": 9, "set": {"hold_limit_s": 90}}', 1)
+        assert central.wait_for(lambda c: len(c.messages) >= 6, 10)
+        assert json.loads(central.messages[-1][1])["ok"] is True
+        assert json.loads((state / "overrides.json").read_text()) == {"hold_limit_s": 90}
     finally:
         reporter.stop()
         outbox.close()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from firmware.config.validate import Check, check_value, show
+
 TOWER_LEDS = ("green", "amber", "red")
 RGB_COLOURS = {
     "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
@@ -21,6 +23,7 @@ RGB_COLOURS = {
     "cyan": (0.0, 1.0, 1.0), "magenta": (1.0, 0.0, 1.0),
 }
 
+PRIORITY = Check(lo=0, hi=1000)
 _PATTERN = re.compile(r"^(off|steady|on|(blink|pulse) (\d+(?:\.\d+)?)\s*hz)$", re.IGNORECASE)
 
 
@@ -28,11 +31,11 @@ def parse_pattern(text: str) -> tuple[str, float]:
     """'blink 2Hz' -> ('blink', 2.0); 'steady'/'on' -> ('steady', 0); 'off' -> ('off', 0)."""
     m = _PATTERN.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f"{text!r} is not off, steady, 'blink <rate>Hz' or 'pulse <rate>Hz'")
+        raise ValueError(f"{show(text)} is not off, steady, 'blink <rate>Hz' or 'pulse <rate>Hz'")
     if m[2]:
         rate_hz = float(m[3])
         if not 0.1 <= rate_hz <= 20.0:
-            raise ValueError(f"{text!r}: rate must be 0.1-20 Hz")
+            raise ValueError(f"{show(text)}: rate must be 0.1-20 Hz")
         return m[2].lower(), rate_hz
     return ("off" if m[1].lower() == "off" else "steady"), 0.0
 
@@ -43,7 +46,7 @@ def parse_rgb(text: str) -> tuple[str, str, float]:
         return "off", "off", 0.0
     colour, _, rest = text.strip().partition(" ") if isinstance(text, str) else ("", "", "")
     if colour.lower() not in RGB_COLOURS:
-        raise ValueError(f"{text!r}: colour must be one of {', '.join(RGB_COLOURS)}")
+        raise ValueError(f"{show(text)}: colour must be one of {', '.join(RGB_COLOURS)}")
     kind, rate_hz = parse_pattern(rest or "steady")
     return colour.lower(), kind, rate_hz
 
@@ -113,8 +116,8 @@ def _override_spec(name: str, entry, kind: str, base: CueSpec) -> tuple[CueSpec 
     problems = [f"{where}.{k}: unknown key (known: leds, pattern, priority)"
                 for k in entry if k not in ("leds", "pattern", "priority")]
     priority = entry.get("priority", base.priority)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 1000:
-        problems.append(f"{where}.priority: expected an integer 0-1000, got {priority!r}")
+    if check_value(f"{where}.priority", priority, int, PRIORITY)[1]:
+        problems.append(f"{where}.priority: expected an integer 0-1000, got {show(priority)}")
     leds, pattern = entry.get("leds"), entry.get("pattern", "steady")
     out = dict.fromkeys(base.leds, "off")
     if kind == "rgb":
@@ -133,7 +136,7 @@ def _override_spec(name: str, entry, kind: str, base: CueSpec) -> tuple[CueSpec 
         table = leds if isinstance(leds, dict) else dict.fromkeys(leds or (), pattern)
         for led, pat in table.items():
             if led not in TOWER_LEDS:
-                problems.append(f"{where}.leds: unknown LED {led!r} (known: {', '.join(TOWER_LEDS)})")
+                problems.append(f"{where}.leds: unknown LED {show(led)} (known: {', '.join(TOWER_LEDS)})")
                 continue
             try:
                 parse_pattern(pat)

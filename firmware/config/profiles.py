@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from firmware.config.tomlfile import TomlFileError, parse_toml, read_toml
+from firmware.config.validate import Check, check_value, show
 from firmware.errors import ConfigError
 
 # The shipped profiles are package data (firmware/config/profiles/*.toml), so a wheel install finds them.
@@ -30,8 +32,25 @@ class Prompt:
         return {"zh": self.zh, "en": self.en}
 
 
+class Timing(NamedTuple):
+    """One timing key: its default (None = derived, see `_resolve`), range and meaning."""
+
+    default: float | int | None
+    lo: float
+    hi: float
+    doc: str
+
+    @property
+    def type(self) -> type:
+        return int if isinstance(self.default, int) else float
+
+    @property
+    def check(self) -> Check:
+        return Check(lo=self.lo, hi=self.hi)
+
+
 # key: (default, lo, hi, doc). None default = "the profile does not enforce this".
-TIMING_KEYS: dict[str, tuple] = {
+TIMING_KEYS: dict[str, Timing] = {k: Timing(*v) for k, v in {
     "pause_s": (5.0, 0.5, 60.0, "pause between scripted steps, counted from the end of the agent's speech"),
     "greet_s": (2.0, 0.0, 30.0, "greeting due this long after answering; 0 = not checked"),
     "hold_warn_s": (45.0, 1.0, 3600.0, "hold warning"),
@@ -47,7 +66,7 @@ TIMING_KEYS: dict[str, tuple] = {
     "overtalk_min_s": (0.5, 0.0, 10.0, "customer speech this long before a cut-in counts"),
     "max_call_s": (0.0, 0.0, 86400.0, "wrap-up cue after this long; 0 = no limit"),
     "apologize_s": (5.0, 0.0, 60.0, "how long the apologize_wait cue shows after a late answer"),
-}
+}.items()}
 
 
 @dataclass(frozen=True)
@@ -69,11 +88,17 @@ class Profile:
         raise AttributeError(key)
 
     def with_overrides(self, overrides: dict) -> "Profile":
+        """This profile with `[profile]` / set-config overrides; ConfigError if any is invalid,
+        or if the result contradicts itself (hold_warn_s above hold_limit_s)."""
         problems = check_overrides(overrides)
         if problems:
             raise ConfigError(problems, "profile overrides")
         timings = {**self.timings, **{k: _num(k, v) for k, v in overrides.items()}}
-        return dataclasses.replace(self, timings=_resolve(timings))
+        timings = _resolve(timings)
+        problems = check_timings(timings, "profile")
+        if problems:
+            raise ConfigError(problems, f"{self.name} with overrides")
+        return dataclasses.replace(self, timings=timings)
 
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source, "direction": self.direction,
@@ -82,8 +107,7 @@ class Profile:
 
 
 def _num(key, value):
-    default = TIMING_KEYS[key][0]
-    return int(value) if isinstance(default, int) and not isinstance(default, bool) else float(value)
+    return TIMING_KEYS[key].type(value)
 
 
 def _resolve(timings: dict) -> dict:
@@ -93,18 +117,28 @@ def _resolve(timings: dict) -> dict:
     return out
 
 
-def check_overrides(overrides: dict) -> list[str]:
-    """Problems with a `[profile]` table of timing overrides (empty list = fine)."""
+def check_overrides(overrides: dict, prefix: str = "profile") -> list[str]:
+    """Problems with a table of timing keys (a `[profile]` table, a profile's `[timings]`,
+    set-config's `set`, overrides.json); empty list = fine. Numbers must be finite and in range."""
+    if not isinstance(overrides, dict):
+        return [f"{prefix}: expected a table of profile keys, got {type(overrides).__name__} {show(overrides)}"]
     problems = []
     for key, value in overrides.items():
         if key not in TIMING_KEYS:
-            problems.append(f"profile.{key}: unknown profile key (known: {', '.join(TIMING_KEYS)})")
+            problems.append(f"{prefix}.{show(key) if not isinstance(key, str) else key[:64]}: unknown profile key "
+                            f"(known: {', '.join(TIMING_KEYS)})")
             continue
-        _default, lo, hi, _doc = TIMING_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"profile.{key}: expected a number, got {type(value).__name__} {value!r}")
-        elif value < lo or value > hi:
-            problems.append(f"profile.{key}: {value!r} is outside {lo}..{hi}")
+        timing = TIMING_KEYS[key]
+        problems += check_value(f"{prefix}.{key}", value, timing.type, timing.check)[1]
+    return problems
+
+
+def check_timings(timings: dict, prefix: str) -> list[str]:
+    """Contradictions between timing keys that are each in range (on resolved timings)."""
+    problems = []
+    if timings["hold_warn_s"] > timings["hold_limit_s"]:
+        problems.append(f"{prefix}.hold_warn_s: {timings['hold_warn_s']:g} s is above {prefix}.hold_limit_s "
+                        f"{timings['hold_limit_s']:g} s; the warning must come before the limit")
     return problems
 
 
@@ -125,16 +159,27 @@ def profile_from_dict(data: dict, source: str) -> Profile:
         if key not in known:
             problems.append(f"{key}: unknown key (known: {', '.join(sorted(known))})")
     timings_in = data.get("timings", {})
-    problems += [p.replace("profile.", "timings.") for p in check_overrides(timings_in)]
-    timings = {k: v[0] for k, v in TIMING_KEYS.items()}
-    if not problems:
+    timing_problems = check_overrides(timings_in, "timings")
+    problems += timing_problems
+    timings = {k: v.default for k, v in TIMING_KEYS.items()}
+    if not timing_problems:
         timings.update({k: _num(k, v) for k, v in timings_in.items()})
+        problems += check_timings(_resolve(timings), "timings")
+    for key in ("name", "source"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key}: expected a string, got {type(data[key]).__name__} {show(data[key])}")
+    if not isinstance(data.get("wait_customer_hangup", False), bool):
+        problems.append(f"wait_customer_hangup: expected true or false, got {show(data['wait_customer_hangup'])}")
     direction = data.get("direction", "inbound")
     if direction not in ("inbound", "outbound"):
-        problems.append(f"direction: {direction!r} is not inbound or outbound")
+        problems.append(f"direction: {show(direction)} is not inbound or outbound")
     greeting = _prompt(data.get("greeting", {}), "greeting", problems)
     scripts = {}
-    for name, steps in (data.get("scripts") or {}).items():
+    scripts_in = data.get("scripts") or {}
+    if not isinstance(scripts_in, dict):
+        problems.append(f"scripts: expected a table of script = [steps], got {show(scripts_in)}")
+        scripts_in = {}
+    for name, steps in scripts_in.items():
         if name not in SCRIPTS:
             problems.append(f"scripts.{name}: unknown script (known: {', '.join(SCRIPTS)})")
             continue
@@ -146,14 +191,18 @@ def profile_from_dict(data: dict, source: str) -> Profile:
         if name not in scripts and not any(p.startswith(f"scripts.{name}") for p in problems):
             problems.append(f"scripts.{name}: missing")
     hours = []
-    for span in data.get("calling_hours", []):
+    spans = data.get("calling_hours", [])
+    if not isinstance(spans, list):
+        problems.append(f"calling_hours: expected an array of \"HH:MM-HH:MM\", got {show(spans)}")
+        spans = []
+    for span in spans:
         m = _HOURS.match(span) if isinstance(span, str) else None
         if not m:
-            problems.append(f"calling_hours: {span!r} is not HH:MM-HH:MM")
+            problems.append(f"calling_hours: {show(span)} is not HH:MM-HH:MM")
             continue
         a, b = int(m[1]) * 60 + int(m[2]), int(m[3]) * 60 + int(m[4])
         if not (0 <= a < b <= 24 * 60):
-            problems.append(f"calling_hours: {span!r} does not run forward within one day")
+            problems.append(f"calling_hours: {show(span)} does not run forward within one day")
             continue
         hours.append((a, b))
     if problems:
@@ -171,16 +220,19 @@ def profile_names() -> list[str]:
 def load_profile(name_or_path: str, overrides: dict | None = None) -> Profile:
     """Load a shipped profile by name, or a profile file by path, and apply overrides."""
     path = Path(name_or_path)
-    if path.suffix != ".toml":
-        if name_or_path not in profile_names():
-            raise ConfigError(f"station.profile: unknown profile {name_or_path!r} (shipped: {', '.join(profile_names())})")
-        path = SHIPPED / f"{name_or_path}.toml"
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        if path.suffix != ".toml":
+            if name_or_path not in profile_names():
+                raise ConfigError(f"station.profile: unknown profile {show(name_or_path)} "
+                                  f"(shipped: {', '.join(profile_names())})")
+            shipped = SHIPPED / f"{name_or_path}.toml"
+            path = Path(str(shipped))
+            data = parse_toml(shipped.read_bytes())
+        else:
+            data = read_toml(path)
+    except TomlFileError as exc:
+        raise ConfigError(f"profile {exc.reason}", path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read profile: {exc.strerror}", path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path) from None
     profile = profile_from_dict(data, str(path))
     return profile.with_overrides(overrides) if overrides else profile

@@ -17,14 +17,18 @@ an optional `"id"` (string or integer) that the reply echoes, so a caller can ma
 | `restart`    | `{}`                                       |                             |
 | `agent`      | `{"agent": "name"}` or `{"agent": null}`   | `agent` now at the desk     |
 
-`set-config` accepts profile timing keys only (firmware.profiles.TIMING_KEYS, validated by
-`check_overrides`). The merged overrides are written to `<state_dir>/overrides.json`
-(atomically: temp file, fsync, rename) only after `apply_overrides` accepted them, so a
-rejected change leaves both the running station and the file as they were. Persisted overrides
-that cannot be read or no longer pass the checks never stop the station from starting: they
-are set aside to `overrides.json.invalid-<UTC time>` and the station runs on its config file
+`set-config` accepts profile timing keys only (firmware.config.profiles.TIMING_KEYS, checked
+by `check_overrides` like a `[profile]` table in the config file: every value a finite
+number in range; `NaN`/`Infinity` are refused already when the JSON is parsed). The merged
+overrides are written to `<state_dir>/overrides.json` (atomically: temp file, fsync,
+rename) only after `apply_overrides` accepted them (it builds the profile, which refuses
+contradictions such as hold_warn_s above hold_limit_s), so a rejected change gets an error
+reply and leaves both the running station and the file as they were.
+
+At start a persisted `overrides.json` is checked the same way. Persisted overrides that
+cannot be read or no longer pass the checks never stop the station from starting: they are
+set aside to `overrides.json.invalid-<UTC time>` and the station runs on its config file
 (the service reports a `storage` fault).
-rejected change leaves both the running station and the file as they were.
 `agent` logs an agent in (a non-empty printable name of at most 64 characters) or out
 (null); it is kept in `<state_dir>/agent.json` (written the same way), so it survives a
 restart and wins over the config's `station.agent`; `set_agent` makes the station's events,
@@ -36,6 +40,7 @@ sent after `handle()` returns.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -43,7 +48,7 @@ from typing import Callable
 
 from firmware.config.profiles import TIMING_KEYS, check_overrides
 from firmware.config.settings import name_problem
-from firmware.errors import CommandError, StorageError
+from firmware.errors import CommandError, ConfigError, StorageError
 from firmware.protocol.envelope import iso_utc
 
 MAX_PAYLOAD_BYTES = 16 * 1024
@@ -53,19 +58,44 @@ COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart", "agent")
 _ALLOWED_KEYS = {"ping": set(), "get-config": set(), "set-config": {"set", "unset"},
                  "led-test": set(), "restart": set(), "agent": {"agent"}}
 
+log = logging.getLogger(__name__)
 
-def load_overrides(state_dir: str | Path) -> dict:
-    """The profile overrides persisted by `set-config` ({} if none); StorageError if unreadable."""
+
+def _no_constants(name: str):
+    # json accepts NaN, Infinity and -Infinity, which are not JSON and not numbers we accept.
+    raise ValueError(f"{name} is not a number")
+
+
+def _loads(text: str):
+    return json.loads(text, parse_constant=_no_constants)
+
+
+def read_overrides(state_dir: str | Path) -> tuple[dict, str | None]:
+    """(overrides, None), or ({}, why the persisted file is invalid); StorageError if unreadable."""
     path = Path(state_dir) / OVERRIDES_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
-        return {}
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{path}: cannot read persisted overrides ({exc})") from None
-    problems = check_overrides(data) if isinstance(data, dict) else ["not a JSON object"]
+        return {}, None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read persisted overrides ({exc.strerror})") from None
+    try:
+        data = _loads(text)
+    except (ValueError, RecursionError) as exc:
+        return {}, f"{path}: invalid persisted overrides (not JSON: {str(exc)[:120]})"
+    problems = check_overrides(data)
     if problems:
-        raise StorageError(f"{path}: invalid persisted overrides ({problems[0]})")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return {}, f"{path}: invalid persisted overrides ({problems[0]}{more})"
+    return data, None
+
+
+def load_overrides(state_dir: str | Path) -> dict:
+    """The profile overrides persisted by `set-config` ({} if none); StorageError if the file
+    cannot be read or holds invalid overrides (`CommandHandler` then sets it aside)."""
+    data, problem = read_overrides(state_dir)
+    if problem:
+        raise StorageError(problem)
     return data
 
 
@@ -131,6 +161,8 @@ class CommandHandler:
             return {"ok": True, "cmd": name, "id": request_id, **result}
         except (CommandError, StorageError) as exc:
             return {"ok": False, "cmd": name, "id": request_id, "error": str(exc)}
+        except ConfigError as exc:  # apply_overrides built a profile that contradicts itself
+            return {"ok": False, "cmd": name, "id": request_id, "error": f"{name}: {'; '.join(exc.problems)}"}
         except Exception as exc:  # a callback failed: report it, the station keeps running
             return {"ok": False, "cmd": name, "id": request_id, "error": f"{name} failed: {type(exc).__name__}: {exc}"}
 
@@ -213,7 +245,9 @@ def _parse(name: str, payload: bytes) -> dict:
     if not payload.strip():
         return {}
     try:
-        request = json.loads(payload.decode("utf-8"))
+        request = _loads(payload.decode("utf-8"))
+    except RecursionError:
+        raise CommandError(f"{name}: payload is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CommandError(f"{name}: payload is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(request, dict):

@@ -13,6 +13,7 @@ import os
 import sys
 
 from firmware import __version__
+from firmware.config.validate import number_arg
 from firmware.errors import ConfigError, InputError, StationError
 from firmware.protocol import command_client
 from firmware.protocol.envelope import to_json
@@ -44,7 +45,10 @@ def load_station_settings(args):
             raise ConfigError(f"--broker: {args.broker!r} is not an mqtt://host[:port] or mqtts://host[:port] URL",
                               "command line") from None
         mqtt["brokers"] = [args.broker]
-    return settings.replace(station=station, mqtt=mqtt) if (station or mqtt) else settings
+    try:
+        return settings.replace(station=station, mqtt=mqtt) if (station or mqtt) else settings
+    except ConfigError as exc:  # e.g. --station a/b: the same checks as the config file
+        raise ConfigError(exc.problems, "command line") from None
 
 
 class EventPrinter:
@@ -117,10 +121,16 @@ def cmd_replay(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from firmware.runtime.preflight import preflight
     from firmware.runtime.service import run_service
     settings = load_station_settings(args)
     if args.scenario and not args.simulate:
         raise InputError("--scenario needs --simulate (a scenario replaces the GPIO pins and the sound card)")
+    problems, warnings = preflight(settings, check_audio=not args.scenario)  # what check-config checks
+    for warning in warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if problems:
+        raise ConfigError(problems, settings.source)
     scenario = args.scenario
     if args.simulate and not scenario:
         from firmware.sim.demo import demo_scenario
@@ -131,6 +141,7 @@ def cmd_run(args) -> int:
 def cmd_check_config(args) -> int:
     from firmware.config.profiles import load_profile
     from firmware.config.settings import describe_defaults, load_settings
+    from firmware.runtime.preflight import preflight, service_account
     if args.defaults:
         print(describe_defaults())
         return 0
@@ -143,6 +154,18 @@ def cmd_check_config(args) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return exc.exit_code
+    # What `run` checks at start besides the config's own values: files, state dir, overrides.
+    account = service_account(settings)
+    problems, warnings = preflight(settings, account)
+    if os.geteuid() == 0 and account is None:
+        warnings.append("run as root, but no service user found (no 'headset' user, and the state directory is "
+                        "not owned by another user): files were checked for root only")
+    for warning in warnings:
+        print(f"{args.path}: warning: {warning}", file=sys.stderr)
+    for problem in problems:
+        print(f"{args.path}: {problem}", file=sys.stderr)
+    if problems:
+        return ConfigError.exit_code
     print(f"{args.path}: OK (station {settings.station.id} at {settings.station.site}, profile {profile.name}, "
           f"pause {profile.pause_s:g} s, hold limit {profile.hold_limit_s:g} s)")
     return 0
@@ -200,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="NAME", help="profile name or file (overrides the scenario's)")
     _common_station_args(p)
     p.add_argument("--publish", action="store_true", help="also send the events through the outbox to the broker")
-    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S", help="with --publish: wait this long for the broker")
+    p.add_argument("--drain-timeout", type=number_arg(float, lo=0.0, hi=3600.0), default=30.0, metavar="S",
+                   help="with --publish: wait this long for the broker (0-3600)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("check-config", help="validate a station config; list every problem")
@@ -220,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="measure noise and a test phrase; propose gains and thresholds")
     _common_station_args(p)
-    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--seconds", type=number_arg(float, lo=0.5, hi=60.0), default=3.0,
+                   help="length of each recording (0.5-60 s)")
     p.add_argument("--yes", action="store_true", help="write the proposal without asking")
     p.set_defaults(func=cmd_calibrate)
 

@@ -8,15 +8,15 @@ file and the problem.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from firmware.config.tomlfile import TomlFileError, read_toml
 from firmware.errors import InputError, ScenarioError
-from firmware.sim.wav import open_input, read_wav, write_wav
+from firmware.sim.wav import read_wav, write_wav
 
 TOP_KEYS = {"profile", "start", "audio", "inputs"}
 AUDIO_KEYS = {"rx", "tx"}
@@ -67,16 +67,11 @@ def _fail(path, msg):
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     try:
-        with open_input(path, "scenario file") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        _fail(path, f"not valid TOML ({exc})")
-    except UnicodeDecodeError:
-        _fail(path, "not valid TOML (not UTF-8 text)")
-    except RecursionError:
-        _fail(path, "not valid TOML (nested too deeply)")
+        data = read_toml(path)  # refuses a FIFO, a huge file and TOML nested thousands deep
+    except TomlFileError as exc:
+        if exc.missing:
+            raise InputError(f"{path}: scenario file not found") from None
+        _fail(path, exc.reason)
     for key in data:
         if key not in TOP_KEYS:
             _fail(path, f"unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})")

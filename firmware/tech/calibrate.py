@@ -12,8 +12,10 @@ while a test call plays the same phrase on the line). The proposal:
 
 It is written into the station config on confirmation, editing only those keys: into its
 `station.local_config` (local.toml on a provisioned desk, which re-provisioning never touches)
-when the config names one.
-Run it with the service stopped (the sound card is not shared).
+when the config names one (firmware.config.edit: comments and layout kept, any TOML form of
+the keys understood; the file keeps its owner, group and mode, so `sudo headset-station
+calibrate` leaves it readable by the service). Run it with the service stopped (the sound card
+is not shared).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from firmware.analysis.measure import measure
 from firmware.config.edit import set_keys, write_atomic
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings, local_config_path, settings_from_dict
-from firmware.errors import ConfigError, StationError
+from firmware.config.tomlfile import TomlFileError, parse_toml
+from firmware.config.validate import Check, check_value
+from firmware.errors import ConfigError, InputError, StationError
 from firmware.runtime.sources import open_source
 from hal.audio import record
 
@@ -33,6 +37,7 @@ PEAK_LIMIT_DBFS = -1.0
 GAIN_RANGE_DB = (-20.0, 30.0)
 NOISE_MARGIN_DB = 10.0
 MIN_SPEECH_SHARE = 0.1
+SECONDS = Check(lo=0.5, hi=60.0)  # each recording; the CLI's --seconds is checked against this too
 PHRASE = "Hello, thank you for calling. How can I help you today? / 您好，很高兴为您服务。"
 
 
@@ -79,8 +84,20 @@ def _record_both(settings: Settings, seconds: float) -> dict:
     return {ch: measure(x, settings.audio.rate_hz, agg) for ch, x in (("tx", tx), ("rx", rx)) if x is not None}
 
 
+def _ask(ask, prompt: str) -> str:
+    """The technician's answer; InputError (exit 2, one line) when standard input is closed."""
+    try:
+        return ask(prompt)
+    except EOFError:
+        raise InputError("standard input closed at the prompt; "
+                         "run it at a terminal, or with --yes to write without asking") from None
+
+
 def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assume_yes: bool = False,
                   out=print, ask=input, recorder=None) -> int:
+    _value, problems = check_value("calibrate: --seconds", seconds, float, SECONDS)
+    if problems:
+        raise InputError(problems[0])
     recorder = recorder or _record_both
     profile = load_profile(settings.station.profile, settings.profile)
     try:
@@ -89,7 +106,7 @@ def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assu
         for ch, r in quiet.items():
             out(f"    {ch}: {r.line()}")
         if not assume_yes:
-            ask("2/2 Press Enter, then read the test phrase (and play it on the line): ")
+            _ask(ask, "2/2 Press Enter, then read the test phrase (and play it on the line): ")
         out(f"2/2 Recording the test phrase for {seconds:g} s: \"{PHRASE}\"")
         speech = recorder(settings, seconds)
         for ch, r in speech.items():
@@ -110,15 +127,20 @@ def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assu
         return 0
     path = local_config_path(config_path, settings.station.local_config) or Path(config_path)
     if not assume_yes:
-        answer = ask(f"Write them to {path}? [y/N] ").strip().lower()
+        answer = _ask(ask, f"Write them to {path}? [y/N] ").strip().lower()
         if not answer.startswith("y"):
             out("calibrate: nothing written")
             return 0
     try:
-        text = set_keys(path.read_text(encoding="utf-8") if path.exists() else "", updates)
-        import tomllib
-        settings_from_dict(tomllib.loads(text), str(path))  # the result must still be a valid config
+        text = set_keys(path.read_text(encoding="utf-8") if path.exists() else "", updates, str(path))
+        settings_from_dict(parse_toml(text), str(path))  # the result must still be a valid config
         write_atomic(path, text)
+    except TomlFileError as exc:
+        out(f"calibrate: refusing to write: {path}: {exc.reason}")
+        return ConfigError.exit_code
+    except UnicodeDecodeError:
+        out(f"calibrate: refusing to write: {path}: not UTF-8 text")
+        return ConfigError.exit_code
     except ConfigError as exc:
         out(f"calibrate: refusing to write: {exc}")
         return exc.exit_code
