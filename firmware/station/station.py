@@ -20,6 +20,7 @@ from firmware.protocol.envelope import EmitFn, EventFactory
 from firmware.station.call import ANSWERED, CLOSING, CONVERSATION, IDLE, ON_HOLD, RINGING, Call, Rings
 from firmware.station.cues import BRIEF_S, CueBoard
 from firmware.station.rules import build_rules
+from firmware.station.rules.context import CallView
 from firmware.station.timers import Timers
 
 # No ring for this long after the last one: the caller gave up (missed call).
@@ -43,6 +44,7 @@ class Station:
         self.cues = CueBoard(table, self._show_cue)
         self.onset_s = settings.analysis.onset_ms / 1000.0
         self.hangover_s = settings.analysis.hangover_ms / 1000.0
+        self.frame_s = settings.audio.frame_ms / 1000.0
         self.now = 0.0
         self.hook_off = False
         self.muted = False
@@ -298,8 +300,9 @@ class Station:
                 call.phase = CONVERSATION
         self._emit(start)
         self.cues.set(t, "on_call")
+        view = CallView(call)
         for rule in self.rules:
-            rule.call_start(t, call)
+            rule.call_start(t, view)
         if self.muted:
             self._set_hold(t, True)
 
@@ -320,8 +323,9 @@ class Station:
 
     def _end_call(self, t: float) -> None:
         call = self.call
+        view = CallView(call)
         for rule in self.rules:
-            rule.hook_on(t, call)
+            rule.hook_on(t, view)
         if call.on_hold:
             self._set_hold(t, False)
         for ch, on in self.speaking.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from firmware.station.call import CONVERSATION, ON_HOLD
 from firmware.station.rules.base import Rule
+from firmware.station.rules.context import PHASE, SCRIPT
 
 
 def _script_done(ctx) -> bool:
@@ -18,6 +19,7 @@ class HangupPause(Rule):
     a script's hang-up step was reached."""
 
     id = "hangup-pause"
+    reads = frozenset({SCRIPT})
 
     def hook_on(self, t: float, call) -> None:
         ctx = self.ctx
@@ -46,6 +48,7 @@ class FarEndGone(Rule):
     hang-up step reached) or still unanswered by voice is exempt."""
 
     id = "far-end-gone"
+    reads = frozenset({PHASE})
 
     def farend_gone(self, t: float, tone: str) -> None:
         if self.ctx.call.phase in (CONVERSATION, ON_HOLD):
