@@ -13,7 +13,7 @@ import math
 import time
 
 from firmware import __version__
-from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.config.leds import build_table
 from firmware.config.profiles import Profile
 from firmware.protocol.envelope import EmitFn, EventFactory
@@ -186,6 +186,10 @@ class Station:
                 call.last_end_t[ch] = edge.end_t
                 for rule in self.rules:
                     rule.speech_end(edge)
+        elif isinstance(edge, SpeechLevel):
+            if self.call is not None:
+                for rule in self.rules:
+                    rule.speech_level(edge)
         elif isinstance(edge, LineChange):
             if self.line_state[edge.channel] != edge.condition:
                 self.line_state[edge.channel] = edge.condition
