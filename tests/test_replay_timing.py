@@ -1,4 +1,5 @@
-"""Cues on time and pauses to the frame, through `replay` on recorded speech (issue 11 item 4)."""
+"""Cues on time and pauses to the frame, through `replay` on recorded speech (issue 11 item 4),
+and `replay --block-ms` (item 6): the same events whatever block size feeds the pipeline."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from firmware.analysis.levels import power_to_dbfs
-from firmware.sim import speech
+from firmware.sim import demo, speech
 from firmware.sim.scenario import write_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def of_type(events, type_):
 
 
 def place(track, start_s, x):
-    i = int(round(start_s * RATE))
+    i = round(start_s * RATE)
     track[i:i + len(x)] += x[: len(track) - i]
 
 
@@ -93,3 +94,25 @@ def test_hang_up_exactly_at_the_pause_complies(tmp_path):
                               inputs=[(0.2, "hook", "off"), (hang_up_s - 0.2, "hook", "on")], profile="hotline-5s")
     (v,) = [e for e in of_type(replay(scenario), "rule.violation") if e["rule"] == "hangup-pause"]
     assert v["detail"].startswith("hung up 4.8 s after the last speech")
+
+
+@pytest.fixture(scope="module")
+def demo_call(tmp_path_factory):
+    return demo.demo_scenario(tmp_path_factory.mktemp("demo"))
+
+
+def strip(events):
+    return [{k: v for k, v in e.items() if k not in ("id", "ts")} for e in events]
+
+
+def test_live_blocks_give_the_same_events_as_the_default(demo_call):
+    default = replay(demo_call)
+    assert of_type(default, "script.step") and of_type(default, "hold.start")
+    assert strip(replay(demo_call, "--block-ms", 30)) == strip(default)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-30", "5", "10001", "abc", ""])
+def test_bad_block_size_is_one_line(demo_call, value):
+    proc = run_cli("replay", demo_call, "--block-ms", value)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--block-ms" in proc.stderr and proc.stdout == ""
