@@ -71,7 +71,9 @@ def analyze_pcm(pcm: np.ndarray, rate_hz: int, settings: Settings, profile: Prof
     pipeline.start(0.0)
     n_total = len(pcm)
     step = max(1, round(block_s * rate_hz))
-    segments, line, tones = [], [], []
+    segments: list[tuple[float, float, float | None]] = []
+    line: list[dict] = []
+    tones: list[dict] = []
     start_t = None
     for i in range(0, n_total, step):
         block = pcm[i:i + step]

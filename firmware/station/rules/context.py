@@ -19,6 +19,7 @@ from firmware.station.call import CHANNELS, CLOSING, CONVERSATION
 
 if TYPE_CHECKING:  # the station imports the rules; the rules only need its type
     from firmware.config.profiles import Profile
+    from firmware.station.call import Call
     from firmware.station.station import Station
 
 # The shared state a rule may change, each through one method of RuleContext.
@@ -39,18 +40,44 @@ class CallView:
 
     __slots__ = ("_call",)
 
-    def __init__(self, call):
+    def __init__(self, call: Call):
         self._call = call
 
-    id = property(lambda self: self._call.id)
-    start_t = property(lambda self: self._call.start_t)
-    rings = property(lambda self: self._call.rings)
-    mid_call = property(lambda self: self._call.mid_call)
-    phase = property(lambda self: self._call.phase)
-    on_hold = property(lambda self: self._call.on_hold)
-    farend_gone = property(lambda self: self._call.farend_gone)
-    dead_air_s = property(lambda self: self._call.dead_air_s)
-    overtalk_count = property(lambda self: self._call.overtalk_count)
+    @property
+    def id(self) -> str:
+        return self._call.id
+
+    @property
+    def start_t(self) -> float:
+        return self._call.start_t
+
+    @property
+    def rings(self) -> int:
+        return self._call.rings
+
+    @property
+    def mid_call(self) -> bool:
+        return self._call.mid_call
+
+    @property
+    def phase(self) -> str:
+        return self._call.phase
+
+    @property
+    def on_hold(self) -> bool:
+        return self._call.on_hold
+
+    @property
+    def farend_gone(self) -> bool:
+        return self._call.farend_gone
+
+    @property
+    def dead_air_s(self) -> float:
+        return self._call.dead_air_s
+
+    @property
+    def overtalk_count(self) -> int:
+        return self._call.overtalk_count
 
     @property
     def spoken(self) -> Mapping[str, bool]:
@@ -88,13 +115,18 @@ class RuleContext:
         return self._station.now
 
     @property
-    def call(self) -> CallView | None:
-        call = self._station.call
-        if call is None:
-            return None
+    def call(self) -> CallView:
+        """The open call: rules run (and their timers fire) only while a call is open."""
+        call = self._open_call()
         if self._view is None or self._view._call is not call:
             self._view = CallView(call)
         return self._view
+
+    def _open_call(self) -> Call:
+        call = self._station.call
+        if call is None:
+            raise RuntimeError(f"rule {self.rule_id}: no call is open")
+        return call
 
     @property
     def script(self) -> dict | None:
@@ -137,12 +169,12 @@ class RuleContext:
         self._check(PHASE)
         if phase not in SCRIPT_PHASES:
             raise RuleWriteError(f"rule {self.rule_id}: a rule may set the phase to {SCRIPT_PHASES}, not {phase!r}")
-        self._station.call.phase = phase
+        self._open_call().phase = phase
 
     def add_dead_air(self, duration_s: float) -> None:
         self._check(DEAD_AIR)
-        self._station.call.dead_air_s += duration_s
+        self._open_call().dead_air_s += duration_s
 
     def count_overtalk(self) -> None:
         self._check(OVERTALK)
-        self._station.call.overtalk_count += 1
+        self._open_call().overtalk_count += 1
