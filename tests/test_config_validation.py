@@ -7,7 +7,6 @@ field added later is covered without touching this file.
 
 import dataclasses
 import json
-import logging
 import math
 
 import pytest

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from firmware.errors import StorageError
 from fixtures_mqtt import Collector, station_settings, wait_until
 
 from firmware.config.profiles import load_profile
+from firmware.errors import StorageError
 from firmware.reporting.commands import MAX_PAYLOAD_BYTES, CommandHandler, load_overrides
 from firmware.reporting.outbox import Outbox
 from firmware.reporting.reporter import Reporter

@@ -26,6 +26,20 @@ def test_hanging_up_after_the_pause():
     assert h.violations() == []
 
 
+@pytest.mark.parametrize("pause_s, detail", [
+    (4.98, None),            # within one 30 ms frame of the 5 s pause: the end of speech is only known to a frame
+    (4.97, None),
+    (4.96, "hung up 4.96 s after the last speech (at least 5 s)"),   # never "5.0 s (at least 5 s)"
+    (4.5, "hung up 4.5 s after the last speech (at least 5 s)"),
+])
+def test_hanging_up_at_the_pause_to_the_frame(pause_s, detail):
+    h = Harness("hotline-5s").start()
+    conversation(h)
+    h.on(10.0 + pause_s)
+    found = [e["detail"] for e in h.of("rule.violation", rule="hangup-pause")]
+    assert found == ([detail] if detail else [])
+
+
 def test_hanging_up_while_someone_talks():
     h = Harness("service-2s").start()
     conversation(h)

@@ -3,6 +3,8 @@
 import pytest
 from fixtures_station import HANGOVER_S, answered
 
+from firmware.analysis.edges import SpeechLevel, SpeechStart
+
 TOL_S = 1e-3
 
 
@@ -53,3 +55,29 @@ def test_agent_raising_voice():
     assert h.station.state["cue"] == "lower_voice"
     h.advance(14.0)
     assert h.station.state["cue"] != "lower_voice"
+
+
+def test_agent_loud_while_still_talking():
+    """SpeechLevel edges of a running utterance: agent.loud at the first loud one (the
+    analyser sends them from 1 s into an utterance), the cue held while loud, the final
+    duration in agent.loud.end; the loud utterance stays out of the baseline."""
+    h = answered("hotline-5s")
+    h.speech("tx", 0.3, 2.0, level_dbfs=-26.0)
+    h.speech("rx", 2.5, 4.0)
+    h.station.on_edge(SpeechStart("tx", 4.59, 4.5))
+    h.station.on_edge(SpeechLevel("tx", 5.5, 4.5, -24.0, 1.0, 1.0))    # not loud yet
+    assert not h.of("agent.loud")
+    h.station.on_edge(SpeechLevel("tx", 6.0, 4.5, -13.0, 1.5, 1.0))
+    loud = h.one("agent.loud")
+    assert loud["t"] == 6.0 and loud["level_dbfs"] == -13.0 and loud["baseline_dbfs"] == -26.0
+    assert loud["duration_s"] == 1.5
+    for k in range(1, 9):                                               # still loud: the cue stays
+        h.station.on_edge(SpeechLevel("tx", 6.0 + 0.5 * k, 4.5, -13.0, 1.5 + 0.5 * k, 1.0))
+    assert h.station.state["cue"] == "lower_voice"
+    h.speech_end("tx", 4.5, 10.5, level_dbfs=-14.0)
+    end = h.one("agent.loud.end")
+    assert end["t"] == pytest.approx(10.5 + HANGOVER_S) and end["duration_s"] == pytest.approx(6.0)
+    assert len(h.of("agent.loud")) == 1
+    h.speech("tx", 12.0, 13.0, level_dbfs=-25.0)
+    h.speech("tx", 14.0, 15.0, level_dbfs=-14.0)                      # the baseline is still about -26 dBFS
+    assert len(h.of("agent.loud")) == 2

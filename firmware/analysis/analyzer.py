@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechStart, ToneDetected
+from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS, power_to_dbfs
 from firmware.analysis.linestate import LineState
 from firmware.analysis.tones import ToneDetector
@@ -55,6 +55,8 @@ WEAK_MARGIN_DB = 3.0        # webrtcvad speech this far above the floor continue
 WARMUP_SPREAD_DB = 7.5
 SPEECH_MEMORY_S = 8.0       # speech this recent decides ok/low/noisy; after it, "silent"
 SPEECH_PRESENT_S = 0.5      # at least this much utterance time in the memory
+LEVEL_WINDOW_S = 1.0        # SpeechLevel: the level of an utterance's last second, once it
+LEVEL_EVERY_S = 0.5         # has lasted that long and every half second after
 # The margins of the two speech thresholds over the floor, as one expression of the floor's
 # spread s: min(base + slope * s, ENERGY_MARGIN_DB); rows webrtcvad speech, level-only speech.
 _MARGIN_BASE = np.array([[VAD_MARGIN_DB], [ENERGY_MIN_MARGIN_DB]])
@@ -86,8 +88,10 @@ class ChannelAnalyzer:
         self._vad_rate = vad_rate_for(rate_hz)
         self._vad_bytes = 2 * self._vad_rate * frame_ms // 1000
         self._decimator = Decimator(rate_hz // self._vad_rate) if self._vad_rate != rate_hz else None
+        self._level_frames = round(LEVEL_WINDOW_S / self.frame_s)
         self._smoother = Smoother(int(np.ceil(analysis.onset_ms / frame_ms)),
-                                  int(np.ceil(analysis.hangover_ms / frame_ms)))
+                                  int(np.ceil(analysis.hangover_ms / frame_ms)),
+                                  self._level_frames, round(LEVEL_EVERY_S / self.frame_s))
         self._line = LineState(low_dbfs, noise_dbfs, snr_db, analysis.hysteresis_db, analysis.condition_hold_s)
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
@@ -215,6 +219,14 @@ class ChannelAnalyzer:
         for tr in transitions:
             if tr[0] == "start":
                 edges.append(SpeechStart(ch, t_org + (tr[1] + 1) * fs, t_org + tr[2] * fs))
+            elif tr[0] == "level":
+                _, g, start = tr
+                k = H + g - g0 + 1           # one past frame g in `series`
+                w = self._level_frames
+                floor = float(floor_frame[g - g0]) if floor_frame is not None else self._thr[0]
+                edges.append(SpeechLevel(ch, t_org + (g + 1) * fs, t_org + start * fs,
+                                         _active_dbfs(float(series[1, k - w:k].mean()), floor),
+                                         round((g + 1 - start) * fs, 6), round(w * fs, 6)))
             else:
                 _, g, start, last, mean_power = tr
                 floor = float(floor_frame[g - g0]) if floor_frame is not None else self._thr[0]

@@ -20,6 +20,19 @@ class SpeechStart:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechLevel:
+    """An utterance still in progress: the active level of its last `window_s`, reported
+    once it has lasted `window_s` and every half second after (rules that must act while
+    someone is still talking, e.g. agent-volume, use it)."""
+    channel: str
+    t: float           # end of the frame it describes
+    start_t: float     # start of the utterance
+    active_level_dbfs: float  # active level over the last window_s (noise taken out)
+    duration_s: float  # how long the utterance has lasted at t
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnd:
     channel: str
     t: float           # detection instant (after the hangover)
@@ -45,4 +58,4 @@ class ToneDetected:
     tone: str          # e.g. "busy-cn", "reorder-na", "busy-etsi"
 
 
-Edge = SpeechStart | SpeechEnd | LineChange | ToneDetected
+Edge = SpeechStart | SpeechLevel | SpeechEnd | LineChange | ToneDetected

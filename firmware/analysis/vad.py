@@ -90,11 +90,17 @@ class Smoother:
     """
 
     __slots__ = ("onset_frames", "hangover_frames", "speaking", "run", "gap",
-                 "start_frame", "last_speech_frame", "power_sum", "gap_power", "run_power")
+                 "start_frame", "last_speech_frame", "power_sum", "gap_power", "run_power",
+                 "level_frames", "level_every", "next_level")
 
-    def __init__(self, onset_frames: int, hangover_frames: int):
+    def __init__(self, onset_frames: int, hangover_frames: int, level_frames: int = 0, level_every: int = 1):
         self.onset_frames = max(1, onset_frames)
         self.hangover_frames = max(1, hangover_frames)
+        # With level_frames > 0: a ("level", frame, start_frame) transition once an utterance
+        # has lasted level_frames frames, and every level_every frames after that.
+        self.level_frames = level_frames
+        self.level_every = max(1, level_every)
+        self.next_level = -1
         self.speaking = False
         self.run = 0              # consecutive speech frames while not speaking
         self.gap = 0              # consecutive non-speech frames while speaking
@@ -111,7 +117,8 @@ class Smoother:
         also start one).
 
         Appends the smoothed state of every frame (True while in an utterance) to `flags`.
-        Returns transitions as tuples: ("start", frame, start_frame) and
+        Returns transitions as tuples: ("start", frame, start_frame),
+        ("level", frame, start_frame) (with level_frames, see __init__) and
         ("end", frame, start_frame, last_speech_frame, mean_power).
         """
         out = []
@@ -120,6 +127,7 @@ class Smoother:
         speaking, run, gap = self.speaking, self.run, self.gap
         start, last = self.start_frame, self.last_speech_frame
         power_sum, gap_power, run_power = self.power_sum, self.gap_power, self.run_power
+        next_level, level_frames, level_every = self.next_level, self.level_frames, self.level_every
         append = flags.append
         for g, is_speech, p in zip(range(first_frame, first_frame + len(raw)), raw, power):
             if speaking:
@@ -135,6 +143,9 @@ class Smoother:
                         speaking = False
                         run = 0
                         out.append(("end", g, start, last, (power_sum - gap_power) / (last - start + 1)))
+                if g == next_level and speaking:
+                    out.append(("level", g, start))
+                    next_level += level_every
             elif is_speech > 1:          # only strong evidence starts an utterance
                 if run == 0:
                     run_power = 0.0
@@ -147,12 +158,15 @@ class Smoother:
                     last = g
                     power_sum, gap_power = run_power, 0.0
                     out.append(("start", g, start))
+                    if level_frames:
+                        next_level = max(start + level_frames - 1, g)
             else:
                 run = 0
             append(speaking)
         self.speaking, self.run, self.gap = speaking, run, gap
         self.start_frame, self.last_speech_frame = start, last
         self.power_sum, self.gap_power, self.run_power = power_sum, gap_power, run_power
+        self.next_level = next_level
         return out
 
     def current_power(self) -> float:

@@ -1,4 +1,4 @@
-"""The `headset-station` command: run, replay, check-config, profiles, selftest, calibrate.
+"""The `headset-station` command: run, replay, analyze, check-config, profiles, selftest, calibrate.
 
 Every error a user can cause ends as one line on stderr naming the file or field and the
 reason, with the error's exit status (2 bad input, 78 bad config); `--debug` shows the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -19,6 +20,7 @@ from firmware.protocol import command_client
 from firmware.protocol.envelope import to_json
 
 PROG = "headset-station"
+BLOCK_MS_RANGE = (10, 10000)   # replay/analyze --block-ms
 
 
 def _common_station_args(p: argparse.ArgumentParser) -> None:
@@ -69,14 +71,30 @@ class EventPrinter:
         self.stream.flush()
 
 
+def block_ms_arg(text: str | None) -> float | None:
+    """--block-ms N: a finite number of milliseconds in BLOCK_MS_RANGE (None: not given)."""
+    if text is None:
+        return None
+    lo, hi = BLOCK_MS_RANGE
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = math.nan
+    if not (math.isfinite(ms) and lo <= ms <= hi):
+        raise InputError(f"--block-ms: {text!r} is not a number of milliseconds from {lo} to {hi}")
+    return ms
+
+
 def cmd_replay(args) -> int:
     from firmware.config.profiles import load_profile
     from firmware.sim.scenario import load_scenario
     # Validate every input before the pipeline is even imported.
+    block_ms = block_ms_arg(args.block_ms)
     settings = load_station_settings(args)
     scenario = load_scenario(args.scenario)
     profile = load_profile(args.profile or scenario.profile or settings.station.profile, settings.profile)
-    from firmware.runtime.replay import replay
+    from firmware.runtime.replay import REPLAY_BLOCK_S, replay
+    block_s = REPLAY_BLOCK_S if block_ms is None else block_ms / 1000.0
     lines: list[str] = []
 
     def flush():
@@ -104,7 +122,7 @@ def cmd_replay(args) -> int:
                 reporting.sink(event)  # durably queued before it is printed
                 print_event(event)
         try:
-            replay(scenario, settings, profile, emit, seq=reporting.seq if reporting else None)
+            replay(scenario, settings, profile, emit, seq=reporting.seq if reporting else None, block_s=block_s)
         finally:
             flush()
         if reporting is None:
@@ -118,6 +136,19 @@ def cmd_replay(args) -> int:
     finally:
         if reporting is not None:
             reporting.close()
+
+
+def cmd_analyze(args) -> int:
+    from firmware.config.profiles import load_profile
+    block_ms = block_ms_arg(args.block_ms)
+    settings = load_station_settings(args)
+    profile = load_profile(args.profile or settings.station.profile, settings.profile)
+    from firmware.runtime.analyze import analyze_file, format_json, format_text
+    from firmware.runtime.replay import REPLAY_BLOCK_S
+    block_s = REPLAY_BLOCK_S if block_ms is None else block_ms / 1000.0
+    result = analyze_file(args.wav, settings, profile, args.channel, args.tx, block_s)
+    print(format_json(args.wav, result) if args.json else format_text(args.wav, result))
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -225,7 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", action="store_true", help="also send the events through the outbox to the broker")
     p.add_argument("--drain-timeout", type=number_arg(float, lo=0.0, hi=3600.0), default=30.0, metavar="S",
                    help="with --publish: wait this long for the broker (0-3600)")
+    p.add_argument("--block-ms", metavar="N", help="feed the pipeline in N ms blocks, as the live service does "
+                   "(10-10000; default 960)")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("analyze", help="what the analyser decides for a WAV: speech segments, line, tones, echo")
+    p.add_argument("wav", metavar="WAV")
+    p.add_argument("--channel", choices=("rx", "tx"), default="rx", help="the channel the WAV is (default rx)")
+    p.add_argument("--tx", metavar="WAV", help="with --channel rx: the agent's channel, for the echo coupling")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    p.add_argument("--config", metavar="PATH", help="station config (TOML); default: built-in defaults")
+    p.add_argument("--profile", metavar="NAME", help="profile name or file (the line thresholds)")
+    p.add_argument("--block-ms", metavar="N", help="feed the analyser in N ms blocks (10-10000; default 960)")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("check-config", help="validate a station config; list every problem")
     p.add_argument("path", nargs="?")

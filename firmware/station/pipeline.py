@@ -43,9 +43,10 @@ class Pipeline:
         self.t = t
         self.station.start(t, hook_off=hook_off, muted=muted)
 
-    def feed(self, t0: float, tx: np.ndarray | None, rx: np.ndarray | None, inputs=()) -> None:
+    def feed(self, t0: float, tx: np.ndarray | None, rx: np.ndarray | None, inputs=()) -> list:
         """One block of both channels starting at t0 (None = digital silence), and the
-        input edges `(t, name, value)` that fall inside it, handled in time order."""
+        input edges `(t, name, value)` that fall inside it, handled in time order.
+        Returns the block's analysis edges (what `analyze` reports)."""
         n = max((len(a) for a in (tx, rx) if a is not None), default=0)
         if (tx is None or rx is None) and len(self._silence) != n:
             self._silence = np.zeros(n, dtype=np.int16)    # reused: a mono capture sends None every block
@@ -68,6 +69,7 @@ class Pipeline:
                 station.on_edge(edge)
         self.t = t0 + n / self.rate_hz
         station.advance(self.t)
+        return items
 
     def input(self, t: float, name: str, value) -> None:
         self.station.on_input(t, name, value)

@@ -13,13 +13,14 @@ import math
 import time
 
 from firmware import __version__
-from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
+from firmware.analysis.edges import LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.config.leds import build_table
 from firmware.config.profiles import Profile
 from firmware.protocol.envelope import EmitFn, EventFactory
 from firmware.station.call import ANSWERED, CLOSING, CONVERSATION, IDLE, ON_HOLD, RINGING, Call, Rings
 from firmware.station.cues import BRIEF_S, CueBoard
 from firmware.station.rules import build_rules
+from firmware.station.rules.context import CallView
 from firmware.station.timers import Timers
 
 # No ring for this long after the last one: the caller gave up (missed call).
@@ -43,6 +44,7 @@ class Station:
         self.cues = CueBoard(table, self._show_cue)
         self.onset_s = settings.analysis.onset_ms / 1000.0
         self.hangover_s = settings.analysis.hangover_ms / 1000.0
+        self.frame_s = settings.audio.frame_ms / 1000.0
         self.now = 0.0
         self.hook_off = False
         self.muted = False
@@ -184,6 +186,10 @@ class Station:
                 call.last_end_t[ch] = edge.end_t
                 for rule in self.rules:
                     rule.speech_end(edge)
+        elif isinstance(edge, SpeechLevel):
+            if self.call is not None:
+                for rule in self.rules:
+                    rule.speech_level(edge)
         elif isinstance(edge, LineChange):
             if self.line_state[edge.channel] != edge.condition:
                 self.line_state[edge.channel] = edge.condition
@@ -298,8 +304,9 @@ class Station:
                 call.phase = CONVERSATION
         self._emit(start)
         self.cues.set(t, "on_call")
+        view = CallView(call)
         for rule in self.rules:
-            rule.call_start(t, call)
+            rule.call_start(t, view)
         if self.muted:
             self._set_hold(t, True)
 
@@ -320,8 +327,9 @@ class Station:
 
     def _end_call(self, t: float) -> None:
         call = self.call
+        view = CallView(call)
         for rule in self.rules:
-            rule.hook_on(t, call)
+            rule.hook_on(t, view)
         if call.on_hold:
             self._set_hold(t, False)
         for ch, on in self.speaking.items():

@@ -11,12 +11,15 @@ beyond the closing pause (hangup_pause_s).
 from __future__ import annotations
 
 from firmware.station.rules.base import Rule
+from firmware.station.rules.context import DEAD_AIR, SCRIPT
 
 WAIT, BUSY = "dead_air:wait", "dead_air:busy"
 
 
 class DeadAir(Rule):
     id = "dead-air"
+    writes = frozenset({DEAD_AIR})
+    reads = frozenset({SCRIPT})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -50,7 +53,7 @@ class DeadAir(Rule):
         duration_s = max(0.0, end_t - self.gap_start_t)
         self.gap_start_t = None
         if duration_s >= ctx.profile.dead_air_s:
-            ctx.call.dead_air_s += duration_s
+            ctx.add_dead_air(duration_s)
             ctx.emit("dead_air", t, duration_s=round(duration_s, 3))
 
     def speech_start(self, edge) -> None:

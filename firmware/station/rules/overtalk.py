@@ -10,12 +10,14 @@ after the agent's start = overtalk) or for the hangover to pass with `rx` still 
 from __future__ import annotations
 
 from firmware.station.rules.base import Rule
+from firmware.station.rules.context import OVERTALK
 
 TIMER = "overtalk"
 
 
 class NoInterrupt(Rule):
     id = "no-interrupt"
+    writes = frozenset({OVERTALK})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -48,7 +50,7 @@ class NoInterrupt(Rule):
         ctx.cancel(TIMER)
         _start_t, speaking_s = self.pending
         self.pending = None
-        ctx.call.overtalk_count += 1
+        ctx.count_overtalk()
         ctx.emit("overtalk", t, duration_s=round(speaking_s, 3))
         ctx.brief_cue(t, "overtalk")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from firmware.station.call import CHANNELS, CLOSING, CONVERSATION
 from firmware.station.rules.base import Rule
+from firmware.station.rules.context import PHASE, SCRIPT
 
 SILENT, LOW, NOISY = "silent-call", "low-volume", "noisy-line"
 TIMER = "script:step"
@@ -27,6 +28,7 @@ MIN_LOW_UTTERANCE_S = 0.4
 
 class Scripts(Rule):
     id = "scripts"
+    writes = frozenset({SCRIPT, PHASE})
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -117,7 +119,7 @@ class Scripts(Rule):
         if self.name:
             self._end(t)
         self.name, self.step, self.final, self.start_t, self.step_t = name, 0, False, t, None
-        self.ctx.script = {"script": name, "step": 0, "prompt": None, "final": False}
+        self.ctx.set_script({"script": name, "step": 0, "prompt": None, "final": False})
         self._arm(t)
 
     def _anchor_t(self) -> float:
@@ -146,13 +148,14 @@ class Scripts(Rule):
         self.step_t = t
         prompt = steps[min(self.step, len(steps)) - 1].as_dict()
         self.final = self.step >= len(steps)
-        ctx.script = {"script": self.name, "step": self.step, "prompt": prompt, "final": self.final}
-        ctx.emit("script.step", t, **ctx.script)
+        script = {"script": self.name, "step": self.step, "prompt": prompt, "final": self.final}
+        ctx.set_script(script)
+        ctx.emit("script.step", t, **script)
         ctx.cue(t, "pause", False)
         if self.final:
             ctx.cue(t, "speak", False)
             ctx.cue(t, "hangup_ok")
-            ctx.call.phase = CLOSING
+            ctx.set_phase(CLOSING)
         else:
             ctx.cue(t, "speak")
             # If the agent says nothing, the next step is due pause_s after this one.
@@ -164,6 +167,6 @@ class Scripts(Rule):
         for cue in ("pause", "speak", "hangup_ok"):
             ctx.cue(t, cue, False)
         if ctx.call.phase == CLOSING and not ctx.call.farend_gone:
-            ctx.call.phase = CONVERSATION
-        ctx.script = None
+            ctx.set_phase(CONVERSATION)
+        ctx.set_script(None)
         self.name, self.step, self.final, self.step_t = None, 0, False, None
