@@ -1,7 +1,7 @@
 """`headset-station selftest`: the technician's check of one desk, part by part.
 
 LEDs (a chase the technician confirms), the hook switch and the mute key (lift, press,
-each within a time limit), 3 s of audio from each channel (levels and VAD), and every
+each within a time limit), 3 s of audio from each channel (levels and VAD; the tx->rx coupling), and every
 configured broker (a real MQTT connect with the station's credentials). Each part prints
 one `PASS`/`FAIL`/`SKIP` line; the exit status is 1 if any part failed.
 
@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 
-from firmware.analysis.measure import measure
+from firmware.analysis.measure import echo_coupling, measure
 from firmware.config.settings import Settings
 from firmware.errors import StationError
 from firmware.protocol.brokers import configure_client, describe_failure, parse_broker
@@ -28,6 +28,7 @@ from hal.gpio import GpioInputs, led_chase, make_pin_factory
 INPUT_WAIT_S = 15.0
 AUDIO_S = 3.0
 BROKER_TIMEOUT_S = 5.0
+MAX_COUPLING_DB = -3.0   # tx louder than this on rx: the customer channel is the microphone
 
 
 class _Result:
@@ -128,6 +129,11 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
             report("PASS", f"audio {ch}", f"digital silence from the {a.backend} source (simulated)")
             continue
         report("FAIL" if r.digital_silence else "PASS", f"audio {ch}", r.line())
+    if tx is not None and rx is not None and settings.analysis.echo == "auto":
+        c = echo_coupling(tx, rx, a.rate_hz, settings.analysis, a.frame_ms, a.tx_gain_db, a.rx_gain_db)
+        report("PASS" if c is None or c[0] < MAX_COUPLING_DB else "FAIL", "echo",
+               "no echo of tx on rx" if c is None else f"tx on rx at {c[0]:+.1f} dB, {c[1]} ms"
+               + ("" if c[0] < MAX_COUPLING_DB else ": is the receive tap wired to the microphone?"))
 
 
 def check_brokers(settings: Settings, report) -> None:
