@@ -6,6 +6,8 @@ audio is built here from the Asterisk prompts (firmware.sim.speech); the truth (
 prompt's speech is) comes from the clean prompts.
 """
 
+import subprocess
+import sys
 from datetime import datetime
 
 import numpy as np
@@ -210,3 +212,14 @@ def test_selftest_reports_a_receive_tap_wired_to_the_microphone(tmp_path):
         assert len(echo) == 1 and echo[0].startswith(f"{status} echo:"), lines
         if status == "FAIL":
             assert "+0.0 dB, 0 ms" in echo[0] and "receive tap" in echo[0], echo
+
+
+@pytest.mark.parametrize("value", ['"maybe"', "1", "nan"])
+def test_bad_echo_setting_is_a_one_line_config_error(tmp_path, value):
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f"[analysis]\necho = {value}\n")
+    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 78, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "analysis.echo" in err, err
