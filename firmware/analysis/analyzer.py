@@ -14,7 +14,7 @@ speech evidence (it can start an utterance) when
   * its level alone is a larger margin above the floor (quiet speech webrtcvad misses),
 and never when it is a call-progress tone (rx), below `MIN_SPEECH_DBFS`, or explained by the
 agent's echo (rx, see below). Every margin grows with the floor's spread (the level
-modulation of the noise): about 1 dB over steady white or pink noise, 9-14 dB over babble,
+modulation of the noise): 2-4 dB over steady white or pink noise, 9-14 dB over babble,
 whose bursts webrtcvad takes for speech. Weak evidence (webrtcvad speech near the floor, or
 any frame just above it) only keeps an utterance going: it bridges the words masked by
 noise without letting babble start one.
@@ -66,13 +66,11 @@ FRAME_MS = (10, 20, 30)
 UPDATE_S = 0.24             # noise floor / line condition re-evaluated this often
 NOISE_QUANTILE = 0.10
 NOISE_SPREAD_DB = 6.0
-VAD_MARGIN_DB = 1.0         # webrtcvad speech must also be this far above the floor,
-VAD_SPREAD_FACTOR = 1.8     # plus this many times the floor's spread (babble fluctuates),
-VAD_MAX_MARGIN_DB = 3.0     # but never more than this plus...
-VAD_MAX_SPREAD_FACTOR = 1.2  # ...this many times the spread (over babble)
+VAD_MARGIN_DB = 3.0         # webrtcvad speech must also be this far above the floor,
+VAD_SPREAD_FACTOR = 1.2     # plus this many times the floor's spread (babble fluctuates)
 SUSTAIN_FRAMES = 3          # webrtcvad speech whose mean power over this many frames is...
-SUSTAIN_MARGIN_DB = 1.0     # ...this far above the floor, plus SUSTAIN_SPREAD_FACTOR times the
-SUSTAIN_SPREAD_FACTOR = 0.5  # squared spread (next to nothing over steady noise), is speech too
+SUSTAIN_MARGIN_DB = 2.0     # ...this far above the floor, plus SUSTAIN_SPREAD_FACTOR times the
+SUSTAIN_SPREAD_FACTOR = 1.0  # squared spread (little over steady noise, a lot over bursts), is speech too
 ENERGY_MIN_MARGIN_DB = 3.0  # level-only speech: this far over steady noise, plus twice the spread
 MAX_MARGIN_DB = 14.0        # the margins over the most non-stationary noise (babble)
 MIN_SPEECH_DBFS = -70.0
@@ -332,8 +330,7 @@ class ChannelAnalyzer:
         floor_power = float(np.dot(self._buf[1, pos - seen:pos], near)) / float(np.count_nonzero(near))
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
         return (floor,
-                max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread,
-                                VAD_MAX_MARGIN_DB + VAD_MAX_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+                max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
                 max(floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB),
                     MIN_SPEECH_DBFS),
                 max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
