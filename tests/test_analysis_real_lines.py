@@ -139,6 +139,29 @@ def test_talking_customer_over_agent_echo(coupling_db, delay_ms):
     assert rx_talk == pytest.approx(rx_truth, rel=0.1), (rx_talk, rx_truth)
 
 
+def test_a_coupling_that_changes_is_followed():
+    """The agent moves the microphone: the echo goes from -25 dB to -10 dB 10 s into the call. The
+    estimate follows within seconds and the louder echo stops reading as the customer."""
+    c = Call(50.0)
+    t = 1.0
+    for k in range(8):
+        _s, t = c.say("tx", AGENT_PROMPTS[k % len(AGENT_PROMPTS)], t)
+        t += 0.6
+    tx_clean = c.tracks["tx"].copy()
+    d = int(0.04 * RATE_HZ)
+    half = int(10.0 * RATE_HZ)
+    echo = np.zeros(c.n)
+    echo[d:] = tx_clean[: c.n - d]
+    echo[:half] *= 10 ** (-25.0 / 20)
+    echo[half:] *= 10 ** (-10.0 / 20)
+    c.add("rx", echo)
+    ev = c.run(hangup_s=49.0)
+    tel = echo_telemetry(c.pipeline)
+    assert tel["echo_coupling_db"] == pytest.approx(-10.0, abs=3.0), tel
+    assert of(ev, "call.end")[0]["talk_s"]["rx"] <= 4.0      # a few seconds while it adapts, at most
+    assert of(ev, "overtalk") == []
+
+
 def test_echo_analysis_can_be_turned_off():
     c = Call(20.0, -10.0, 0)
     c.say("tx", AGENT_PROMPTS[0], 1.0)
