@@ -155,7 +155,7 @@ class ChannelAnalyzer:
 
     def process(self, t0: float, samples: np.ndarray, ref=None) -> list[Edge]:
         samples = np.asarray(samples)
-        if samples.ndim != 1 or samples.dtype != np.int16:
+        if samples.ndim != 1 or (samples.dtype is not _INT16 and samples.dtype != _INT16):
             raise AudioFormatError(f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}")
         if self._origin_t is None:
             self._origin_t = float(t0)
@@ -197,7 +197,7 @@ class ChannelAnalyzer:
             # Exact integer sums of squares: the same value whatever the block size.
             if n == 1:
                 row = frames_i16[0].astype(np.int64)
-                sums = [int(np.dot(row, row))]
+                sums = [int(row.dot(row))]
             else:
                 a = frames_i16.astype(np.int64)
                 sums = np.einsum("ij,ij->i", a, a).tolist()
@@ -440,6 +440,7 @@ class ChannelAnalyzer:
 
 
 _NO_SAMPLES = np.zeros(0, dtype=np.int16)
+_INT16 = np.dtype(np.int16)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 
 

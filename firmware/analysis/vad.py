@@ -41,8 +41,12 @@ def frame_classifier(vad: webrtcvad.Vad, rate_hz: int, frame_bytes: int):
         is_speech = vad.is_speech
         return lambda data: [is_speech(mv[i:i + frame_bytes], rate_hz)
                              for mv in (memoryview(data),) for i in range(0, len(data), frame_bytes)]
-    return lambda data: [process(handle, rate_hz, mv[i:i + frame_bytes], n)
-                         for mv in (memoryview(data),) for i in range(0, len(data), frame_bytes)]
+    def classify(data):
+        if len(data) == frame_bytes:          # the live path: one frame a block
+            return [process(handle, rate_hz, data, n)]
+        mv = memoryview(data)
+        return [process(handle, rate_hz, mv[i:i + frame_bytes], n) for i in range(0, len(data), frame_bytes)]
+    return classify
 
 
 class Decimator:
