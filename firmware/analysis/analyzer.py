@@ -1,29 +1,48 @@
 """Per-channel audio analysis: speech, level, noise floor, line condition and far-end tones.
 
 One `ChannelAnalyzer` per channel (`tx` agent, `rx` customer) turns int16 blocks into the
-sparse edges of `firmware.edges`. Work is vectorised per block: frames are a reshaped
-(n_frames, frame_len) view, and level, noise floor, speech memory and Goertzel are array
-ops; the per-frame Python is only the webrtcvad call and the onset/hangover loop.
-
-Levels are dBFS with a full-scale sine at 0 dBFS RMS (see `firmware.levels`).
+sparse edges of `firmware.analysis.edges`. Levels are dBFS with a full-scale sine at 0 dBFS
+RMS (see `firmware.analysis.levels`).
 
 Speech decision per frame: webrtcvad alone calls steady noise and babble "speech" and misses
-quiet speech (at aggressiveness 3 all of it below about -50 dBFS), so a frame is speech when
+quiet speech (at aggressiveness 3 all of it below about -50 dBFS), so a frame is strong
+speech evidence (it can start an utterance) when
   * webrtcvad says so AND its level is a margin above the noise floor, or
+  * webrtcvad says so AND the mean power of the last SUSTAIN_FRAMES frames is a margin above
+    the floor (speech at SNR 0-5 dB over steady noise: one frame is within the noise's
+    fluctuation, three are not), or
   * its level alone is a larger margin above the floor (quiet speech webrtcvad misses),
-and never when it is a call-progress tone (rx) or below `MIN_SPEECH_DBFS`. Both margins grow
-with the floor's spread (level modulation of the noise): a few dB over steady white or pink
-noise, ~9-12 dB over babble, whose bursts webrtcvad takes for speech. Such frames can start
-an utterance; webrtcvad speech only `WEAK_MARGIN_DB` above the floor can just continue one,
-which keeps words half-masked by babble inside the utterance without letting babble start one.
-The noise floor is re-estimated every ~0.25 s over the last `noise_window_s`: the mean power
-of the frames within `NOISE_SPREAD_DB` of the window's 10th-percentile level (minimum
-statistics, but unbiased for stationary noise and close to the RMS of babble).
-The line condition uses the last `SPEECH_MEMORY_S` of utterance frames: their mean power
-minus the noise power is the active speech level; its SNR is that minus the floor.
+and never when it is a call-progress tone (rx), below `MIN_SPEECH_DBFS`, or explained by the
+agent's echo (rx, see below). Every margin grows with the floor's spread (the level
+modulation of the noise): 2-4 dB over steady white or pink noise, 9-14 dB over babble,
+whose bursts webrtcvad takes for speech. Weak evidence (webrtcvad speech near the floor, or
+any frame just above it) only keeps an utterance going: it bridges the words masked by
+noise without letting babble start one.
 
-All decisions happen at fixed frame indices, so the edges do not depend on how the audio
-is cut into blocks (replay and live give the same result).
+Two noise floors. The fast one sets the speech thresholds: re-estimated every ~0.25 s over
+the last `noise_window_s`, the mean power of the frames within `NOISE_SPREAD_DB` of the
+window's 10th-percentile level (minimum statistics), so it follows a noise that rises
+within the window. A long talker lifts it towards the quiet parts of the speech, which
+costs little there (the thresholds stay below the speech). The line floor decides the line
+condition and the noise reported: the noise of the frames outside speech only (runs of
+frames with no speech evidence and no echo), held while there are none, so speech never
+lifts it; a noise that rises mid-call makes its own quiet frames once the fast floor has
+followed it, or the fast floor itself once its window is steady (speech never is), a few
+seconds later. The line condition uses the last `SPEECH_MEMORY_S` of
+utterance frames: their mean power minus the noise power is the active speech level; its
+SNR is that minus the line floor.
+
+Echo and sidetone (rx with `echo=True`): `firmware.analysis.echo` estimates the tx->rx
+coupling from the agent's frame levels (`ref`, the tx analyser's `block_ref`); an rx frame
+within its margin of the echo predicted from tx is not customer speech, nor a noise frame.
+
+Cost: the live service feeds one 30 ms frame per call, where numpy's fixed per-call cost,
+not arithmetic, is what costs. So a block is a few numpy calls (exact integer frame
+energies, webrtcvad, the tone Goertzel), the per-frame decisions are a Python loop over
+floats, and windowed statistics run only at the update frames on slices of a history buffer.
+All decisions happen at fixed frame indices and on values computed the same way whatever
+the block size, so the edges do not depend on how the audio is cut into blocks (replay and
+live give the same result).
 """
 
 from __future__ import annotations
@@ -33,10 +52,11 @@ import math
 
 import numpy as np
 
+from firmware.analysis.echo import EchoEstimator
 from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
-from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS, power_to_dbfs
+from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS
 from firmware.analysis.linestate import LineState
-from firmware.analysis.tones import ToneDetector
+from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
 from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, vad_rate_for
 from firmware.config.settings import AnalysisSettings
 from firmware.errors import AudioFormatError
@@ -48,32 +68,44 @@ NOISE_QUANTILE = 0.10
 NOISE_SPREAD_DB = 6.0
 VAD_MARGIN_DB = 3.0         # webrtcvad speech must also be this far above the floor,
 VAD_SPREAD_FACTOR = 1.2     # plus this many times the floor's spread (babble fluctuates)
-ENERGY_MARGIN_DB = 12.0     # level-only speech over non-stationary noise (babble)...
-ENERGY_MIN_MARGIN_DB = 3.0  # ...down to this over steady noise, scaled by the floor's spread
+SUSTAIN_FRAMES = 3          # webrtcvad speech whose mean power over this many frames is...
+SUSTAIN_MARGIN_DB = 2.0     # ...this far above the floor, plus SUSTAIN_SPREAD_FACTOR times the
+SUSTAIN_SPREAD_FACTOR = 1.0  # squared spread (little over steady noise, a lot over bursts), is speech too
+ENERGY_MIN_MARGIN_DB = 3.0  # level-only speech: this far over steady noise, plus twice the spread
+MAX_MARGIN_DB = 14.0        # the margins over the most non-stationary noise (babble)
 MIN_SPEECH_DBFS = -70.0
-WEAK_MARGIN_DB = 3.0        # webrtcvad speech this far above the floor continues an utterance
+WEAK_VAD_MARGIN_DB = -1.0   # webrtcvad speech this far above the floor continues an utterance,
+WEAK_MARGIN_DB = 1.0        # and so does any frame this far above it,
+WEAK_SPREAD_FACTOR = 0.5    # both plus this many times the spread (babble is always near its floor)
+TAIL_RANGE_DB = 30.0        # weak evidence this far below the recent speech peak does not count
+PEAK_DECAY_DB_PER_S = 3.0   # how fast that peak is forgotten
+MAX_WEAK_S = 3.0            # weak evidence holds an utterance at most this long after strong
+HISTORY_CHUNK = 1024        # frames written to the history buffer between two compactions
 WARMUP_SPREAD_DB = 7.5
 SPEECH_MEMORY_S = 8.0       # speech this recent decides ok/low/noisy; after it, "silent"
 SPEECH_PRESENT_S = 0.5      # at least this much utterance time in the memory
 LEVEL_WINDOW_S = 1.0        # SpeechLevel: the level of an utterance's last second, once it
 LEVEL_EVERY_S = 0.5         # has lasted that long and every half second after
-# The margins of the two speech thresholds over the floor, as one expression of the floor's
-# spread s: min(base + slope * s, ENERGY_MARGIN_DB); rows webrtcvad speech, level-only speech.
-_MARGIN_BASE = np.array([[VAD_MARGIN_DB], [ENERGY_MIN_MARGIN_DB]])
-_MARGIN_SLOPE = np.array([[VAD_SPREAD_FACTOR], [2.0]])
+LINE_QUANTILE = 0.5         # the line floor: noise frames around their median...
+LINE_GUARD = 2              # ...that are this many quiet frames away from any speech evidence
+STEADY_SPREAD_DB = 3.0      # a fast floor this steady is the line's noise, speech or not
+LINE_MIN_S = 0.3            # noise frames (outside speech) the line floor needs in its window
 
 
 class ChannelAnalyzer:
     """Speech, level, line condition and (rx) tones of one channel; see the module docstring.
 
-    `process(t0, samples)` takes int16 mono blocks of any length (contiguous in time; a jump
-    re-anchors the clock) and returns the edges found in the block, sorted by `t`. Live state
-    for telemetry: `speaking`, `condition`, `level_dbfs`, `noise_dbfs`, `snr_db`, `peak_dbfs`.
+    `process(t0, samples, ref=None)` takes int16 mono blocks of any length (contiguous in
+    time; a jump re-anchors the clock) and returns the edges found in the block, sorted by
+    `t`. With `echo=True` (the customer channel), `ref` is the agent channel analyser's
+    `block_ref` for the same block: the echo of those frames is not customer speech.
+    Live state for telemetry: `speaking`, `condition`, `level_dbfs`, `noise_dbfs`,
+    `snr_db`, `peak_dbfs`, `echo_coupling_db`, `echo_delay_ms`.
     """
 
     def __init__(self, channel: str, rate_hz: int, frame_ms: int, analysis: AnalysisSettings,
                  low_dbfs: float, noise_dbfs: float, snr_db: float, gain_db: float = 0.0,
-                 detect_tones: bool = False):
+                 detect_tones: bool = False, echo: bool = False):
         if rate_hz not in RATES_HZ:
             raise AudioFormatError(f"{channel} audio: {rate_hz} Hz is not supported (need one of {RATES_HZ})")
         if frame_ms not in FRAME_MS:
@@ -88,38 +120,46 @@ class ChannelAnalyzer:
         self._vad_rate = vad_rate_for(rate_hz)
         self._vad_bytes = 2 * self._vad_rate * frame_ms // 1000
         self._decimator = Decimator(rate_hz // self._vad_rate) if self._vad_rate != rate_hz else None
+        self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
         self._level_frames = round(LEVEL_WINDOW_S / self.frame_s)
         self._smoother = Smoother(int(np.ceil(analysis.onset_ms / frame_ms)),
-                                  int(np.ceil(analysis.hangover_ms / frame_ms)),
+                                  int(np.ceil(analysis.hangover_ms / frame_ms)), round(MAX_WEAK_S / self.frame_s),
                                   self._level_frames, round(LEVEL_EVERY_S / self.frame_s))
         self._line = LineState(low_dbfs, noise_dbfs, snr_db, analysis.hysteresis_db, analysis.condition_hold_s)
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
+        self._echo = EchoEstimator(self.frame_s) if echo else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
-        hist = max(self._noise_win, self._speech_win) - 1
-        # Frame history for the sliding windows, rows level / power / utterance flag. +inf
-        # levels sort after every real frame, so the floor at start-up uses the frames seen.
-        self._hist = np.zeros((3, hist))
-        self._hist[0] = np.inf
-        self._ranks = np.array([int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)])
+        self._line_min = max(2, round(LINE_MIN_S / self.frame_s))
+        self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
+        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag, written one
+        # frame at a time at self._pos; the windows are the slices that end there. When the
+        # buffer is full its last `_keep` frames move to the front.
+        self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
+        self._buf = np.zeros((4, self._keep + HISTORY_CHUNK))
+        self._pos = 0
         self._pending = _NO_SAMPLES   # the partial frame carried to the next block
         self._origin_t = None
         self._next_frame = 0          # global index of the next whole frame
-        self._thr = None              # (floor, vad, energy, weak threshold) dBFS, last update
+        self._thr = None              # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
+        self._line_floor = None       # noise floor of the line condition (None: not yet known)
+        self._spread = WARMUP_SPREAD_DB   # spread of the fast floor's window, last update
         self._speech_level = None
-        self._win_offsets = np.arange(self._noise_win)
-        self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
         self._last_t = float("-inf")
-        self._peak = None             # peak |sample| of the last block (after the gain)
+        self._recent = [0.0] * SUSTAIN_FRAMES
+        self._peak_level = SILENCE_DBFS   # decaying peak level of strong speech evidence
+        self._tone_guard = 0          # frames until the sustained-level evidence counts again after a tone
+        self._last_block = None       # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS   # level of the last frame
+        self.block_ref = ([], [])     # (level, speech evidence) per frame of the last block
 
     def set_thresholds(self, low_dbfs: float, noise_dbfs: float, snr_db: float) -> None:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
 
-    def process(self, t0: float, samples: np.ndarray) -> list[Edge]:
+    def process(self, t0: float, samples: np.ndarray, ref=None) -> list[Edge]:
         samples = np.asarray(samples)
-        if samples.ndim != 1 or samples.dtype != np.int16:
+        if samples.ndim != 1 or (samples.dtype is not _INT16 and samples.dtype != _INT16):
             raise AudioFormatError(f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}")
         if self._origin_t is None:
             self._origin_t = float(t0)
@@ -134,8 +174,9 @@ class ChannelAnalyzer:
         rest = len(x) - n * self.frame_len
         self._pending = x[-rest:].copy() if rest else _NO_SAMPLES
         if n == 0:
+            self.block_ref = ([], [])
             return []
-        edges = self._analyse(x[: n * self.frame_len].reshape(n, self.frame_len))
+        edges = self._analyse(x[: n * self.frame_len].reshape(n, self.frame_len), ref)
         self._next_frame += n
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
@@ -146,119 +187,218 @@ class ChannelAnalyzer:
         return edges
 
     # -- one block of whole frames ---------------------------------------------------------
-    # Per-call numpy overhead (~1.5 us a call) dominates, so the block is worked in as few
-    # numpy calls as possible: the three per-frame series (level, power, utterance flag) live
-    # in one (3, history + n) array, scalars use math, and the sliding windows are evaluated
-    # only at the few update points of the block.
-    def _analyse(self, frames_i16: np.ndarray) -> list:
+    # The live path feeds one 30 ms frame a call, where numpy's fixed cost per call (~1-2 us)
+    # is what costs, not the arithmetic. So the block-wide work is a handful of numpy calls
+    # (frame power and level, webrtcvad, tones), the per-frame decisions are a plain Python
+    # loop over floats, and the windowed statistics run only at the update frames (every
+    # UPDATE_S) on slices of the history buffer. Every value a decision compares is computed
+    # the same way whatever the block size, so block size never changes a decision.
+    def _analyse(self, frames_i16: np.ndarray, ref) -> list:
         n = len(frames_i16)
-        g0, fs, t_org = self._next_frame, self.frame_s, self._origin_t
-        frames = frames_i16.astype(np.float32)
-        peak = float(np.abs(frames).max())           # exact: int16 values are exact in float32
-        if self._gain is not None:
+        self._last_block = frames_i16
+        frames = None              # float32 samples (after the gain), made only when needed
+        if self._gain is None:
+            # Exact integer sums of squares: the same value whatever the block size.
+            if n == 1:
+                row = frames_i16[0].astype(np.int64)
+                sums = [int(row.dot(row))]
+            else:
+                a = frames_i16.astype(np.int64)
+                sums = np.einsum("ij,ij->i", a, a).tolist()
+        else:
+            frames = frames_i16.astype(np.float32)
             frames *= self._gain
             np.clip(frames, -32768.0, 32767.0, out=frames)   # the calibrated ADC still clips
-            peak = min(peak * self._gain, 32768.0)
-        self._peak = peak
-        H = self._hist.shape[1]
-        series = np.empty((3, H + n))                 # rows: level dBFS, power, utterance flag
-        series[:, :H] = self._hist
-        power = series[1, H:]
-        power[:] = np.einsum("ij,ij->i", frames, frames)    # float32 sums: 5x faster than f64
-        power *= self._inv_frame_len
-        level = series[0, H:]
-        np.log10(power + EPS_POWER, out=level)   # power_to_dbfs, in place
-        level *= 10.0
-        level -= _SINE_DB
-
-        # Noise floor and thresholds at the update points inside this block (g % U == 0);
-        # frame k uses the update at or before it.
-        U = self._update_every
-        first = (-g0) % U
-        upd = range(first, n, U)
-        if len(upd):
-            floors, spreads = self._noise_floor(series, upd, g0)
-            # Rows floor / vad / energy / weak threshold; column j + 1 is update j, column 0
-            # the last update, for the frames before the first one here (none on the very
-            # first block: g0 == 0, so first == 0 and _thr is still None).
-            table = np.empty((4, len(upd) + 1))
-            if self._thr is not None:
-                table[:, 0] = self._thr
-            table[0, 1:] = floors
-            margins = table[1:3, 1:]
-            np.minimum(_MARGIN_BASE + _MARGIN_SLOPE * spreads, ENERGY_MARGIN_DB, out=margins)
-            margins += floors
-            np.maximum(margins, MIN_SPEECH_DBFS, out=margins)
-            table[3, 1:] = floors + WEAK_MARGIN_DB
-            thr = np.repeat(table, [first, *([U] * (len(upd) - 1)), n - upd[-1]], axis=1)
-            self._thr = tuple(table[:, -1].tolist())
-            floor_frame, thr_vad, thr_energy, thr_weak = thr
-        else:
-            floor_frame = None
-            _, thr_vad, thr_energy, thr_weak = self._thr
-
-        # Per-frame speech decision: webrtcvad plus level evidence, never a tone.
-        # Code 2: strong evidence, can start an utterance; 1: weak evidence (webrtcvad just above
-        # the floor), only keeps one going: it bridges the words masked by babble without
-        # letting babble start one; 0: neither.
-        vad_raw = self._run_vad(frames_i16, frames)
-        strong = (vad_raw & (level > thr_vad)) | (level > thr_energy)
-        code = strong.astype(np.int8)
-        code += strong | (vad_raw & (level > thr_weak))
+            f64 = frames.astype(np.float64)
+            sums = np.einsum("ij,ij->i", f64, f64).tolist()
+        inv, log10, eps = self._inv_frame_len, math.log10, EPS_POWER
+        power = [s * inv for s in sums] if self._gain is not None else [s / self.frame_len for s in sums]
+        level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
+        vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
+        tone_on = None
         tone_hits = ()
         if self._tones is not None:
-            on = self._tones.tone_on(frames, power)
-            code[on] = 0
-            tone_hits = self._tones.process(g0, on)
-
-        flags = []
-        transitions = self._smoother.run_block(g0, code.tolist(), power.tolist(), flags)
-        series[2, H:] = flags
-        edges = []
-        ch = self.channel
-        for tr in transitions:
-            if tr[0] == "start":
-                edges.append(SpeechStart(ch, t_org + (tr[1] + 1) * fs, t_org + tr[2] * fs))
-            elif tr[0] == "level":
-                _, g, start = tr
-                k = H + g - g0 + 1           # one past frame g in `series`
-                w = self._level_frames
-                floor = float(floor_frame[g - g0]) if floor_frame is not None else self._thr[0]
-                edges.append(SpeechLevel(ch, t_org + (g + 1) * fs, t_org + start * fs,
-                                         _active_dbfs(float(series[1, k - w:k].mean()), floor),
-                                         round((g + 1 - start) * fs, 6), round(w * fs, 6)))
+            if max(level) < MIN_TONE_DBFS:        # too quiet for a tone anywhere in the block
+                tone_on = [False] * n
             else:
-                _, g, start, last, mean_power = tr
-                floor = float(floor_frame[g - g0]) if floor_frame is not None else self._thr[0]
-                edges.append(SpeechEnd(ch, t_org + (g + 1) * fs, t_org + (last + 1) * fs,
-                                       _active_dbfs(mean_power, floor), round((last + 1 - start) * fs, 6)))
+                if frames is None:
+                    frames = frames_i16.astype(np.float32)
+                tone_on = self._tones.tone_on_list(frames, power)
+            tone_hits = self._tones.process_list(self._next_frame, tone_on)
+        if self._echo is not None:
+            tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())
+        edges = []
+        ch, fs, t_org = self.channel, self.frame_s, self._origin_t
+        U, g0 = self._update_every, self._next_frame
+        buf, keep = self._buf, self._keep
+        smoother, echo = self._smoother, self._echo
+        thr = self._thr
+        recent = self._recent      # powers of the last SUSTAIN_FRAMES frames, oldest first
+        inv_sustain = 1.0 / SUSTAIN_FRAMES
+        tone_guard = self._tone_guard
+        peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
+        evidence = []
+        for i in range(n):
+            g = g0 + i
+            if self._pos == buf.shape[1]:
+                buf[:, :keep] = buf[:, self._pos - keep:self._pos]
+                self._pos = keep
+            pos = self._pos
+            lv, p = level[i], power[i]
+            buf[0, pos] = lv
+            buf[1, pos] = p
+            self._pos = pos + 1
+            update = g % U == 0
+            if update:
+                thr = self._thr = self._thresholds(g)
+            floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak = thr
+            recent.pop(0)
+            recent.append(p)
+            v = vad[i]
+            # Sustained level (not over a tone's edge) starts utterances; inside one it is only
+            # weak evidence, or the speech just before would carry it past its end.
+            sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - _SINE_DB > thr_sustain
+            strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not smoother.speaking)
+            # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
+            # overhang over a quiet line), which would only push the utterance's end late.
+            peak = lv if strong and lv > peak else peak - peak_decay
+            weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
+            quiet = not weak
+            if echo is not None:
+                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS,
+                               tx_speech[i] if tx_speech else False)
+                if lv <= e + echo.margin_db:       # the agent's own echo explains the frame
+                    strong = weak = False
+                if e > floor:                      # echo covers the noise: not a noise frame
+                    quiet = False
+                if update:
+                    echo.update(floor)
+            if tone_guard:
+                tone_guard -= 1
+            if tone_on is not None and tone_on[i]:
+                strong = weak = False
+                tone_guard = SUSTAIN_FRAMES + 1
+            evidence.append(strong)
+            tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
+            buf[2, pos] = smoother.speaking
+            buf[3, pos] = quiet
+            if tr is not None:
+                if tr[0] == "start":
+                    edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
+                elif tr[0] == "level":  # still talking: the active level of the last LEVEL_WINDOW_S
+                    w = self._level_frames
+                    mean_power = float(buf[1, pos + 1 - w:pos + 1].mean())
+                    edges.append(SpeechLevel(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs,
+                                             _active_dbfs(mean_power, self._floor_for_level()),
+                                             round((g + 1 - tr[2]) * fs, 6), round(w * fs, 6)))
+                else:
+                    _, _, start, last, mean_power = tr
+                    edges.append(SpeechEnd(ch, t_org + (g + 1) * fs, t_org + (last + 1) * fs,
+                                           _active_dbfs(mean_power, self._floor_for_level()),
+                                           round((last + 1 - start) * fs, 6)))
+            if update:
+                change = self._line_update(g, lv)
+                if change is not None:
+                    edges.append(change)
         for g, name in tone_hits:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
-
-        # Speech memory (utterance time and power over the last SPEECH_MEMORY_S) and the
-        # line condition at the update points.
-        if len(upd):
-            W = self._speech_win
-            sums = np.zeros((2, H + n + 1))
-            np.cumsum(series[2], out=sums[0, 1:])
-            np.cumsum(series[2] * series[1], out=sums[1, 1:])
-            ends = np.arange(H + first + 1, H + n + 1, U)        # one past each update frame
-            count, spow = (sums[:, ends] - sums[:, ends - W]).tolist()
-            floors_l = floors.tolist()
-            line = self._line
-            for j, u in enumerate(upd):
-                floor = floors_l[j]
-                present = count[j] * fs >= SPEECH_PRESENT_S
-                speech_dbfs = _active_dbfs(spow[j] / count[j], floor) if present else float(level[u])
-                t = t_org + (g0 + u + 1) * fs
-                new = line.update(t, floor, speech_dbfs, present)
-                if new is not None:
-                    edges.append(LineChange(ch, t, new, round(speech_dbfs, 2), round(floor, 2),
-                                            round(speech_dbfs - floor, 2)))
-            self._speech_level = speech_dbfs if present else None
-        self._hist = series[:, n:]
+        self._tone_guard = tone_guard
+        self._peak_level = peak
+        self.block_ref = (level, evidence)
         self._last_level = level[-1]
         return edges
+
+    def _pcm_for_vad(self, frames_i16: np.ndarray, frames) -> bytes:
+        if self._decimator is not None:
+            pcm = self._decimator.process(frames.ravel() if frames is not None else frames_i16.ravel())
+            np.clip(pcm, -32768.0, 32767.0, out=pcm)
+            return pcm.astype(np.int16).tobytes()
+        if self._gain is not None:
+            return frames.astype(np.int16).tobytes()
+        return frames_i16.tobytes()
+
+    def _thresholds(self, g: int) -> tuple:
+        """Noise floor and speech thresholds at update frame g (frames up to g): the floor
+        is the mean power of the frames within NOISE_SPREAD_DB of the window's 10th
+        percentile; its spread (5th to 30th percentile, ~0.5 dB for steady noise and several
+        dB for babble) widens the margins."""
+        W = self._noise_win
+        seen = min(g + 1, W)
+        pos = self._pos
+        win = self._buf[0, pos - seen:pos]
+        srt = np.sort(win)
+        if seen == W:
+            r05, r10, r30 = self._ranks
+        else:
+            r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
+        q10 = float(srt[r10])
+        spread = float(srt[r30] - srt[r05])
+        if seen * 3 < W:              # until a third of the window is seen: assume babble-like
+            spread = max(spread, WARMUP_SPREAD_DB)
+        self._spread = spread
+        near = win <= q10 + NOISE_SPREAD_DB
+        floor_power = float(np.dot(self._buf[1, pos - seen:pos], near)) / float(np.count_nonzero(near))
+        floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
+        return (floor,
+                max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+                max(floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB),
+                    MIN_SPEECH_DBFS),
+                max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+                floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
+                floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread)
+
+    def _line_update(self, g: int, level: float):
+        """Line floor, speech memory and line condition at update frame g; a LineChange or None.
+
+        The line floor is the noise of the noise frames, the middle of runs of quiet frames
+        (no speech evidence, no echo) at least LINE_GUARD frames from any speech evidence,
+        over the noise window: their mean power around their median. While the window holds
+        too few of them the fast floor stands in when its window is steady (speech never is),
+        else the floor is held (a long talker), so speech never lifts it.
+        """
+        buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
+        seen = min(g + 1, self._keep)
+        if seen >= W + G:
+            quiet = buf[3, pos - W - 2 * G:pos]
+            mask = quiet[2 * G:].copy()
+            for off in range(2 * G):
+                mask *= quiet[off:off + W]
+            count = int(np.count_nonzero(mask))
+            if count >= self._line_min:
+                lv = buf[0, pos - W - G:pos - G]
+                sel = np.sort(lv[mask > 0.0])
+                med = float(sel[int(count * LINE_QUANTILE)])
+                near = (lv >= med - NOISE_SPREAD_DB) & (lv <= med + NOISE_SPREAD_DB) & (mask > 0.0)
+                fp = float(np.dot(buf[1, pos - W - G:pos - G], near)) / float(np.count_nonzero(near))
+                self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
+            elif self._spread <= STEADY_SPREAD_DB:
+                # No noise frames, but the quiet part of the window is steady: that is the
+                # noise (a noise that rose under continuous speech; speech is never this steady).
+                self._line_floor = self._thr[0]
+        S = min(g + 1, self._speech_win)
+        flags = buf[2, pos - S:pos]
+        count = float(flags.sum())
+        fs = self.frame_s
+        floor = self._line_floor
+        present = count * fs >= SPEECH_PRESENT_S
+        if present:
+            spow = float(np.dot(flags, buf[1, pos - S:pos]))
+            speech_dbfs = _active_dbfs(spow / count, self._floor_for_level())
+        else:
+            speech_dbfs = level
+        self._speech_level = speech_dbfs if present else None
+        t = self._origin_t + (g + 1) * fs
+        new = self._line.update(t, floor, speech_dbfs, present)
+        if new is None:
+            return None
+        fl = floor if floor is not None else SILENCE_DBFS
+        return LineChange(self.channel, t, new, round(speech_dbfs, 2), round(fl, 2), round(speech_dbfs - fl, 2))
+
+    def _floor_for_level(self) -> float:
+        """The noise power taken out of speech levels: the line floor once known."""
+        if self._line_floor is not None:
+            return self._line_floor
+        return SILENCE_DBFS if self._thr is None else self._thr[0]
 
     # -- live state for telemetry: read-only, derived on read from what the last block left --
     @property
@@ -271,7 +411,17 @@ class ChannelAnalyzer:
 
     @property
     def noise_dbfs(self) -> float:
-        return SILENCE_DBFS if self._thr is None else self._thr[0]
+        return self._floor_for_level()
+
+    @property
+    def echo_coupling_db(self):
+        """Estimated agent->customer channel coupling in dB (None: no echo analysis, or no
+        consistent echo seen yet)."""
+        return None if self._echo is None else self._echo.coupling_db
+
+    @property
+    def echo_delay_ms(self):
+        return None if self._echo is None else self._echo.delay_ms
 
     @property
     def level_dbfs(self) -> float:
@@ -289,43 +439,18 @@ class ChannelAnalyzer:
 
     @property
     def peak_dbfs(self) -> float:
-        return SILENCE_DBFS if self._peak is None else 20.0 * math.log10(max(self._peak, 1.0) / FULL_SCALE)
-
-    def _run_vad(self, frames_i16: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        if self._decimator is not None:
-            pcm = self._decimator.process(frames.ravel())
-            np.clip(pcm, -32768.0, 32767.0, out=pcm)
-            data = pcm.astype(np.int16).tobytes()
-        elif self._gain is not None:
-            data = frames.astype(np.int16).tobytes()
-        else:
-            data = frames_i16.tobytes()
-        return np.array(self._vad_frames(data), dtype=bool)
-
-    def _noise_floor(self, series: np.ndarray, upd: range, g0: int):
-        """Floor (dBFS) over the `noise_window_s` ending at each update frame, and its spread:
-        the dB between the 5th and 30th percentile frame, ~0.5 dB for steady noise and
-        several dB for babble; speech rarely reaches that low part of the window."""
-        W, H = self._noise_win, self._hist.shape[1]
-        idx = np.arange(upd.start + H - W + 1, upd.stop + H - W + 1, upd.step)[:, None] + self._win_offsets
-        win = series[0][idx]
-        srt = np.sort(win, axis=1)
-        if g0 + upd.start + 1 >= W:             # every window full: fixed ranks
-            q05, q10, q30 = srt[:, self._ranks].T
-            spread = q30 - q05
-        else:                                    # start-up: ranks among the frames seen so far
-            seen = np.minimum(np.arange(g0 + upd.start + 1, g0 + upd.stop + 1, upd.step), W)
-            rows = np.arange(len(seen))
-            q10 = srt[rows, (seen * NOISE_QUANTILE).astype(int)]
-            spread = srt[rows, (seen * 0.30).astype(int)] - srt[rows, (seen * 0.05).astype(int)]
-            # Until a third of the window is seen the spread is unknown: assume babble-like.
-            spread = np.where(seen * 3 < W, np.maximum(spread, WARMUP_SPREAD_DB), spread)
-        near = win <= (q10 + NOISE_SPREAD_DB)[:, None]       # +inf (not yet seen) never is
-        floor_power = (series[1][idx] * near).sum(axis=1) / near.sum(axis=1)
-        return power_to_dbfs(floor_power), spread
+        """Peak of the last block (after the gain)."""
+        block = self._last_block
+        if block is None:
+            return SILENCE_DBFS
+        peak = float(max(int(block.max()), -int(block.min())))
+        if self._gain is not None:
+            peak = min(peak * self._gain, 32768.0)
+        return 20.0 * math.log10(max(peak, 1.0) / FULL_SCALE)
 
 
 _NO_SAMPLES = np.zeros(0, dtype=np.int16)
+_INT16 = np.dtype(np.int16)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 
 

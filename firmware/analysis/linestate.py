@@ -4,7 +4,8 @@ The analyser feeds `update` a few times a second with the current noise floor, t
 active speech level and whether there was enough speech recently. Precedence: `noisy`
 (noise floor above `noise_dbfs`, or speech SNR below `snr_db`) wins over `low` (speech
 whose active level is below `low_dbfs`), because on a noisy line the customer's volume
-cannot be judged and the noisy-line script is the one that applies. Each threshold has a
+cannot be judged and the noisy-line script is the one that applies. A noise floor of None
+(no noise frames seen yet, e.g. a talker who started without a lead-in) is not noisy. Each threshold has a
 band of +-hysteresis_db/2 that favours the current condition, and a new condition must
 persist `hold_s` before it is reported, so one loud cough or a short gap does not flap.
 """
@@ -30,6 +31,8 @@ class LineState:
         cur, h = self.condition, self.half_band_db
         # In each test the band is shifted so that staying needs less than entering.
         noisy_h = -h if cur == "noisy" else h
+        if noise_dbfs is None:      # no noise frames seen yet: the speech alone decides
+            noise_dbfs = float("-inf")
         if noise_dbfs > self.noise_dbfs + noisy_h:
             return "noisy"
         if not speech_present:

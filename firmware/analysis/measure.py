@@ -1,4 +1,5 @@
-"""Whole-recording measurements for the technician commands: level, noise floor, speech share.
+"""Whole-recording measurements for the technician commands: level, noise floor, speech share,
+and the agent->customer channel coupling (a receive tap wired to the microphone reads ~0 dB).
 
 `selftest` and `calibrate` look at a few seconds of each channel at once, unlike the
 streaming analyser; they share the station's dBFS convention (firmware.levels) and VAD.
@@ -10,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firmware.analysis.analyzer import ChannelAnalyzer
 from firmware.analysis.levels import FULL_SCALE, SILENCE_DBFS, active_level_dbfs, frame_power, power_to_dbfs
 from firmware.analysis.vad import make_vad, vad_rate_for
+from firmware.config.settings import AnalysisSettings
 
 FRAME_MS = 30
 
@@ -60,3 +63,18 @@ def _vad_flags(x: np.ndarray, rate_hz: int, n: int, aggressiveness: int) -> np.n
     m = n // step
     vad = make_vad(aggressiveness)
     return np.array([vad.is_speech(y[i:i + m].tobytes(), vad_rate) for i in range(0, len(y) - m + 1, m)], bool)
+
+
+def echo_coupling(tx: np.ndarray, rx: np.ndarray, rate_hz: int, analysis: AnalysisSettings | None = None,
+                  frame_ms: int = FRAME_MS, tx_gain_db: float = 0.0, rx_gain_db: float = 0.0):
+    """(coupling dB, delay ms) of the agent's voice on the customer channel, as the streaming
+    analyser estimates it over the whole recording; None when no consistent echo is seen."""
+    analysis = analysis or AnalysisSettings()
+    n = min(len(tx), len(rx))
+    a_tx = ChannelAnalyzer("tx", rate_hz, frame_ms, analysis, -40.0, -45.0, 10.0, gain_db=tx_gain_db)
+    a_rx = ChannelAnalyzer("rx", rate_hz, frame_ms, analysis, -40.0, -45.0, 10.0, gain_db=rx_gain_db, echo=True)
+    a_tx.process(0.0, np.asarray(tx[:n], dtype=np.int16))
+    a_rx.process(0.0, np.asarray(rx[:n], dtype=np.int16), ref=a_tx.block_ref)
+    if a_rx.echo_coupling_db is None:
+        return None
+    return a_rx.echo_coupling_db, a_rx.echo_delay_ms

@@ -91,6 +91,29 @@ class ToneDetector:
             on &= p.min(axis=1) * nf >= 0.3 * total
         return on
 
+    def tone_on_list(self, frames: np.ndarray, power: list) -> list:
+        """`tone_on` for the live path: one matrix product, the rest in Python floats (a
+        30 ms block is one frame, where numpy's per-call cost dominates)."""
+        xy = (frames @ self._basis).tolist()
+        nf, factor, min_power = self._nf, self._on_factor, self._min_power
+        out = []
+        for row, p in zip(xy, power):
+            comps = [row[k] * row[k] + row[k + nf] * row[k + nf] for k in range(nf)]
+            total = comps[0] if nf == 1 else sum(comps)
+            on = total >= factor * (p if p > min_power else min_power)
+            if on and nf > 1:
+                on = min(comps) * nf >= 0.3 * total
+            out.append(on)
+        return out
+
+    def process_list(self, first_frame: int, on: list) -> list:
+        """`process` for a list of decisions; a block with no tone costs no numpy call."""
+        if not self.state and not any(on):
+            self.run_frames += len(on)
+            self._rearm_after_long_run()
+            return []
+        return self.process(first_frame, np.array(on, dtype=bool))
+
     def process(self, first_frame: int, on: np.ndarray) -> list:
         """Feed per-frame on/off decisions; returns [(frame_index, tone_name)] confirmations."""
         out = []

@@ -41,8 +41,12 @@ def frame_classifier(vad: webrtcvad.Vad, rate_hz: int, frame_bytes: int):
         is_speech = vad.is_speech
         return lambda data: [is_speech(mv[i:i + frame_bytes], rate_hz)
                              for mv in (memoryview(data),) for i in range(0, len(data), frame_bytes)]
-    return lambda data: [process(handle, rate_hz, mv[i:i + frame_bytes], n)
-                         for mv in (memoryview(data),) for i in range(0, len(data), frame_bytes)]
+    def classify(data):
+        if len(data) == frame_bytes:          # the live path: one frame a block
+            return [process(handle, rate_hz, data, n)]
+        mv = memoryview(data)
+        return [process(handle, rate_hz, mv[i:i + frame_bytes], n) for i in range(0, len(data), frame_bytes)]
+    return classify
 
 
 class Decimator:
@@ -84,30 +88,37 @@ class Smoother:
     An utterance starts once `onset_frames` consecutive frames are strong speech (SpeechStart is
     stamped at the end of that frame; its true start is the first of them), and ends once
     `hangover_frames` consecutive frames are not (stamped at the end of that frame; the
-    true end is the end of the last speech frame). The utterance's mean power is taken over
-    all its frames from start to last speech frame (P.56 idea: the level while speech is
-    active, short pauses inside words included, the trailing hangover excluded).
+    true end is the end of the last speech frame). Weak evidence keeps an utterance going,
+    but at most `max_weak_frames` (0 = no limit) after its last strong frame: then it ends
+    there, so noise that looks a little like speech (babble) cannot hold an utterance open
+    after the talker stopped. The utterance's mean power is taken over all its frames from
+    start to last speech frame (P.56 idea: the level while speech is active, short pauses
+    inside words included, the trailing hangover excluded).
     """
 
-    __slots__ = ("onset_frames", "hangover_frames", "speaking", "run", "gap",
-                 "start_frame", "last_speech_frame", "power_sum", "gap_power", "run_power",
-                 "level_frames", "level_every", "next_level")
+    __slots__ = ("onset_frames", "hangover_frames", "max_weak_frames", "speaking", "run", "gap",
+                 "start_frame", "last_speech_frame", "last_strong_frame", "power_sum", "gap_power",
+                 "weak_power", "run_power", "level_frames", "level_every", "next_level")
 
-    def __init__(self, onset_frames: int, hangover_frames: int, level_frames: int = 0, level_every: int = 1):
+    def __init__(self, onset_frames: int, hangover_frames: int, max_weak_frames: int = 0,
+                 level_frames: int = 0, level_every: int = 1):
         self.onset_frames = max(1, onset_frames)
         self.hangover_frames = max(1, hangover_frames)
+        self.max_weak_frames = max(0, max_weak_frames)
         # With level_frames > 0: a ("level", frame, start_frame) transition once an utterance
         # has lasted level_frames frames, and every level_every frames after that.
-        self.level_frames = level_frames
+        self.level_frames = max(0, level_frames)
         self.level_every = max(1, level_every)
-        self.next_level = -1
+        self.next_level = 0
         self.speaking = False
         self.run = 0              # consecutive speech frames while not speaking
         self.gap = 0              # consecutive non-speech frames while speaking
         self.start_frame = 0
         self.last_speech_frame = 0
+        self.last_strong_frame = 0
         self.power_sum = 0.0      # power of the utterance's frames so far (gap included)
         self.gap_power = 0.0      # power of the trailing non-speech frames, removed at the end
+        self.weak_power = 0.0     # power of the frames after the last strong one
         self.run_power = 0.0      # power of the onset run, credited once it starts
 
     def run_block(self, first_frame: int, raw: list, power: list, flags: list) -> list:
@@ -122,52 +133,60 @@ class Smoother:
         ("end", frame, start_frame, last_speech_frame, mean_power).
         """
         out = []
-        onset, hang = self.onset_frames, self.hangover_frames
-        # The state in locals for the loop (this runs for every frame of both channels).
-        speaking, run, gap = self.speaking, self.run, self.gap
-        start, last = self.start_frame, self.last_speech_frame
-        power_sum, gap_power, run_power = self.power_sum, self.gap_power, self.run_power
-        next_level, level_frames, level_every = self.next_level, self.level_frames, self.level_every
-        append = flags.append
-        for g, is_speech, p in zip(range(first_frame, first_frame + len(raw)), raw, power):
-            if speaking:
-                power_sum += p
-                if is_speech:
-                    gap = 0
-                    gap_power = 0.0
-                    last = g
-                else:
-                    gap += 1
-                    gap_power += p
-                    if gap >= hang:
-                        speaking = False
-                        run = 0
-                        out.append(("end", g, start, last, (power_sum - gap_power) / (last - start + 1)))
-                if g == next_level and speaking:
-                    out.append(("level", g, start))
-                    next_level += level_every
-            elif is_speech > 1:          # only strong evidence starts an utterance
-                if run == 0:
-                    run_power = 0.0
-                run += 1
-                run_power += p
-                if run >= onset:
-                    speaking = True
-                    gap = 0
-                    start = g - run + 1
-                    last = g
-                    power_sum, gap_power = run_power, 0.0
-                    out.append(("start", g, start))
-                    if level_frames:
-                        next_level = max(start + level_frames - 1, g)
-            else:
-                run = 0
-            append(speaking)
-        self.speaking, self.run, self.gap = speaking, run, gap
-        self.start_frame, self.last_speech_frame = start, last
-        self.power_sum, self.gap_power, self.run_power = power_sum, gap_power, run_power
-        self.next_level = next_level
+        step, append = self.step, flags.append
+        for g, code, p in zip(range(first_frame, first_frame + len(raw)), raw, power):
+            tr = step(g, code, p)
+            if tr is not None:
+                out.append(tr)
+            append(self.speaking)
         return out
+
+    def step(self, g: int, code: int, p: float):
+        """One frame of `run_block` (decision `code`, power `p`): its transition or None."""
+        if self.speaking:
+            self.power_sum += p
+            if code:
+                self.gap = 0
+                self.gap_power = 0.0
+                self.last_speech_frame = g
+                if code > 1:
+                    self.last_strong_frame = g
+                    self.weak_power = 0.0
+                else:
+                    self.weak_power += p
+            else:
+                self.gap += 1
+                self.gap_power += p
+                self.weak_power += p
+                if self.gap >= self.hangover_frames:
+                    self.speaking = False
+                    self.run = 0
+                    start, last = self.start_frame, self.last_speech_frame
+                    return ("end", g, start, last, (self.power_sum - self.gap_power) / (last - start + 1))
+            if self.max_weak_frames and g - self.last_strong_frame >= self.max_weak_frames:
+                self.speaking = False
+                self.run = 0
+                start, last = self.start_frame, self.last_strong_frame
+                return ("end", g, start, last, (self.power_sum - self.weak_power) / (last - start + 1))
+            if self.level_frames and g >= self.next_level:
+                self.next_level = g + self.level_every
+                return ("level", g, self.start_frame)
+        elif code > 1:
+            if self.run == 0:
+                self.run_power = 0.0
+            self.run += 1
+            self.run_power += p
+            if self.run >= self.onset_frames:
+                self.speaking = True
+                self.gap = 0
+                self.start_frame = g - self.run + 1
+                self.last_speech_frame = self.last_strong_frame = g
+                self.power_sum, self.gap_power, self.weak_power = self.run_power, 0.0, 0.0
+                self.next_level = self.start_frame + self.level_frames - 1
+                return ("start", g, self.start_frame)
+        else:
+            self.run = 0
+        return None
 
     def current_power(self) -> float:
         """Mean power of the utterance in progress (0 when none)."""

@@ -151,6 +151,7 @@ class AnalysisSettings(_Section):
     noise_window_s: float = _f(3.0, lo=0.5, hi=30.0, doc="window of the adaptive noise-floor estimate")
     condition_hold_s: float = _f(1.0, lo=0.0, hi=10.0, doc="a line condition must persist this long to change")
     hysteresis_db: float = _f(3.0, lo=0.0, hi=20.0, doc="level hysteresis around the low/noisy thresholds")
+    echo: str = _f("auto", choices=("auto", "off"), doc="auto = the agent's own voice on rx (sidetone, line echo) is not customer speech; off = no echo analysis")
 
 
 @dataclass(frozen=True)

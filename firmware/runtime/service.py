@@ -45,7 +45,7 @@ from firmware.runtime.wiring import (
     simulated_settings,
 )
 from firmware.sim.scenario import load_scenario
-from firmware.station.pipeline import Pipeline
+from firmware.station.pipeline import Pipeline, echo_telemetry
 from hal.gpio import SIM_RING_PIN, GpioInputs, make_pin_factory
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,8 @@ class Service:
     def _telemetry(self) -> dict:
         cap = self.capture
         return {"audio_ok": self.fault is None, "audio_source": getattr(self.source, "name", None),
-                "audio_dropped_blocks": cap.dropped if cap else 0, "audio_opens": cap.opens if cap else 0}
+                "audio_dropped_blocks": cap.dropped if cap else 0, "audio_opens": cap.opens if cap else 0,
+                **echo_telemetry(self.pipeline)}
 
     def _publish_state(self, now: float) -> None:
         if self.reporting is None or now < self._state_due:

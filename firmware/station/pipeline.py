@@ -33,7 +33,7 @@ class Pipeline:
             ch: ChannelAnalyzer(ch, audio.rate_hz, audio.frame_ms, analysis,
                                 profile.low_dbfs, profile.noise_dbfs, profile.snr_db,
                                 gain_db=audio.tx_gain_db if ch == "tx" else audio.rx_gain_db,
-                                detect_tones=(ch == "rx"))
+                                detect_tones=(ch == "rx"), echo=(ch == "rx" and analysis.echo == "auto"))
             for ch in CHANNELS
         }
         self.t = 0.0
@@ -50,9 +50,10 @@ class Pipeline:
         n = max((len(a) for a in (tx, rx) if a is not None), default=0)
         if (tx is None or rx is None) and len(self._silence) != n:
             self._silence = np.zeros(n, dtype=np.int16)    # reused: a mono capture sends None every block
-        items = []
-        for ch, samples in (("tx", tx), ("rx", rx)):
-            items.extend(self.analyzers[ch].process(t0, self._silence if samples is None else samples))
+        atx, arx = self.analyzers["tx"], self.analyzers["rx"]
+        items = atx.process(t0, self._silence if tx is None else tx)
+        # The agent's frames of this block are the echo reference of the customer's.
+        items += arx.process(t0, self._silence if rx is None else rx, ref=atx.block_ref)
         station = self.station
         if inputs:
             merged = [(e.t, 1, e) for e in items] + [(t, 0, (t, name, value)) for t, name, value in inputs]
@@ -87,3 +88,11 @@ class Pipeline:
 
     def stop(self, t: float) -> None:
         self.station.stop(t)
+
+
+def echo_telemetry(pipeline: Pipeline | None) -> dict:
+    """The agent->customer channel coupling for telemetry: dB and delay, None while unknown
+    (no pipeline yet, echo analysis off, or no consistent echo seen)."""
+    rx = pipeline.analyzers["rx"] if pipeline is not None else None
+    return {"echo_coupling_db": rx.echo_coupling_db if rx is not None else None,
+            "echo_delay_ms": rx.echo_delay_ms if rx is not None else None}

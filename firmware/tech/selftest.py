@@ -2,7 +2,7 @@
 
 LEDs (a chase the technician confirms), the hook switch and the mute key (lift, press,
 each within a time limit), 3 s of audio from each channel (levels and VAD: a channel passes
-only if it carries speech, see `speech_problem`), and every
+only if it carries speech, see `speech_problem`; the tx->rx coupling), and every
 configured broker (a real MQTT connect with the station's credentials). Each part prints
 one `PASS`/`FAIL`/`SKIP` line; the exit status is 1 if any part failed.
 
@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 
-from firmware.analysis.measure import measure
+from firmware.analysis.measure import echo_coupling, measure
 from firmware.config.settings import Settings
 from firmware.errors import StationError
 from firmware.protocol.brokers import configure_client, describe_failure, parse_broker
@@ -37,6 +37,7 @@ BROKER_TIMEOUT_S = 5.0
 # profile's "too low" threshold; 20 % is about 0.6 s of speech in the 3 s recording.
 MIN_SPEECH_DBFS = -45.0
 MIN_SPEECH_SHARE = 0.20
+MAX_COUPLING_DB = -3.0   # tx louder than this on rx: the customer channel is the microphone
 
 
 class _Result:
@@ -135,6 +136,11 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
         problem = speech_problem(r)  # the same test for a sound card and a simulated source
         detail = r.line() if r.digital_silence or not problem else f"{r.line()}: {problem}"
         report("FAIL" if problem else "PASS", f"audio {ch}", detail)
+    if tx is not None and rx is not None and settings.analysis.echo == "auto":
+        c = echo_coupling(tx, rx, a.rate_hz, settings.analysis, a.frame_ms, a.tx_gain_db, a.rx_gain_db)
+        report("PASS" if c is None or c[0] < MAX_COUPLING_DB else "FAIL", "echo",
+               "no echo of tx on rx" if c is None else f"tx on rx at {c[0]:+.1f} dB, {c[1]} ms"
+               + ("" if c[0] < MAX_COUPLING_DB else ": is the receive tap wired to the microphone?"))
 
 
 def speech_problem(r) -> str | None:

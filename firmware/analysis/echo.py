@@ -1,0 +1,118 @@
+"""The agent's own voice on the customer channel: tx->rx coupling (sidetone, hybrid echo).
+
+A headset amplifier's receive tap carries sidetone and analogue lines carry hybrid echo: the
+agent's `tx` comes back on `rx` 6-25 dB down, 0-250 ms late. Customer speech is what `tx`
+does not explain, so the rx analyser asks this estimator, per frame, how loud the echo of
+the agent's recent frames can be, and counts a frame as customer speech only when it is a
+margin above that.
+
+Everything works on frame levels (dBFS), Geigel-style: no sample-level adaptive filter.
+For every lag d = 0 .. ceil(250 ms / frame) the estimator keeps, over the last
+`WINDOW_S` of frames where the agent talked (speech evidence on tx d frames earlier), the
+difference rx level(k) - tx level(k - d). Customer speech and line noise only ever *add*
+power to rx, so a low quantile of that difference is an upper bound of the coupling at lag
+d that double talk does not lift (as long as the customer is silent in more than
+`QUANTILE` of the agent's speech frames), and at the true lag, where the echo follows tx,
+it is the coupling itself. The lag with the largest bound is the delay; the echo is
+"known" when the differences there are consistent (spread <= KNOWN_SPREAD_DB) and the
+echo stands out of the rx noise. Then the echo predicted for rx frame k is
+tx level(k - d) + coupling over the delay and its two neighbours (a frame boundary cuts a
+delay in two), and customer speech must be `margin_db` (MARGIN_DB plus the spread) above
+it. A known echo path is kept through double talk (when the differences spread out);
+the window slides, so a coupling that changes (microphone moved, call transferred) is
+followed within a few seconds of agent speech.
+
+Before an echo is known, every lag carries its bound, and before `MIN_ROWS_S` of agent
+speech `PRIOR_DB` (the loudest sidetone the station is specified for), so the first words
+of a call do not read as customer speech either. The analyser calls `update` at its fixed
+update frames, so the result does not depend on how the audio is cut into blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_DELAY_S = 0.25
+WINDOW_S = 4.0          # agent speech frames the coupling is estimated over
+MIN_ROWS_S = 0.5        # agent speech needed before the estimate replaces the prior
+QUANTILE = 0.15
+SPREAD_QUANTILE = 0.35
+PRIOR_DB = -6.0
+MARGIN_DB = 4.0         # customer speech must be this far above the predicted echo...
+MAX_MARGIN_DB = 12.0    # ...plus the echo's own spread, up to this
+KNOWN_SPREAD_DB = 6.0   # the estimate is reported when the echo is this consistent...
+VISIBLE_DB = 6.0        # ...and this far above the rx noise floor
+
+
+class EchoEstimator:
+    """Per frame: `frame(rx_level, tx_level, tx_speech)` -> the echo level rx can carry;
+    `update(rx_floor_dbfs)` at the analyser's update frames; `margin_db` the margin above the
+    echo that customer speech needs; `coupling_db` / `delay_ms` the estimate (None: unknown)."""
+
+    def __init__(self, frame_s: float):
+        self.frame_s = frame_s
+        self.lags = int(math.ceil(MAX_DELAY_S / frame_s)) + 1
+        self.window = max(8, round(WINDOW_S / frame_s))
+        self.min_rows = max(4, round(MIN_ROWS_S / frame_s))
+        self._tx = [SILENCE] * self.lags          # tx level d frames ago at [d]
+        self._tx_speech = [False] * self.lags
+        # Rows [rx - tx(d) for each lag d] + [rx] of the last `window` agent frames, in a ring
+        # (their order does not matter: only quantiles are taken).
+        self._rows = np.zeros((self.window, self.lags + 1))
+        self._n_rows = 0              # rows written so far
+        self._fresh = False           # rows written since the last update
+        self._coupling = [PRIOR_DB] * self.lags   # per lag, when no echo path is known
+        self._path = None                         # (first lag, last lag + 1, coupling dB)
+        self.margin_db = MARGIN_DB
+        self.coupling_db = None
+        self.delay_ms = None
+
+    def frame(self, rx_level: float, tx_level: float, tx_speech: bool) -> float:
+        tx, act = self._tx, self._tx_speech
+        tx.pop()
+        tx.insert(0, tx_level)
+        act.pop()
+        act.insert(0, tx_speech)
+        if True in act:   # the agent talked within the delay range: a row for the estimate
+            self._rows[self._n_rows % self.window] = [rx_level - x if a else _INF for x, a in zip(tx, act)] + [rx_level]
+            self._n_rows += 1
+            self._fresh = True
+        if self._path is not None:
+            d0, d1, c = self._path
+            return max(tx[d0:d1]) + c
+        return max([x + c for x, c in zip(tx, self._coupling)])
+
+    def update(self, rx_floor_dbfs: float) -> None:
+        """Re-estimate the coupling from the rows of the window."""
+        n = min(self._n_rows, self.window)
+        if n < self.min_rows or not self._fresh:
+            return
+        self._fresh = False
+        rows = np.sort(self._rows[:n], axis=0)
+        count = np.isfinite(rows[:, :-1]).sum(axis=0)        # agent frames per lag
+        ok = count >= self.min_rows
+        if not ok.any():
+            return
+        cols = np.arange(self.lags)
+        lo = np.where(ok, rows[(count * QUANTILE).astype(int), cols], -np.inf)
+        d = int(np.argmax(lo))
+        c = float(lo[d])
+        spread = float(rows[int(count[d] * SPREAD_QUANTILE), d]) - c
+        rx_mid = float(rows[n // 2, -1])
+        if spread <= KNOWN_SPREAD_DB and rx_mid > rx_floor_dbfs + VISIBLE_DB:
+            # A consistent echo: its path is the best lag and its neighbours (a frame
+            # boundary cuts the delay in two).
+            self._path = (max(0, d - 1), d + 2, c)
+            self.margin_db = min(MARGIN_DB + max(spread, 0.0), MAX_MARGIN_DB)
+            self.coupling_db = round(c, 1)
+            self.delay_ms = round(d * self.frame_s * 1000.0)
+        elif self._path is None:
+            # No consistent echo yet (double talk, or no echo at all): the bound of every lag.
+            self._coupling = [float(x) if k else PRIOR_DB for x, k in zip(lo.tolist(), ok.tolist())]
+        # else: keep the last consistent echo path through double talk
+
+
+_INF = float("inf")
+SILENCE = -200.0
