@@ -175,7 +175,7 @@ def issue_cert(name: str, ca_key, ca_cert, hosts: list[str] | None = None) -> tu
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
     if hosts:
-        names = []
+        names: list[x509.GeneralName] = []
         for h in hosts:
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(h)))

@@ -84,7 +84,10 @@ def _worker(url, names: list[tuple[str, str, str]], rate_per_s: float, duration_
             st.client.username_pw_set(broker.username, broker.password or None)
         try:
             st.client.connect(broker.host, broker.port, keepalive=60)
-            sel.register(st.client.socket(), selectors.EVENT_READ, st)
+            sock = st.client.socket()
+            if sock is None:
+                raise OSError("no socket after connect")
+            sel.register(sock, selectors.EVENT_READ, st)
         except OSError as exc:
             result.errors.append(f"{st.station}: {exc}")
 

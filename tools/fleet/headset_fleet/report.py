@@ -336,7 +336,7 @@ def render_tables(report: Report) -> list:
     """Rich renderables: per site a heading and a table, or 'no data'."""
     from rich.table import Table
     from rich.text import Text
-    out = []
+    out: list[Table | Text] = []
     if not report.sites:
         return [Text(f"{NO_DATA}: no events on {report.day.isoformat()}")]
     for s in report.sites:
