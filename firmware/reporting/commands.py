@@ -43,8 +43,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from firmware.config.profiles import TIMING_KEYS, check_overrides
 from firmware.config.settings import name_problem

@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -366,7 +366,7 @@ class Service:
 class _JournalFormatter(logging.Formatter):
     """Under systemd (JOURNAL_STREAM set) prefix `<priority>` so the journal files each line at its level."""
 
-    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+    PRIORITY: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
     def format(self, record):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"

@@ -77,7 +77,7 @@ def _worker(url, names: list[tuple[str, str, str]], rate_per_s: float, duration_
     result = LoadResult(stations=len(names))
     sel = selectors.DefaultSelector()
     stations = [SimStation(site, sid, hash((site, sid)) & 0xFFFFFFFF) for site, sid, _ in names]
-    for st, (_, _, password) in zip(stations, names):
+    for st, (_, _, password) in zip(stations, names, strict=True):
         if password:  # provisioned: each station logs in as itself (username = station id)
             st.client.username_pw_set(st.station, password)
         elif broker.username:
