@@ -22,6 +22,7 @@ import os
 import tempfile
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -141,8 +142,9 @@ class PyAudioSource(AudioSource):
 
     def __init__(self, settings: AudioSettings):
         super().__init__(settings)
-        self._pa = None
-        self._stream = None
+        # pyaudio.PyAudio and its Stream while open; PyAudio ships no type information
+        self._pa: Any = None
+        self._stream: Any = None
         self.device_name = ""
         self._last_data_s = 0.0
         # A vanished device often just stops delivering (ALSA's pulse plugin reports nothing):
@@ -249,11 +251,13 @@ def open_source(settings: AudioSettings) -> AudioSource:
 
 def record(source: AudioSource, seconds: float) -> tuple[np.ndarray, np.ndarray | None]:
     """Open the source, capture `seconds` of both channels, close it (selftest, calibrate)."""
-    tx, rx = [], []
+    tx: list[np.ndarray] = []
+    rx: list[np.ndarray] = []
     with source:
         for _ in range(max(1, int(round(seconds / source.block_s)))):
             a, b = source.read()
-            tx.append(a)
+            if a is not None:
+                tx.append(a)
             if b is not None:
                 rx.append(b)
     return np.concatenate(tx), (np.concatenate(rx) if rx else None)

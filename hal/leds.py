@@ -75,7 +75,7 @@ class LedDriver:
                 continue  # a spec for the other board kind: nothing wired for it
             if led == "rgb":
                 colour, kind, rate_hz = parse_rgb(pattern)
-                rgb = RGB_COLOURS.get(colour, (0.0, 0.0, 0.0))
+                rgb: tuple[float, ...] = RGB_COLOURS.get(colour, (0.0, 0.0, 0.0))
                 if not self.pwm:  # a non-PWM RGB LED takes 0/1 per channel
                     rgb = tuple(1 if c >= 0.5 else 0 for c in rgb)
                 _apply(device, kind, rate_hz, self.pwm, colour=rgb)

@@ -27,7 +27,7 @@ PRIORITY = Check(lo=0, hi=1000)
 _PATTERN = re.compile(r"^(off|steady|on|(blink|pulse) (\d+(?:\.\d+)?)\s*hz)$", re.IGNORECASE)
 
 
-def parse_pattern(text: str) -> tuple[str, float]:
+def parse_pattern(text: object) -> tuple[str, float]:
     """'blink 2Hz' -> ('blink', 2.0); 'steady'/'on' -> ('steady', 0); 'off' -> ('off', 0)."""
     m = _PATTERN.match(text.strip()) if isinstance(text, str) else None
     if not m:
@@ -140,9 +140,11 @@ def _override_spec(name: str, entry, kind: str, base: CueSpec) -> tuple[CueSpec 
                 continue
             try:
                 parse_pattern(pat)
-                out[led] = pat
             except ValueError as exc:
                 problems.append(f"{where}.pattern: {exc}")
+                continue
+            assert isinstance(pat, str)  # parse_pattern accepts strings only
+            out[led] = pat
     return (None if problems else CueSpec(out, priority)), problems
 
 

@@ -87,7 +87,7 @@ class Profile:
             return timings[key]
         raise AttributeError(key)
 
-    def with_overrides(self, overrides: dict) -> "Profile":
+    def with_overrides(self, overrides: dict) -> Profile:
         """This profile with `[profile]` / set-config overrides; ConfigError if any is invalid,
         or if the result contradicts itself (hold_warn_s above hold_limit_s)."""
         problems = check_overrides(overrides)

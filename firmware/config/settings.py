@@ -65,7 +65,7 @@ def _f(default, *, lo=None, hi=None, choices=None, pattern=None, pattern_doc="",
                   length=length, validate=validate)
     meta = {"check": check, "doc": doc}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=functools.partial(type(default), default), metadata=meta)
     return field(default=default, metadata=meta)
 
 

@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from paho.mqtt.reasoncodes import ReasonCode
+
 from firmware.errors import InputError, StationError
 from firmware.protocol.login import BrokerLogin, add_login_arguments, login_from_args, make_client
 from firmware.protocol.topics import QOS_COMMAND, ROOT, Topics, parse
@@ -67,9 +69,9 @@ class _Session:
         self.login = login
         self.messages: queue.Queue = queue.Queue()
         self._connack = threading.Event()
-        self._acks: dict[int, object] = {}
+        self._acks: dict[int, list[ReasonCode]] = {}
         self._acked = threading.Condition()
-        self._reason = None
+        self._reason: ReasonCode | None = None
         # A broker binding sessions to users replaces this id with the user name anyway.
         self.client = make_client(login, f"hs-command-{secrets.token_hex(4)}")
         self.client.on_connect = self._on_connect
@@ -84,7 +86,7 @@ class _Session:
         if not self._connack.wait(timeout_s):
             self.close()
             raise CommandFailed(f"{login.url}: no answer from the broker within {timeout_s:g} s")
-        if self._reason.is_failure:
+        if self._reason is not None and self._reason.is_failure:
             self.close()
             raise CommandFailed(f"{login.url}: the broker refused user {login.username or '(none)'!r}: {self._reason}")
 

@@ -43,8 +43,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from firmware.config.profiles import TIMING_KEYS, check_overrides
 from firmware.config.settings import name_problem
@@ -113,7 +113,7 @@ def load_agent(state_dir: str | Path) -> str | None:
     if agent is None:
         return ""
     why = name_problem(agent)
-    if why:
+    if why or not isinstance(agent, str):  # name_problem refuses anything but a string
         raise StorageError(f"{path}: invalid persisted agent: 'agent' {why}")
     return agent
 

@@ -46,8 +46,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 from firmware.errors import ConfigError, StationError, StorageError
 from firmware.protocol.envelope import Event, to_json
@@ -139,7 +140,7 @@ class Outbox:
         self._report_open_fault()
 
     @classmethod
-    def in_state_dir(cls, state_dir: str | Path, max_mb: float = 64.0, on_fault: FaultFn | None = None) -> "Outbox":
+    def in_state_dir(cls, state_dir: str | Path, max_mb: float = 64.0, on_fault: FaultFn | None = None) -> Outbox:
         """Open `<state_dir>/outbox.db`, creating the directory if needed."""
         state_dir = Path(state_dir)
         try:
@@ -512,7 +513,7 @@ class Outbox:
             self._db = None
             os.close(self._lock_fd)  # releases the flock
 
-    def __enter__(self) -> "Outbox":
+    def __enter__(self) -> Outbox:
         return self
 
     def __exit__(self, *exc) -> None:

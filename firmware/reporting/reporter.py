@@ -184,8 +184,9 @@ class Reporter:
         for thread in self._threads:
             thread.join(timeout=5.0)
         self.client.loop_stop()
-        if not clean and self.client.socket() is not None:
-            self.client.socket().close()
+        sock = self.client.socket()
+        if not clean and sock is not None:
+            sock.close()
         self.connected = False
 
     @property

@@ -30,7 +30,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from paho.mqtt.enums import MQTTErrorCode
 
@@ -98,7 +98,7 @@ class Sender:
         """New rows are in the outbox (or were acknowledged): look again now."""
         self._wake.set()
 
-    def start(self) -> "Sender":
+    def start(self) -> Sender:
         self._thread = threading.Thread(target=self._run_forever, name="mqtt-sender", daemon=True)
         self._thread.start()
         return self

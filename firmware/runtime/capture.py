@@ -32,7 +32,7 @@ class CaptureThread:
         self.dropped = 0
         self.opens = 0
 
-    def start(self) -> "CaptureThread":
+    def start(self) -> CaptureThread:
         self._thread.start()
         return self
 

@@ -40,7 +40,7 @@ class WatchdogPinger:
         self.pings = 0
         self.stale: str | None = None
 
-    def start(self) -> "WatchdogPinger":
+    def start(self) -> WatchdogPinger:
         self._thread.start()
         return self
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class LoopCall:
     future: Future
 
 
-Message = Union[AudioFailure, InputEdge, FaultReport, LoopCall]
+Message = AudioFailure | InputEdge | FaultReport | LoopCall
 
 
 class Mailbox:

@@ -23,11 +23,13 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any, ClassVar
 
 import numpy as np
 
-from firmware.config.profiles import load_profile
+from firmware.config.profiles import Profile, load_profile
 from firmware.config.settings import Settings
 from firmware.protocol.envelope import EventFanout
 from firmware.reporting.commands import load_agent
@@ -37,6 +39,7 @@ from firmware.runtime.messages import AudioBlock, AudioFailure, FaultReport, Inp
 from firmware.runtime.sdnotify import SdNotify
 from firmware.runtime.sources import open_source
 from firmware.runtime.wiring import (
+    Reporting,
     ScenarioDriver,
     command_handler,
     open_leds,
@@ -44,9 +47,11 @@ from firmware.runtime.wiring import (
     reload_profile,
     simulated_settings,
 )
-from firmware.sim.scenario import load_scenario
+from firmware.sim.scenario import Scenario, load_scenario
 from firmware.station.pipeline import Pipeline, echo_telemetry
+from hal.audio import AudioSource
 from hal.gpio import SIM_RING_PIN, GpioInputs, make_pin_factory
+from hal.leds import LedDriver
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +63,9 @@ READY_WAIT_S = 5.0  # how long start-up waits for the first audio block (or erro
 
 
 class Service:
-    def __init__(self, settings: Settings, *, simulate=False, scenario=None, printer=None,
-                 notifier=None, pipeline_factory=None, install_signals=True):
+    def __init__(self, settings: Settings, *, simulate: bool = False, scenario: Scenario | None = None,
+                 printer=None, notifier=None, pipeline_factory: Callable[..., Pipeline] | None = None,
+                 install_signals: bool = True):
         self.settings, self.simulate, self.scenario = settings, simulate, scenario
         self.printer = printer
         self.notifier = notifier if notifier is not None else SdNotify()
@@ -67,26 +73,39 @@ class Service:
         self.install_signals = install_signals
         self.mailbox = Mailbox(audio_blocks=QUEUE_BLOCKS)
         self.audio_hb, self.rules_hb = Heartbeat("audio"), Heartbeat("rules")
-        self.gpio = self.leds = self.reporting = self.capture = self.pinger = self.pipeline = None
-        self.driver = None
+        self.profile: Profile | None = None
+        self.gpio: GpioInputs | None = None
+        self.leds: LedDriver | None = None
+        self.reporting: Reporting | None = None
+        self.capture: CaptureThread | None = None
+        self.pinger: WatchdogPinger | None = None
+        self.pipeline: Pipeline | None = None   # from setup() until shutdown(); only the rules loop uses it
+        self.driver: ScenarioDriver | None = None
         self.fault: str | None = None
         self.exit_code = 0
         self._stop = False
         self._reload = False
-        self._sig_r = self._sig_w = None
-        self._old_handlers = {}
+        self._sig_r: socket.socket | None = None
+        self._sig_w: socket.socket | None = None
+        self._old_handlers: dict[int, Any] = {}
         self._pending_inputs: list = []
-        self._silence = None
+        self._silence: np.ndarray | None = None
         self._audio_end_t = 0.0
         self._last_audio_t = 0.0
         self._state_due = 0.0
-        self._last_state = None
-        self.source = None
-        self.factory = None
+        self._last_state: dict | None = None
+        self.source: AudioSource | None = None
+        self.factory: Any = None    # the gpiozero pin factory
         self.t_start = time.monotonic()
 
     def now(self) -> float:
         return time.monotonic() - self.t_start
+
+    def _running(self) -> Pipeline:
+        """The pipeline, between setup() and shutdown()."""
+        if self.pipeline is None:
+            raise RuntimeError("the station's pipeline is not running")
+        return self.pipeline
 
     # ---- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -97,36 +116,37 @@ class Service:
         agent = load_agent(s.station.state_dir)  # set by an earlier `agent` command: it survives restarts
         if agent is not None:
             s = self.settings = s.replace(station={"agent": agent})
-        self.profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile, s.profile)
+        self.profile = profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile,
+                                              s.profile)
         # One factory for inputs and LEDs, passed explicitly: gpiozero's global default stays untouched.
         self.factory = factory = make_pin_factory(s.gpio.pin_factory, simulate=self.simulate)
         ring_pin = None
         if self.scenario is not None and s.gpio.ring_pin < 0 and any(n == "ring" for _, n, _ in self.scenario.inputs):
             ring_pin = SIM_RING_PIN
-        self.gpio = GpioInputs(s.gpio, self._on_gpio, pin_factory=factory, ring_pin=ring_pin)
+        self.gpio = gpio = GpioInputs(s.gpio, self._on_gpio, pin_factory=factory, ring_pin=ring_pin)
         self.leds = open_leds(s.leds, factory)
         if s.mqtt.brokers:
-            self.reporting = open_reporting(s, self.profile.name, on_fault=self.report_fault,
+            self.reporting = open_reporting(s, profile.name, on_fault=self.report_fault,
                                             telemetry=self._telemetry, on_command=command_handler(self))
         sinks = [f for f in (self.printer, self.reporting and self.reporting.sink) if f]
         emit = EventFanout(*sinks, on_error=lambda sink, exc: log.error("event sink failed: %s", exc))
         if self.pipeline_factory is None:
             self.pipeline_factory = Pipeline
         self.t_start, epoch_s = time.monotonic(), time.time()
-        self.pipeline = self.pipeline_factory(s, self.profile, emit, epoch_s,
-                                              seq=getattr(self.reporting, "seq", None), leds=self.leds)
-        initial = self.gpio.initial()
-        self.pipeline.start(0.0, hook_off=initial["hook_off"], muted=initial["muted"])
-        self.source = open_source(s.audio, scenario=self.scenario)
-        self.capture = CaptureThread(self.source, self.mailbox, s.audio.reopen_s, self.audio_hb).start()
+        self.pipeline = pipeline = self.pipeline_factory(s, profile, emit, epoch_s,
+                                                         seq=getattr(self.reporting, "seq", None), leds=self.leds)
+        initial = gpio.initial()
+        pipeline.start(0.0, hook_off=initial["hook_off"], muted=initial["muted"])
+        self.source = source = open_source(s.audio, scenario=self.scenario)
+        self.capture = CaptureThread(source, self.mailbox, s.audio.reopen_s, self.audio_hb).start()
         if self.scenario is not None:
-            self.driver = ScenarioDriver(self.scenario, self.gpio)
+            self.driver = ScenarioDriver(self.scenario, gpio)
         self._wait_first_audio()
         period_s = self.notifier.watchdog_period()
         if period_s:
             self.pinger = WatchdogPinger(self.notifier, [self.audio_hb, self.rules_hb], period_s).start()
-        self.notifier.ready(f"station {s.station.id}: running, profile {self.profile.name}")
-        log.info("running: profile %s, audio %s, gpio %s", self.profile.name, self.source.name,
+        self.notifier.ready(f"station {s.station.id}: running, profile {profile.name}")
+        log.info("running: profile %s, audio %s, gpio %s", profile.name, source.name,
                  "mock" if self.simulate else (s.gpio.pin_factory or "default"))
 
     def _wait_first_audio(self) -> None:
@@ -139,10 +159,10 @@ class Service:
                 return
 
     def _install_signals(self) -> None:
-        self._sig_r, self._sig_w = socket.socketpair()
-        for sock in (self._sig_r, self._sig_w):
+        self._sig_r, self._sig_w = sig_r, sig_w = socket.socketpair()
+        for sock in (sig_r, sig_w):
             sock.setblocking(False)
-        signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+        signal.set_wakeup_fd(sig_w.fileno(), warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             # A Python-level handler is needed so the default action (die) is not taken;
             # the work happens in the main loop, which reads the signal number from the pipe.
@@ -179,7 +199,7 @@ class Service:
 
     def set_agent(self, agent: str | None) -> None:
         """`agent` command, on the rules loop: from now on events, status and state name this agent."""
-        self.pipeline.events.agent = agent or None
+        self._running().events.agent = agent or None
         if self.reporting is not None:
             self.reporting.set_agent(agent)
 
@@ -205,7 +225,7 @@ class Service:
         if self.reporting is None or now < self._state_due:
             return
         self._state_due = now + STATE_EVERY_S
-        state = self.pipeline.station.state
+        state = self._running().station.state
         if state != self._last_state:
             self._last_state = state
             self.reporting.publish_state(state)
@@ -234,7 +254,8 @@ class Service:
             if now - self._audio_end_t > late_s:
                 # Audio is late or gone: the rules keep time on the wall clock.
                 self._flush_inputs(now - late_s)
-                self.pipeline.advance(max(self.pipeline.t, now - late_s))
+                pipeline = self._running()
+                pipeline.advance(max(pipeline.t, now - late_s))
             self._publish_state(now)
         return self.exit_code
 
@@ -254,16 +275,18 @@ class Service:
                 except Exception as exc:
                     future.set_exception(exc)
             case FaultReport(component, detail, cleared):
-                t = max(self.now(), self.pipeline.t)
+                pipeline = self._running()
+                t = max(self.now(), pipeline.t)
                 if cleared:
-                    self.pipeline.station.on_fault_cleared(t, component)
+                    pipeline.station.on_fault_cleared(t, component)
                 else:
-                    self.pipeline.station.on_fault(t, component, detail)
+                    pipeline.station.on_fault(t, component, detail)
             case AudioFailure(t_mono, detail):
                 if self.fault is None:
                     self._raise_fault(t_mono - self.t_start, detail)
 
     def _feed(self, block: AudioBlock) -> None:
+        pipeline = self._running()
         t_arrival, tx, rx = block.t_mono - self.t_start, block.tx, block.rx
         if tx is None and rx is None:  # a scenario without audio: digital silence, at the real pace
             tx = self._zeros(block.frames)
@@ -271,32 +294,34 @@ class Service:
         t0 = self._audio_end_t
         if abs((t_arrival - block_s) - t0) > 0.5:  # first block, or after a gap: resync to the wall clock
             t0 = t_arrival - block_s
-        t0 = max(t0, self.pipeline.t)
+        t0 = max(t0, pipeline.t)
         t1 = t0 + block_s
         inputs = [(max(t, t0), name, v) for t, name, v in self._pending_inputs if t < t1]
         self._pending_inputs = [i for i in self._pending_inputs if i[0] >= t1]
-        self.pipeline.feed(t0, tx, rx, inputs)
+        pipeline.feed(t0, tx, rx, inputs)
         self._audio_end_t, self._last_audio_t = t1, t_arrival
         if self.fault is not None:
-            log.info("audio: back (%s)", self.source.name)
+            log.info("audio: back (%s)", getattr(self.source, "name", None))
             self.fault = None
-            self.pipeline.station.on_fault_cleared(t1, "audio")
+            pipeline.station.on_fault_cleared(t1, "audio")
             self.notifier.status(f"station {self.settings.station.id}: running")
 
-    def _zeros(self, frames: int):
+    def _zeros(self, frames: int) -> np.ndarray:
         if self._silence is None or len(self._silence) != frames:
             self._silence = np.zeros(frames, dtype=np.int16)
         return self._silence
 
     def _flush_inputs(self, t: float) -> None:
+        pipeline = self._running()
         for t_in, name, value in [i for i in self._pending_inputs if i[0] <= t]:
-            self.pipeline.input(max(t_in, self.pipeline.t), name, value)
+            pipeline.input(max(t_in, pipeline.t), name, value)
         self._pending_inputs = [i for i in self._pending_inputs if i[0] > t]
 
     def _raise_fault(self, t: float, detail: str) -> None:
         self.fault = detail
         log.warning("audio fault: %s", detail)
-        self.pipeline.station.on_fault(max(t, self.pipeline.t), "audio", detail)
+        pipeline = self._running()
+        pipeline.station.on_fault(max(t, pipeline.t), "audio", detail)
         self.notifier.status(f"station {self.settings.station.id}: audio fault: {detail}")
 
     def reload(self) -> None:
@@ -332,8 +357,9 @@ class Service:
             signal.set_wakeup_fd(-1)
             for signum, handler in self._old_handlers.items():
                 signal.signal(signum, handler)
-            self._sig_r.close()
-            self._sig_w.close()
+            for sock in (self._sig_r, self._sig_w):
+                if sock is not None:
+                    sock.close()
             self._sig_r = self._sig_w = None
         self.notifier.close()
 
@@ -341,7 +367,7 @@ class Service:
 class _JournalFormatter(logging.Formatter):
     """Under systemd (JOURNAL_STREAM set) prefix `<priority>` so the journal files each line at its level."""
 
-    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+    PRIORITY: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
     def format(self, record):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"

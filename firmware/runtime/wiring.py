@@ -56,6 +56,7 @@ class Reporting:
         self.sink = self.reporter.sink
         self.publish_state = self.reporter.publish_state
         self.set_agent = self.reporter.set_agent
+        self._closed = False
         self.reporter.start()
 
     def drain(self, timeout_s: float) -> int:
@@ -63,9 +64,9 @@ class Reporting:
         return 0 if self.reporter.wait_drained(timeout_s) else 1
 
     def close(self) -> None:
-        reporter, self.reporter = self.reporter, None
-        if reporter is not None:
-            reporter.stop(clean=True)
+        if not self._closed:
+            self._closed = True
+            self.reporter.stop(clean=True)
             self.outbox.close()
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def _slice(samples, start, stop):
     return out
 
 
-def _fail(path, msg):
+def _fail(path, msg) -> NoReturn:
     raise ScenarioError(f"{path}: {msg}")
 
 

@@ -13,6 +13,7 @@ the P.56-style `firmware.levels.active_level_dbfs`. Everything random takes a `s
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def speech_track_segments(prompt_names, gaps_s, rate_hz: int, level_dbfs: float,
                           lead_s: float = 0.0, tail_s: float = 0.0):
     """As speech_track, also returning [(name, start_s, end_s)] of each prompt."""
     names = list(prompt_names)
-    gaps = [float(gaps_s)] * max(0, len(names) - 1) if np.isscalar(gaps_s) else [float(g) for g in gaps_s]
+    gaps = [float(gaps_s)] * max(0, len(names) - 1) if isinstance(gaps_s, numbers.Real) else [float(g) for g in gaps_s]
     if len(gaps) != max(0, len(names) - 1):
         raise ValueError(f"speech_track: {len(names)} prompts need {len(names) - 1} gaps, got {len(gaps)}")
     parts, segments, t = [silence(lead_s, rate_hz)], [], lead_s

@@ -5,7 +5,7 @@ that switch themselves off. The cue tables and the pattern syntax are configurat
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from firmware.config.leds import CueSpec
 

@@ -54,7 +54,7 @@ class Station:
         self.phase = IDLE   # idle/ringing, while there is no call
         self.speaking = {"tx": False, "rx": False}
         self.speech_start_t = {"tx": 0.0, "rx": 0.0}
-        self.line_state = {"tx": None, "rx": None}
+        self.line_state: dict[str, str | None] = {"tx": None, "rx": None}
         self.faults: dict[str, str] = {}
         self.script: dict | None = None   # {"script", "step", "prompt"} of the running script
         self._utc_offset_s: float | None = None
@@ -145,7 +145,7 @@ class Station:
             if off:
                 self._open_call(t)
             elif self.call is not None:
-                self._end_call(t)
+                self._end_call(self.call, t)
         elif name == "mute":
             muted = bool(value)
             if muted == self.muted:
@@ -153,7 +153,7 @@ class Station:
             self.muted = muted
             self.emit("mute", t, state=muted)
             if self.call is not None:
-                self._set_hold(t, muted)
+                self._set_hold(self.call, t, muted)
         elif name == "ring":
             self._ring(t, bool(value))
         else:
@@ -229,7 +229,7 @@ class Station:
     def stop(self, t: float) -> None:
         self.advance(t)
         if self.call is not None:
-            self._end_call(t)
+            self._end_call(self.call, t)
         self.timers.cancel_all()
         self.faults.clear()
         self.cues.clear(t, keep=("idle",))
@@ -239,7 +239,7 @@ class Station:
     @property
     def state(self) -> dict:
         call = self.call
-        hold_s = (self.now - call.hold_start_t) if call is not None and call.on_hold else 0.0
+        hold_s = (self.now - call.hold_start_t) if call is not None and call.hold_start_t is not None else 0.0
         return {
             "call": call.id if call else None,
             "phase": call.phase if call else self.phase,
@@ -308,16 +308,15 @@ class Station:
         for rule in self.rules:
             rule.call_start(t, view)
         if self.muted:
-            self._set_hold(t, True)
+            self._set_hold(call, t, True)
 
-    def _set_hold(self, t: float, on: bool) -> None:
-        call = self.call
+    def _set_hold(self, call: Call, t: float, on: bool) -> None:
         if on == call.on_hold:
             return
         if on:
             call.hold_start_t = t
             call.phase = ON_HOLD
-        else:
+        elif call.hold_start_t is not None:
             call.add_hold(t - call.hold_start_t)
             call.hold_start_t = None
             if call.phase == ON_HOLD:
@@ -325,13 +324,12 @@ class Station:
         for rule in self.rules:
             rule.hold(t, on)
 
-    def _end_call(self, t: float) -> None:
-        call = self.call
+    def _end_call(self, call: Call, t: float) -> None:
         view = CallView(call)
         for rule in self.rules:
             rule.hook_on(t, view)
         if call.on_hold:
-            self._set_hold(t, False)
+            self._set_hold(call, t, False)
         for ch, on in self.speaking.items():
             if on:  # an utterance still running at hang-up counts up to now
                 call.add_speech(ch, self.speech_start_t[ch], t)

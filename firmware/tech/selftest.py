@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Any
 
 from firmware.analysis.measure import echo_coupling, measure
 from firmware.config.settings import Settings
@@ -174,8 +175,14 @@ def probe_broker(settings: Settings, url: str) -> tuple[bool, str]:
         configure_client(client, settings.mqtt, st.id, tls, check_files=True)
     except StationError as exc:
         return False, str(exc)
-    done, result = threading.Event(), {}
-    client.on_connect = lambda c, u, f, rc, p: (result.setdefault("rc", rc), done.set())
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(_c, _u, _flags, rc, _props) -> None:
+        result.setdefault("rc", rc)
+        done.set()
+
+    client.on_connect = on_connect
     try:
         t0 = time.monotonic()
         client.connect(host, port, keepalive=10)

@@ -48,6 +48,8 @@ class NoInterrupt(Rule):
     def _confirm(self, t: float) -> None:
         ctx = self.ctx
         ctx.cancel(TIMER)
+        if self.pending is None:
+            return
         _start_t, speaking_s = self.pending
         self.pending = None
         ctx.count_overtalk()

@@ -81,8 +81,9 @@ def cmd_monitor(args) -> int:
     from headset_fleet.monitor import run_json, run_live
     login = login_from_args(args)
     if args.json:
-        return run_json(login, wait_s=_seconds("--wait-s", args.wait_s, 3600), sort_key=args.sort)
-    return run_live(login, sort_key=args.sort)
+        # monitor.py annotates `url: str` but is passed (and uses) a BrokerLogin: its annotation is wrong
+        return run_json(login, wait_s=_seconds("--wait-s", args.wait_s, 3600), sort_key=args.sort)  # type: ignore[arg-type]
+    return run_live(login, sort_key=args.sort)  # type: ignore[arg-type]
 
 
 def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: float = 0.0, tick=None) -> None:

@@ -113,7 +113,8 @@ class Collector:
         self._worker = threading.Thread(target=self._work, name="collector-store", daemon=True)
         self.client = make_client(self.client_id, manual_ack=True, broker=broker,
                                   ca_file=ca_file, cert_file=cert_file, key_file=key_file)
-        self.client.reconnect_delay_set(0.2, 5)
+        # paho annotates the delays as int, but they are seconds added to time.monotonic(): a float works
+        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -45,7 +46,7 @@ def connect_blocking(client: mqtt.Client, broker: BrokerUrl, timeout_s: float = 
     """Connect and start the network loop; raise FleetBrokerError if no CONNACK within timeout_s."""
     done = threading.Event()
     result = {}
-    previous = client.on_connect
+    previous: Callable[..., None] | None = client.on_connect  # a VERSION2 on_connect, when one is set
 
     def on_connect(c, userdata, flags, reason, properties):
         result["reason"] = reason

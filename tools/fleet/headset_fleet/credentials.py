@@ -113,7 +113,7 @@ def load_or_create_ca(ca_dir: Path):
     ca_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "headset-station fleet CA")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=3650))
@@ -149,7 +149,7 @@ def cert_ok(cert_pem: bytes, name: str, ca_cert, hosts: list[str] | None = None)
         return False
     if hosts is not None and _sans(cert) != sorted(hosts):
         return False
-    left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     return cn == name and left > dt.timedelta(days=30)
 
 
@@ -165,7 +165,7 @@ def issue_cert(name: str, ca_key, ca_cert, hosts: list[str] | None = None) -> tu
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if hosts else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -175,7 +175,7 @@ def issue_cert(name: str, ca_key, ca_cert, hosts: list[str] | None = None) -> tu
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
     if hosts:
-        names = []
+        names: list[x509.GeneralName] = []
         for h in hosts:
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(h)))

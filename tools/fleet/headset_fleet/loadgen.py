@@ -77,14 +77,17 @@ def _worker(url, names: list[tuple[str, str, str]], rate_per_s: float, duration_
     result = LoadResult(stations=len(names))
     sel = selectors.DefaultSelector()
     stations = [SimStation(site, sid, hash((site, sid)) & 0xFFFFFFFF) for site, sid, _ in names]
-    for st, (_, _, password) in zip(stations, names):
+    for st, (_, _, password) in zip(stations, names, strict=True):
         if password:  # provisioned: each station logs in as itself (username = station id)
             st.client.username_pw_set(st.station, password)
         elif broker.username:
             st.client.username_pw_set(broker.username, broker.password or None)
         try:
             st.client.connect(broker.host, broker.port, keepalive=60)
-            sel.register(st.client.socket(), selectors.EVENT_READ, st)
+            sock = st.client.socket()
+            if sock is None:
+                raise OSError("no socket after connect")
+            sel.register(sock, selectors.EVENT_READ, st)
         except OSError as exc:
             result.errors.append(f"{st.station}: {exc}")
 

@@ -28,7 +28,7 @@ def reporter_worker(url: str, names: list[tuple[str, str, str]], rate_per_s: flo
     try:
         for k, (site, sid, password) in enumerate(names):
             state_dir = f"{tmp.name}/{sid}"
-            mqtt_table = {"brokers": [url]}
+            mqtt_table: dict[str, object] = {"brokers": [url]}
             if password:
                 os.makedirs(state_dir, exist_ok=True)
                 pw_file = f"{state_dir}/mqtt-password"

@@ -98,7 +98,8 @@ def read_inventory(path: Path, default_broker: str | None = None, *, need_broker
     if missing:
         raise InventoryError(f"{path}:1: missing column {', '.join(missing)} (need {', '.join(REQUIRED)}[, broker])")
     profiles = set(profile_names())
-    rows, seen = [], {}
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
     for raw in reader:
         rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(rec.values()):
@@ -328,7 +329,7 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
         password = _kept_secret(sdir / "mqtt-password")
         files = {"station.toml": (station_toml(row, inventory.name, ca is not None).encode(), 0o644),
                  "mqtt-password": ((password + "\n").encode(), 0o600)}
-        if ca is not None:
+        if ca is not None and ca_dir is not None:  # ca_dir is set whenever there is a CA
             key_pem, crt_pem = _kept_cert(sdir / "client.key", sdir / "client.crt", row.station, ca)
             files["ca.crt"] = ((ca_dir / "ca.crt").read_bytes(), 0o644)
             files["client.crt"] = (crt_pem, 0o644)
@@ -337,7 +338,7 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
             w.write(sdir / name, data, mode)
         files_by_station[row.station] = files
         entries.append(cred.passwd_entry(row.station, password, existing))
-    if ca is not None:  # the broker's server certificate, for every host the inventory names
+    if ca is not None and ca_dir is not None:  # the broker's server certificate, for every host the inventory names
         hosts = sorted({host for tls, host, _ in (parse_broker(r.broker) for r in rows) if tls})
         if hosts:
             key_pem, crt_pem = _kept_cert(out / "broker" / "server.key", out / "broker" / "server.crt", hosts[0], ca, hosts)

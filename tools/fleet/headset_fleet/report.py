@@ -28,7 +28,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,7 +70,7 @@ def machine_tz() -> tzinfo:
         with open("/etc/localtime", "rb") as fh:
             return ZoneInfo.from_file(fh, key="localtime")
     except (OSError, ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
 def tz_name(tz: tzinfo) -> str:
@@ -82,7 +82,7 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
     lo = datetime(day.year, day.month, day.day, tzinfo=tz)
     nxt = day + timedelta(days=1)
     hi = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
-    return lo.astimezone(timezone.utc), hi.astimezone(timezone.utc)
+    return lo.astimezone(UTC), hi.astimezone(UTC)
 
 
 def _ts(event: dict) -> datetime | None:
@@ -93,7 +93,7 @@ def _ts(event: dict) -> datetime | None:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _num(value) -> float:
@@ -151,7 +151,7 @@ class Figures:
         elif kind == "rule.violation":
             self.violations[str(e.get("rule") or "unknown")[:64]] += 1
 
-    def add(self, other: "Figures") -> None:
+    def add(self, other: Figures) -> None:
         self.events += other.events
         self.calls += other.calls
         self.rings += other.rings
@@ -336,7 +336,7 @@ def render_tables(report: Report) -> list:
     """Rich renderables: per site a heading and a table, or 'no data'."""
     from rich.table import Table
     from rich.text import Text
-    out = []
+    out: list[Table | Text] = []
     if not report.sites:
         return [Text(f"{NO_DATA}: no events on {report.day.isoformat()}")]
     for s in report.sites:
@@ -406,7 +406,7 @@ def site_chart_png(report: Report, s: SiteReport) -> bytes:
     for rule in sorted(s.violations_by_hour):
         counts = s.violations_by_hour[rule]
         c.bar(hours, counts, bottom=bottom, label=rule)
-        bottom = [x + y for x, y in zip(bottom, counts)]
+        bottom = [x + y for x, y in zip(bottom, counts, strict=True)]  # both 24 hours
     c.set(title="Violations per rule per hour", xlabel=local, ylabel="violations")
     if s.violations_by_hour:
         c.legend(fontsize="small", ncol=2, loc="upper left")

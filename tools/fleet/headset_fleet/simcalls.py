@@ -19,7 +19,7 @@ class LoadResult:
     def unacked(self) -> int:
         return self.published - self.acked
 
-    def add(self, other: "LoadResult") -> None:
+    def add(self, other: LoadResult) -> None:
         self.stations += other.stations
         self.connected += other.connected
         self.published += other.published

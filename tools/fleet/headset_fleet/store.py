@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from firmware.protocol.envelope import to_json
@@ -88,15 +88,15 @@ def parse_ts(text: str) -> datetime:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        return ts.astimezone(timezone.utc)
+            ts = ts.replace(tzinfo=UTC)
+        return ts.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValueError(f"ts {text[:64]!r} is not an ISO 8601 time") from None
 
 
 def utc_text(ts: datetime) -> str:
     """The SQLite `ts` column's form: UTC, milliseconds, 'Z' (text order = time order)."""
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _identity(event: dict, key: str) -> str | None:
@@ -214,7 +214,7 @@ class EventStore:
 
     def events_for_day(self, day: date) -> list[dict]:
         """Every stored event whose `ts` falls on the UTC day `day` (see events_between)."""
-        lo = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
         return self.events_between(lo, lo + timedelta(days=1))
 
     def close(self) -> None:
