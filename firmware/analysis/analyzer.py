@@ -140,19 +140,19 @@ class ChannelAnalyzer:
         self._buf = np.zeros((4, self._keep + HISTORY_CHUNK))
         self._pos = 0
         self._pending = _NO_SAMPLES   # the partial frame carried to the next block
-        self._origin_t = None
+        self._origin_t: float | None = None
         self._next_frame = 0          # global index of the next whole frame
-        self._thr = None              # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
-        self._line_floor = None       # noise floor of the line condition (None: not yet known)
+        self._thr: tuple[float, float, float, float, float, float] | None = None   # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
+        self._line_floor: float | None = None   # noise floor of the line condition (None: not yet known)
         self._spread = WARMUP_SPREAD_DB   # spread of the fast floor's window, last update
-        self._speech_level = None
+        self._speech_level: float | None = None
         self._last_t = float("-inf")
         self._recent = [0.0] * SUSTAIN_FRAMES
         self._peak_level = SILENCE_DBFS   # decaying peak level of strong speech evidence
         self._tone_guard = 0          # frames until the sustained-level evidence counts again after a tone
-        self._last_block = None       # the last block's frames, for the peak (derived on read)
+        self._last_block: np.ndarray | None = None   # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS   # level of the last frame
-        self.block_ref = ([], [])     # (level, speech evidence) per frame of the last block
+        self.block_ref: tuple[list[float], list[bool]] = ([], [])   # (level, speech evidence) per frame of the last block
 
     def set_thresholds(self, low_dbfs: float, noise_dbfs: float, snr_db: float) -> None:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
@@ -216,7 +216,7 @@ class ChannelAnalyzer:
         level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
         vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
         tone_on = None
-        tone_hits = ()
+        tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
             if max(level) < MIN_TONE_DBFS:        # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
@@ -227,12 +227,13 @@ class ChannelAnalyzer:
             tone_hits = self._tones.process_list(self._next_frame, tone_on)
         if self._echo is not None:
             tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())
-        edges = []
+        edges: list[Edge] = []
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
+        assert t_org is not None, "process() sets the origin before the first block"
         U, g0 = self._update_every, self._next_frame
         buf, keep = self._buf, self._keep
         smoother, echo = self._smoother, self._echo
-        thr = self._thr
+        thr: tuple[float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent      # powers of the last SUSTAIN_FRAMES frames, oldest first
         inv_sustain = 1.0 / SUSTAIN_FRAMES
         tone_guard = self._tone_guard
@@ -374,19 +375,21 @@ class ChannelAnalyzer:
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
                 # noise (a noise that rose under continuous speech; speech is never this steady).
+                assert self._thr is not None   # set at frame 0, before any update
                 self._line_floor = self._thr[0]
         S = min(g + 1, self._speech_win)
         flags = buf[2, pos - S:pos]
-        count = float(flags.sum())
+        n_speech = float(flags.sum())
         fs = self.frame_s
         floor = self._line_floor
-        present = count * fs >= SPEECH_PRESENT_S
+        present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
             spow = float(np.dot(flags, buf[1, pos - S:pos]))
-            speech_dbfs = _active_dbfs(spow / count, self._floor_for_level())
+            speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level
         self._speech_level = speech_dbfs if present else None
+        assert self._origin_t is not None
         t = self._origin_t + (g + 1) * fs
         new = self._line.update(t, floor, speech_dbfs, present)
         if new is None:

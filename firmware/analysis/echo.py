@@ -64,10 +64,10 @@ class EchoEstimator:
         self._n_rows = 0              # rows written so far
         self._fresh = False           # rows written since the last update
         self._coupling = [PRIOR_DB] * self.lags   # per lag, when no echo path is known
-        self._path = None                         # (first lag, last lag + 1, coupling dB)
+        self._path: tuple[int, int, float] | None = None                         # (first lag, last lag + 1, coupling dB)
         self.margin_db = MARGIN_DB
-        self.coupling_db = None
-        self.delay_ms = None
+        self.coupling_db: float | None = None
+        self.delay_ms: int | None = None
 
     def frame(self, rx_level: float, tx_level: float, tx_speech: bool) -> float:
         tx, act = self._tx, self._tx_speech
@@ -76,13 +76,13 @@ class EchoEstimator:
         act.pop()
         act.insert(0, tx_speech)
         if True in act:   # the agent talked within the delay range: a row for the estimate
-            self._rows[self._n_rows % self.window] = [rx_level - x if a else _INF for x, a in zip(tx, act)] + [rx_level]
+            self._rows[self._n_rows % self.window] = [rx_level - x if a else _INF for x, a in zip(tx, act, strict=False)] + [rx_level]
             self._n_rows += 1
             self._fresh = True
         if self._path is not None:
             d0, d1, c = self._path
             return max(tx[d0:d1]) + c
-        return max([x + c for x, c in zip(tx, self._coupling)])
+        return max([x + c for x, c in zip(tx, self._coupling, strict=False)])
 
     def update(self, rx_floor_dbfs: float) -> None:
         """Re-estimate the coupling from the rows of the window."""
@@ -110,7 +110,7 @@ class EchoEstimator:
             self.delay_ms = round(d * self.frame_s * 1000.0)
         elif self._path is None:
             # No consistent echo yet (double talk, or no echo at all): the bound of every lag.
-            self._coupling = [float(x) if k else PRIOR_DB for x, k in zip(lo.tolist(), ok.tolist())]
+            self._coupling = [float(x) if k else PRIOR_DB for x, k in zip(lo.tolist(), ok.tolist(), strict=False)]
         # else: keep the last consistent echo path through double talk
 
 

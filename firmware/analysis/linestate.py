@@ -20,13 +20,13 @@ class LineState:
         self.half_band_db = hysteresis_db / 2.0
         self.hold_s = hold_s
         self.condition = "silent"      # initial condition; not reported as a change
-        self._pending = None
+        self._pending: str | None = None
         self._pending_since = 0.0
 
     def set_thresholds(self, low_dbfs: float, noise_dbfs: float, snr_db: float) -> None:
         self.low_dbfs, self.noise_dbfs, self.snr_db = low_dbfs, noise_dbfs, snr_db
 
-    def candidate(self, noise_dbfs: float, speech_dbfs: float, speech_present: bool) -> str:
+    def candidate(self, noise_dbfs: float | None, speech_dbfs: float, speech_present: bool) -> str:
         """The condition these measurements call for, given the current one (hysteresis)."""
         cur, h = self.condition, self.half_band_db
         # In each test the band is shifted so that staying needs less than entering.
@@ -44,7 +44,7 @@ class LineState:
             return "low"
         return "ok"
 
-    def update(self, t: float, noise_dbfs: float, speech_dbfs: float, speech_present: bool):
+    def update(self, t: float, noise_dbfs: float | None, speech_dbfs: float, speech_present: bool):
         """Returns the new condition when it changes at `t` (after the hold), else None."""
         cand = self.candidate(noise_dbfs, speech_dbfs, speech_present)
         if cand == self.condition:

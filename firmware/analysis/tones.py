@@ -60,8 +60,8 @@ class ToneDetector:
         self._on_factor = TONE_SHARE * frame_len * frame_len / 2.0
         self.state = False        # is the current run "on"
         self.run_frames = 0       # length of the current run
-        self.segments = []        # recent completed (is_on, seconds), newest last
-        self.confirmed = None     # name of the tone being reported until it stops
+        self.segments: list[tuple[bool, float]] = []        # recent completed (is_on, seconds), newest last
+        self.confirmed: str | None = None     # name of the tone being reported until it stops
 
     def tone_share(self, frames: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Per frame: the share of the frame's power (`energy` = sum of squares) that is in the
@@ -97,7 +97,7 @@ class ToneDetector:
         xy = (frames @ self._basis).tolist()
         nf, factor, min_power = self._nf, self._on_factor, self._min_power
         out = []
-        for row, p in zip(xy, power):
+        for row, p in zip(xy, power, strict=False):
             comps = [row[k] * row[k] + row[k + nf] * row[k + nf] for k in range(nf)]
             total = comps[0] if nf == 1 else sum(comps)
             on = total >= factor * (p if p > min_power else min_power)
@@ -116,7 +116,7 @@ class ToneDetector:
 
     def process(self, first_frame: int, on: np.ndarray) -> list:
         """Feed per-frame on/off decisions; returns [(frame_index, tone_name)] confirmations."""
-        out = []
+        out: list[tuple[int, str]] = []
         if not len(on):
             return out
         if not self.state and not on.any():

@@ -134,7 +134,7 @@ class Smoother:
         """
         out = []
         step, append = self.step, flags.append
-        for g, code, p in zip(range(first_frame, first_frame + len(raw)), raw, power):
+        for g, code, p in zip(range(first_frame, first_frame + len(raw)), raw, power, strict=False):
             tr = step(g, code, p)
             if tr is not None:
                 out.append(tr)

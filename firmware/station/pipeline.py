@@ -8,6 +8,8 @@ the CPU allows; `run` feeds live capture blocks and GPIO edges on the wall clock
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from firmware.analysis.analyzer import ChannelAnalyzer
@@ -56,7 +58,8 @@ class Pipeline:
         items += arx.process(t0, self._silence if rx is None else rx, ref=atx.block_ref)
         station = self.station
         if inputs:
-            merged = [(e.t, 1, e) for e in items] + [(t, 0, (t, name, value)) for t, name, value in inputs]
+            merged: list[tuple[float, int, Any]] = [(e.t, 1, e) for e in items]
+            merged += [(t, 0, (t, name, value)) for t, name, value in inputs]
             merged.sort(key=lambda x: (x[0], x[1]))
             for _t, kind, item in merged:
                 if kind:
