@@ -67,6 +67,7 @@ class BoardProcess:
         self.login.write_text(PASSWORD + "\n")
         self.login.chmod(0o600)
         self.proc: subprocess.Popen | None = None
+        self.extra: list[str] = []  # more options, e.g. --password-file
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class BoardProcess:
         log = open(self.tmp_path / "board.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "headset_fleet.cli", "board", "--broker", self.broker_url,
-             "--login-file", str(self.login), "--port", str(self.port), "--alerts", str(self.rules)],
+             "--login-file", str(self.login), "--port", str(self.port), "--alerts", str(self.rules), *self.extra],
             stdout=log, stderr=subprocess.STDOUT)
         assert wait_until(self._listening, timeout_s=20), (self.tmp_path / "board.log").read_text()
         return self
@@ -358,3 +359,54 @@ def test_board_in_chromium_hold_alert_crash_reload(board_setup, tmp_path):
         driver.quit()
         sim.close()
         alerts_mqtt.close()
+
+
+def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned_acl_allows(tmp_path):
+    """A provisioned broker (passwords, ACL, sessions bound to users): the board logs in as its
+    own monitor user with --password-file; its alert reaches another monitor on the fleet topic,
+    which no station may write."""
+    from fixtures_mqtt import Broker
+    from headset_fleet.provision import provision
+    port = free_port()
+    out = tmp_path / "out"
+    (tmp_path / "inv.csv").write_text("station_id,site,desk,profile,broker\n"
+                                      f"st-a,s1,D01,hotline-5s,mqtt://127.0.0.1:{port}\n")
+    provision(tmp_path / "inv.csv", out, monitors=["board", "viewer"])
+    broker = Broker(tmp_path / "mosq", port=port)
+    (broker.dir / "mosquitto.conf").write_text(
+        ("user root\n" if os.geteuid() == 0 else "") + f"log_dest file {broker.dir}/mosquitto.log\n"
+        f"include_dir {out / 'broker'}\n")
+    broker.start()
+    secret = lambda path: path.read_text().strip()  # noqa: E731
+    viewer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="_monitor-viewer")
+    viewer.username_pw_set("_monitor-viewer", secret(out / "broker" / "monitor-viewer-password"))
+    received: list[dict] = []
+    viewer.on_connect = lambda c, *a: c.subscribe("hs/_fleet/alert", 1)
+    viewer.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    viewer.connect("127.0.0.1", port)
+    viewer.loop_start()
+    station = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="st-a")
+    station.username_pw_set("st-a", secret(out / "stations" / "st-a" / "mqtt-password"))
+    station.connect("127.0.0.1", port)
+    station.loop_start()
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[hold]\nlimit_s = 1\nwarn_s = 1\n")
+    board = BoardProcess(tmp_path, f"mqtt://_monitor-board@127.0.0.1:{port}", rules)
+    board.extra = ["--password-file", str(out / "broker" / "monitor-board-password")]
+    try:
+        board.start()
+        station.publish("hs/_fleet/alert", b'{"state": "raised", "rule": "forged"}', 1).wait_for_publish(5)
+        birth = {"status": "online", "bdSeq": 1, "boot_id": "b", "ts": iso(time.time()), "desk": "D01"}
+        station.publish("hs/s1/st-a/status", json.dumps(birth), 1, retain=True).wait_for_publish(5)
+        station.publish("hs/s1/st-a/event", json.dumps({"type": "hold.start", "call": "c1", "ts": iso(time.time())}),
+                        1).wait_for_publish(5)
+        assert wait_until(lambda: any(a.get("rule") == "hold_over" for a in received), 10), broker.log()[-2000:]
+        alert = next(a for a in received if a.get("rule") == "hold_over")
+        assert alert["state"] == "raised" and alert["station"] == "st-a" and alert["desk"] == "D01"
+        assert not any(a.get("rule") == "forged" for a in received)  # a station cannot write the fleet topic
+    finally:
+        board.stop()
+        for c in (viewer, station):
+            c.disconnect()
+            c.loop_stop()
+        broker.kill()

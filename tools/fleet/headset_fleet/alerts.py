@@ -31,12 +31,13 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
+from headset_fleet.credentials import FLEET_ALERT_TOPIC
 from headset_fleet.errors import FleetInputError
 from headset_fleet.monitor import HOLD_LIMIT_S, HOLD_WARN_S
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPIC = "hs/_fleet/alert"
+DEFAULT_TOPIC = FLEET_ALERT_TOPIC
 RULES = ("hold_over", "dead_air", "offline_in_call", "fault", "violations")
 
 
