@@ -99,6 +99,13 @@ def test_state_timestamps_give_the_station_s_own_timers():
     assert r["name"] == "Desk 7" and r["agent"] == "Li Na" and r["desk"] == "Desk 7"
 
 
+def test_a_new_viewer_gets_the_call_duration_from_the_state():
+    fleet: dict = {}
+    fold(fleet, "hs/sh/st-1/status", j(BIRTH), T0, retained=True)
+    fold(fleet, "hs/sh/st-1/state", j(dict(ON_HOLD, call_started=iso(T0 + 10))), T0 + 100, retained=True)
+    assert row(fleet, T0 + 130)["call_s"] == pytest.approx(120)
+
+
 def test_the_retained_state_of_an_earlier_session_is_not_live():
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/status", j(dict(BIRTH, ts=iso(T0 + 200))), T0 + 300, retained=True)

@@ -17,8 +17,9 @@ What the model promises a supervisor:
   before the birth (the outbox backlog of an outage) count for the record, not for the live
   view. A stale Last Will (another `bdSeq`/`boot_id` than the latest birth) is ignored, as
   firmware/protocol/topics.py asks.
-- Timers come from the station's own timestamps: `hold.start`/`call.start` event `ts`, or
-  the state's `ts` minus its `hold_s`/`call_s`; a state without `ts` is dated on receipt.
+- Timers come from the station's own timestamps: `hold.start`/`call.start` event `ts`, the
+  state's `call_started`, or the state's `ts` minus its `hold_s`/`call_s`; a state without
+  `ts` is dated on receipt (the station republishes it every 0.5 s while a hold runs).
 - Names: `desk` and `agent` from the birth record, the state or an event, else the id.
 """
 
@@ -246,8 +247,10 @@ def _fold_state(view: StationView, s: dict, now_s: float) -> None:
     if call is None:
         _clear_call(view)
     else:
-        call_s = _num(s.get("call_s"))
-        if call_s is not None:
+        started_s, call_s = _epoch(s.get("call_started")), _num(s.get("call_s"))
+        if started_s is not None:
+            view.call_since_s = started_s
+        elif call_s is not None:
             view.call_since_s = ref_s - call_s
         elif call != view.call:  # no `call_s` in the state: resume a call a reconnect dropped, else unknown
             dropped = view.dropped_call
