@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from firmware.errors import InputError
 from firmware.protocol.login import read_password_file
@@ -25,6 +26,7 @@ from headset_fleet.monitor import FleetFeed
 log = logging.getLogger(__name__)
 
 MIN_LOGIN_SECRET = 8
+SEND_BUFFER = 64 * 1024
 
 
 def load_login_secret(path: str) -> str:
@@ -55,6 +57,23 @@ def build_board(broker: str | BrokerUrl, *, login_file: str, rules_file: str | N
                  alert_topic=rules.mqtt_topic, report_html=report_html)
 
 
+def listen_socket(bind: str, port: int) -> socket.socket:
+    """The board's listening socket. Connections inherit its small send buffer, so a browser
+    that cannot keep up pushes back within ~SEND_BUFFER bytes and is then sent only the newest
+    rows (app.SseClient), instead of seconds of stale updates queued in the kernel."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    try:
+        sock.bind((bind, port))
+    except OSError as exc:
+        sock.close()
+        raise FleetInputError(f"--bind/--port: cannot listen on {bind}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    return sock
+
+
 def run_board(broker: str | BrokerUrl, *, login_file: str, bind: str = "127.0.0.1", port: int = 8080,
               rules_file: str | None = None, lang: str = "en", report_html=None) -> int:
     import uvicorn  # the `board` extra
@@ -66,7 +85,7 @@ def run_board(broker: str | BrokerUrl, *, login_file: str, bind: str = "127.0.0.
     config = uvicorn.Config(create_app(board), host=bind, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listen_socket(bind, port)])
     finally:
         board.close()
     return 0

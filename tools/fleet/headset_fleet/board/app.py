@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from datetime import date
 from urllib.parse import parse_qs
 
@@ -27,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from headset_fleet.alerts import AlertEngine, WebhookSender
 from headset_fleet.board.auth import COOKIE, BoardAuth
-from headset_fleet.board.render import SORTS, render_alerts, render_login, render_page, render_row, render_summary
+from headset_fleet.board.render import SORTS, render_alerts, render_login, render_page, render_row, render_summary, row_parts
 from headset_fleet.monitor import FleetFeed
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,10 @@ def sse(event: str, data: str) -> str:
     return f"event: {event}\ndata: {data}\n\n"
 
 
-def _visible(fragment: str) -> str:
-    """A row's HTML without its `data-ev` (the last event's time, for latency measurements)."""
-    start = fragment.find(' data-ev="')
-    return fragment if start < 0 else fragment[:start] + fragment[fragment.index('"', start + 10) + 1:]
+def _visible(parts: tuple) -> tuple:
+    """A row without its `ev` attribute (the last event's time, for latency measurements)."""
+    key, cls, attrs, cells = parts
+    return cls, {k: v for k, v in attrs.items() if k != "ev"}, cells
 
 
 class Board:
@@ -98,22 +99,28 @@ class Board:
         self.alert_topic = alert_topic
         self.report_html = report_html  # callable(day: date, tz: str | None) -> str, or None
         self.clients: set[SseClient] = set()
-        self._rendered: dict[tuple, str] = {}  # station key -> its last row HTML
+        self._rendered: dict[tuple, tuple] = {}  # station key -> its row's parts (render.row_parts)
         self._summary_html = ""
         self._alerts_html = ""
         self.alerts_sent = 0
+        self.push_lag_s: deque = deque(maxlen=240)  # (tick, median, max) of event ts -> push, per tick
 
     # --- the push loop (runs on the event loop) ---------------------------------------------
     def step(self, now_s: float) -> tuple[list, bool, bool]:
         """Render what changed, evaluate alerts, deliver them: (changed row keys, summary
         changed, alerts changed). A row whose HTML did not change (only `data-ev`) is not pushed."""
         keys = []
-        for r in self.feed.changed(now_s):
+        rows = self.feed.changed(now_s)
+        lags = [now_s - r["last_event_ts_s"] for r in rows if r["last_event_ts_s"] is not None]
+        if lags:
+            lags.sort()
+            self.push_lag_s.append((now_s, lags[len(lags) // 2], lags[-1]))
+        for r in rows:
             key = (r["site"], r["station"])
-            fragment = render_row(r, now_s, self.rules.hold_warn_s, self.rules.hold_limit_s)
+            parts = row_parts(r, self.rules.hold_warn_s, self.rules.hold_limit_s)
             old = self._rendered.get(key)
-            self._rendered[key] = fragment
-            if old is None or _visible(old) != _visible(fragment):
+            self._rendered[key] = parts
+            if old is None or _visible(old) != _visible(parts):
                 keys.append(key)
         summary = render_summary(self.feed.summary(self.rules.hold_limit_s, now_s))
         summary_changed = summary != self._summary_html
@@ -155,9 +162,10 @@ class Board:
         """An SSE message: everything (snapshot), or the given rows and panels."""
         parts = [sse("now", f"{now_s:.3f}")]
         if snapshot:
-            parts += [sse("reset", ""), sse("rows", "".join(self._rendered.values()))]
+            parts += [sse("reset", ""), sse("rows", json.dumps(list(self._rendered.values()), separators=(",", ":")))]
         elif keys:
-            parts.append(sse("rows", "".join(self._rendered[k] for k in keys if k in self._rendered)))
+            rows = [self._rendered[k] for k in keys if k in self._rendered]
+            parts.append(sse("rows", json.dumps(rows, separators=(",", ":"))))
         if snapshot or summary:
             parts.append(sse("summary", self._summary_html))
         if snapshot or alerts:
@@ -184,7 +192,7 @@ class Board:
         now_s = time.time()
         rows = self.feed.rows(sort, now_s)
         sites = sorted({r["site"] for r in rows})
-        rows_html = "".join(render_row(r, now_s, self.rules.hold_warn_s, self.rules.hold_limit_s) for r in rows)
+        rows_html = "".join(render_row(row_parts(r, self.rules.hold_warn_s, self.rules.hold_limit_s)) for r in rows)
         summary = render_summary(self.feed.summary(self.rules.hold_limit_s, now_s))
         html = render_page(rows_html=rows_html, summary_html=summary,
                            alerts_html=render_alerts(self.engine.active_alerts()), sites=sites, site=site, sort=sort,
@@ -252,7 +260,8 @@ class Board:
         now_s = time.time()
         return JSONResponse({"now_s": now_s, "stations": self.feed.rows("site", now_s),
                              "sites": self.feed.summary(self.rules.hold_limit_s, now_s),
-                             "alerts": self.engine.active_alerts(), "clients": len(self.clients)})
+                             "alerts": self.engine.active_alerts(), "clients": len(self.clients),
+                             "push_lag_s": list(self.push_lag_s), "messages": self.feed.messages})
 
     async def report(self, request: Request) -> Response:
         if not self.logged_in(request):

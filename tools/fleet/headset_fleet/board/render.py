@@ -1,9 +1,9 @@
 """Server-side HTML of the board: the page, one table row per desk, the site summary, alerts.
 
-Rows are rendered here only, once per change, and the same fragment goes to the first page
-load and to every browser over Server-Sent Events; the page's JavaScript only swaps rows in,
-keeps the call/hold timers ticking from `data-since` (epoch seconds) and sorts/filters.
-Every text from the network is escaped.
+Rows are rendered here only, once per change: the first page load gets them as HTML, every
+browser gets the same cells over Server-Sent Events (JSON of HTML cells), and the page's
+JavaScript only patches the cells that changed, keeps the call/hold timers ticking from
+`data-since` (epoch seconds) and sorts/filters. Every text from the network is escaped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from html import escape
 from importlib import resources
 from string import Template
 
-from headset_fleet.monitor import clock, duration
+from headset_fleet.monitor import clock, duration, epoch
 
 SORTS = {"desk": "desk", "site": "site", "hold": "hold", "call": "call", "status": "status",
          "faults": "faults", "outbox": "outbox"}
@@ -36,10 +36,11 @@ def row_key(site: str, station: str) -> str:
     return f"{site}/{station}"
 
 
-def render_row(r: dict, now_s: float, warn_s: float, limit_s: float) -> str:
-    """One <tr> for a row of monitor.table_rows, on one line (an SSE data line)."""
+def row_parts(r: dict, warn_s: float, limit_s: float) -> tuple:
+    """A desk row as data for the page: (key, row class, {data attribute: value}, cells), each
+    cell (class, data-since or "", inner HTML). The first page joins them into a <tr>
+    (render_row); live updates send them as JSON and the page patches only cells that changed."""
     online = r["online"]
-    classes = ["desk"] + ([] if online else ["offline"])
     name = escape(r["name"]) + (f' <span class="agent">{escape(r["agent"])}</span>' if r["agent"] else "")
     if r["desk"] and r["desk"] != r["station"]:
         name += f' <span class="sid">{escape(r["station"])}</span>'
@@ -51,30 +52,37 @@ def render_row(r: dict, now_s: float, warn_s: float, limit_s: float) -> str:
         since = f"offline since {when}" if r["since_exact"] else f"offline since before {when}"
         status = f'<span class="off">{escape(since)}</span>'
     if r["on_call"]:
-        call = (f'<td class="call" data-since="{_num(r["call_since_s"])}">{duration(r["call_s"])}</td>'
-                if r["call_since_s"] is not None else '<td class="call">on call</td>')
+        call = (("call", _num(r["call_since_s"]), duration(r["call_s"])) if r["call_since_s"] is not None
+                else ("call", "", "on call"))
     else:
-        call = f'<td class="call">{"(was on call)" if r["was_on_call"] else ""}</td>'
+        call = ("call", "", "(was on call)" if r["was_on_call"] else "")
     if r["on_hold"]:
         level = " limit" if r["hold_s"] >= limit_s else " warn" if r["hold_s"] >= warn_s else ""
-        hold = f'<td class="hold{level}" data-since="{_num(r["hold_since_s"])}">{duration(r["hold_s"])}</td>'
+        hold = (f"hold{level}", _num(r["hold_since_s"]), duration(r["hold_s"]))
     else:
-        hold = f'<td class="hold">{"(was on hold)" if r["was_on_hold"] else ""}</td>'
+        hold = ("hold", "", "(was on hold)" if r["was_on_hold"] else "")
     cue = (f'<span class="en">{escape(r["cue_en"])}</span><span class="zh">{escape(r["cue_zh"])}</span>'
            if r["cue"] else "")
     if r["dead_air"]:
-        cue = f'<span class="deadair">dead air</span> ' + cue
+        cue = '<span class="deadair">dead air</span> ' + cue
     line = " ".join(f'<span class="line-{_attr(v)}">{escape(k)}: {escape(v)}</span>'
                     for k, v in sorted(r["line"].items()))
     faults = ", ".join(escape(f"{k}: {v}" if v else k) for k, v in sorted(r["faults"].items()))
     outbox = "" if r["outbox_depth"] is None else str(r["outbox_depth"])
-    data = (f'data-k="{_attr(row_key(r["site"], r["station"]))}" data-site="{_attr(r["site"])}" '
-            f'data-name="{_attr(r["name"])}" data-online="{int(online)}" data-faults="{len(r["faults"])}" '
-            f'data-outbox="{outbox or 0}" data-ev="{_num(r["last_event_ts_s"])}"')
-    return (f'<tr class="{" ".join(classes)}" {data}><td class="site">{escape(r["site"])}</td>'
-            f'<td class="name">{name}</td><td class="status">{status}</td>{call}{hold}'
-            f'<td class="cue" title="{_attr(r["cue"])}">{cue}</td><td class="line">{line}</td>'
-            f'<td class="faults">{faults}</td><td class="outbox">{outbox}</td></tr>')
+    attrs = {"site": r["site"], "name": r["name"], "online": str(int(online)), "faults": str(len(r["faults"])),
+             "outbox": outbox or "0", "ev": _num(r["last_event_ts_s"])}
+    cells = (("site", "", escape(r["site"])), ("name", "", name), ("status", "", status), call, hold,
+             ("cue", "", cue), ("line", "", line), ("faults", "", faults), ("outbox", "", outbox))
+    return row_key(r["site"], r["station"]), "desk" if online else "desk offline", attrs, cells
+
+
+def render_row(parts: tuple) -> str:
+    """One <tr> from row_parts."""
+    key, cls, attrs, cells = parts
+    data = f'data-k="{_attr(key)}" ' + " ".join(f'data-{k}="{_attr(v)}"' for k, v in attrs.items())
+    tds = "".join(f'<td class="{c}"' + (f' data-since="{since}"' if since else "") + f">{inner}</td>"
+                  for c, since, inner in cells)
+    return f'<tr class="{cls}" {data}>{tds}</tr>'
 
 
 def render_summary(sites: list[dict]) -> str:
@@ -93,7 +101,7 @@ def render_alerts(alerts: list[dict]) -> str:
         who = escape(a["name"]) + (f" ({escape(a['agent'])})" if a.get("agent") else "")
         out.append(f'<li class="alert rule-{_attr(a["rule"])}" data-id="{_attr(a["id"])}" data-rule="{_attr(a["rule"])}">'
                    f'<b>{escape(RULE_WORDS.get(a["rule"], a["rule"]))}</b> {escape(a["site"])} / {who}: '
-                   f'{escape(a["detail"])} <span class="since">{escape(a["raised_at"][11:19])} UTC</span></li>')
+                   f'{escape(a["detail"])} <span class="since">since {clock(epoch(a["raised_at"]))}</span></li>')
     return "".join(out)
 
 

@@ -35,28 +35,32 @@
     return h ? h + ":" + mm + ":" + ss : mm + ":" + ss;
   }
 
-  function tickRow(tr, now) {
-    var cells = tr.querySelectorAll("td[data-since]");
-    for (var i = 0; i < cells.length; i++) {
-      var td = cells[i], since = parseFloat(td.dataset.since);
-      if (isNaN(since)) continue;
-      var s = now - since;
-      td.textContent = fmt(s);
-      if (td.classList.contains("hold")) {
-        td.classList.toggle("limit", s >= limitS);
-        td.classList.toggle("warn", s >= warnS && s < limitS);
-      }
+  var CALL = 3, HOLD = 4;  // cell indexes (render.row_parts)
+
+  function tickCell(td, now) {
+    var since = parseFloat(td.dataset.since);
+    if (isNaN(since)) return;
+    var s = now - since, text = fmt(s);
+    if (td.textContent !== text) td.textContent = text;
+    if (td.classList.contains("hold")) {
+      td.classList.toggle("limit", s >= limitS);
+      td.classList.toggle("warn", s >= warnS && s < limitS);
     }
   }
 
+  function tickRow(tr, now) {
+    if (tr.cells[CALL].dataset.since) tickCell(tr.cells[CALL], now);
+    if (tr.cells[HOLD].dataset.since) tickCell(tr.cells[HOLD], now);
+  }
+
   function holdS(tr, now) {
-    var td = tr.querySelector("td.hold[data-since]");
-    return td ? now - parseFloat(td.dataset.since) : -1;
+    var since = tr.cells[HOLD].dataset.since;
+    return since ? now - parseFloat(since) : -1;
   }
 
   function callS(tr, now) {
-    var td = tr.querySelector("td.call[data-since]");
-    return td ? now - parseFloat(td.dataset.since) : -1;
+    var since = tr.cells[CALL].dataset.since;
+    return since ? now - parseFloat(since) : -1;
   }
 
   function compare(a, b) {
@@ -85,29 +89,45 @@
     }
   }
 
-  function filterRow(tr) { tr.hidden = siteFilter !== "" && tr.dataset.site !== siteFilter; }
+  function filterRow(tr) {
+    var hide = siteFilter !== "" && tr.dataset.site !== siteFilter;
+    if (tr.hidden !== hide) tr.hidden = hide;
+  }
 
-  function applyRows(html) {
-    var tpl = document.createElement("tbody");
-    tpl.innerHTML = html;
-    var now = nowS(), wall = Date.now() / 1000;
-    while (tpl.firstElementChild) {
-      var tr = tpl.firstElementChild;
-      var old = rows.get(tr.dataset.k);
-      if (old) {
-        rowsEl.replaceChild(tr, old);
-        if (seen) { seen.unobserve(old); if (visible.delete(old)) visible.add(tr); }
-      } else {
+  window.boardApplyMs = 0;
+  // A row update is [key, row class, {data attributes}, [[cell class, data-since, inner HTML], ...]]:
+  // only what differs from what the page shows is touched.
+  function applyRows(json) {
+    var t0 = performance.now(), now = nowS(), wall = Date.now() / 1000;
+    var list = JSON.parse(json);
+    for (var n = 0; n < list.length; n++) {
+      var key = list[n][0], cls = list[n][1], attrs = list[n][2], cells = list[n][3];
+      var tr = rows.get(key);
+      if (!tr) {
+        tr = document.createElement("tr");
+        tr.dataset.k = key;
+        for (var c = 0; c < cells.length; c++) tr.appendChild(document.createElement("td"));
+        tr.inner = [];
         rowsEl.appendChild(tr);
+        rows.set(key, tr);
+        if (seen) seen.observe(tr);
         needSort = true;
       }
-      if (seen) seen.observe(tr);
-      rows.set(tr.dataset.k, tr);
+      if (tr.className !== cls) tr.className = cls;
+      for (var a in attrs) if (tr.dataset[a] !== attrs[a]) tr.dataset[a] = attrs[a];
+      if (!tr.inner) tr.inner = [];
+      for (var i = 0; i < cells.length; i++) {
+        var td = tr.cells[i], cell = cells[i];
+        if (td.className !== cell[0]) td.className = cell[0];
+        if (cell[1]) td.dataset.since = cell[1]; else if (td.dataset.since) delete td.dataset.since;
+        if (tr.inner[i] !== cell[2]) { td.innerHTML = cell[2]; tr.inner[i] = cell[2]; }
+      }
       filterRow(tr);
       tickRow(tr, now);
-      if (bench && tr.dataset.ev) window.boardLatencies.push(wall - parseFloat(tr.dataset.ev));
+      if (bench && attrs.ev) window.boardLatencies.push(wall - parseFloat(attrs.ev));
       window.boardUpdates++;
     }
+    window.boardApplyMs += performance.now() - t0;
   }
 
   Array.prototype.forEach.call(rowsEl.children, function (tr) {
