@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fixtures_board import Receiver
 from fixtures_mqtt import free_port, wait_until
+
 from headset_fleet.alerts import AlertEngine, AlertRules, AlertRulesError, WebhookSender, load_rules
 from headset_fleet.monitor import fold
 

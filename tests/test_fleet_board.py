@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +25,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-
-from fixtures_mqtt import Collector, free_port, wait_until
 from fixtures_board import Receiver
+from fixtures_mqtt import Collector, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -366,6 +364,7 @@ def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned
     own monitor user with --password-file; its alert reaches another monitor on the fleet topic,
     which no station may write."""
     from fixtures_mqtt import Broker
+
     from headset_fleet.provision import provision
     port = free_port()
     out = tmp_path / "out"
@@ -377,7 +376,7 @@ def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned
         ("user root\n" if os.geteuid() == 0 else "") + f"log_dest file {broker.dir}/mosquitto.log\n"
         f"include_dir {out / 'broker'}\n")
     broker.start()
-    secret = lambda path: path.read_text().strip()  # noqa: E731
+    secret = lambda path: path.read_text().strip()
     viewer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="_monitor-viewer")
     viewer.username_pw_set("_monitor-viewer", secret(out / "broker" / "monitor-viewer-password"))
     received: list[dict] = []

@@ -241,7 +241,7 @@ class WebhookSender:
                     self._cond.wait(None if not self._heap else max(0.0, self._heap[0][0] - time.monotonic()))
                 if self._stop:
                     return
-                due, order, first, attempt, body = heapq.heappop(self._heap)
+                _due, order, first, attempt, body = heapq.heappop(self._heap)
             try:
                 self._post(body)
             except (OSError, urllib.error.URLError, ValueError) as exc:  # HTTPError is a URLError

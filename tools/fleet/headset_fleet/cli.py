@@ -85,10 +85,18 @@ def cmd_monitor(args) -> int:
 
 
 def cmd_board(args) -> int:
+    from headset_fleet import report
     from headset_fleet.board import run_board
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    report_html = None
+    if args.db:  # the HTML daily report, where this version of report.py renders one
+        load, render = getattr(report, "load_report", None), getattr(report, "render_report_html", None)
+        if load and render:
+            report_html = lambda day, tz: render(load(args.db, day, tz=tz))  # noqa: E731
+        else:
+            logging.getLogger("headset_fleet.board").warning("--db: this version has no HTML report to serve")
     return run_board(login_from_args(args), login_file=args.login_file, bind=args.bind, port=args.port,
-                     rules_file=args.alerts, lang=args.lang)
+                     rules_file=args.alerts, lang=args.lang, report_html=report_html)
 
 
 def _wait_for_signal(stop: threading.Event, duration_s: float | None) -> None:
@@ -179,6 +187,7 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--alerts", metavar="FILE", help="alert rules (TOML; see config/alerts.example.toml)")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="default language of the cue words")
+    p.add_argument("--db", default="", metavar="URL", help="event store: serve its daily report at /report")
     p.set_defaults(func=cmd_board)
 
     p = subparsers.add_parser("collect", help="store station events from the broker (shared subscription)")

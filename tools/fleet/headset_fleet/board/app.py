@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from datetime import date
+from html import escape
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -26,9 +27,19 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from firmware.errors import StationError
 from headset_fleet.alerts import AlertEngine, WebhookSender
 from headset_fleet.board.auth import COOKIE, BoardAuth
-from headset_fleet.board.render import SORTS, render_alerts, render_login, render_page, render_row, render_summary, row_parts
+from headset_fleet.board.render import (
+    SORTS,
+    render_alerts,
+    render_login,
+    render_page,
+    render_row,
+    render_summary,
+    row_parts,
+)
+from headset_fleet.errors import FleetError
 from headset_fleet.monitor import FleetFeed
 
 log = logging.getLogger(__name__)
@@ -79,7 +90,7 @@ def sse(event: str, data: str) -> str:
 
 def _visible(parts: tuple) -> tuple:
     """A row without its `ev` attribute (the last event's time, for latency measurements)."""
-    key, cls, attrs, cells = parts
+    _key, cls, attrs, cells = parts
     return cls, {k: v for k, v in attrs.items() if k != "ev"}, cells
 
 
@@ -273,8 +284,11 @@ class Board:
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            return HTMLResponse(f"<p>day: not YYYY-MM-DD</p>", status_code=400)
-        html = await asyncio.to_thread(self.report_html, day, request.query_params.get("tz") or None)
+            return HTMLResponse("<p>day: not YYYY-MM-DD</p>", status_code=400)
+        try:
+            html = await asyncio.to_thread(self.report_html, day, request.query_params.get("tz") or None)
+        except (FleetError, StationError) as exc:  # a bad --tz, an unreachable store: one line
+            return HTMLResponse(f"<p>{escape(str(exc))}</p>", status_code=400)
         return HTMLResponse(html)
 
 

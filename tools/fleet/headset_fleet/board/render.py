@@ -88,7 +88,7 @@ def render_row(parts: tuple) -> str:
 def render_summary(sites: list[dict]) -> str:
     out = []
     for s in sites:
-        over = f' class="limit"' if s["over_limit"] else ""
+        over = ' class="limit"' if s["over_limit"] else ""
         out.append(f'<tr data-site="{_attr(s["site"])}"><td>{escape(s["site"])}</td><td>{s["stations"]}</td>'
                    f'<td>{s["on_call"]}</td><td>{s["on_hold"]}</td><td{over}>{s["over_limit"]}</td>'
                    f'<td>{s["dead_air"]}</td><td>{s["offline"]}</td><td>{s["faults"]}</td></tr>')
