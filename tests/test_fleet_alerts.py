@@ -91,6 +91,7 @@ def test_one_alert_per_condition_until_it_clears():
     assert sorted(a["rule"] for a in engine.evaluate(fleet, T0 + 230)) == ["violations"]  # window passed: cleared
 
 
+@pytest.mark.integration  # a real HTTP receiver, 10 s down
 def test_webhook_delivers_each_alert_once_and_survives_a_receiver_down_for_10_s():
     port = free_port()
     receiver = Receiver(port)
@@ -111,6 +112,7 @@ def test_webhook_delivers_each_alert_once_and_survives_a_receiver_down_for_10_s(
         receiver.stop()
 
 
+@pytest.mark.integration
 def test_webhook_timeout_is_bounded_by_a_receiver_that_never_answers():
     import socket
     listener = socket.socket()
