@@ -122,7 +122,7 @@ def test_render_builds_a_table():
     console = Console(record=True, width=120)
     console.print(render(table_rows(fleet, 0.0)))
     text = console.export_text()
-    assert "st-1" in text and "61 s" in text and "audio" in text
+    assert "st-1" in text and "1:01" in text and "audio" in text
 
 
 @settings(max_examples=200, deadline=None)

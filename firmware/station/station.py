@@ -16,7 +16,7 @@ from firmware import __version__
 from firmware.analysis.edges import LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.config.leds import build_table
 from firmware.config.profiles import Profile
-from firmware.protocol.envelope import EmitFn, EventFactory
+from firmware.protocol.envelope import EmitFn, EventFactory, iso_utc
 from firmware.station.call import ANSWERED, CLOSING, CONVERSATION, IDLE, ON_HOLD, RINGING, Call, Rings
 from firmware.station.cues import BRIEF_S, CueBoard
 from firmware.station.rules import build_rules
@@ -242,6 +242,7 @@ class Station:
         hold_s = (self.now - call.hold_start_t) if call is not None and call.hold_start_t is not None else 0.0
         return {
             "call": call.id if call else None,
+            "call_started": iso_utc(self.events.epoch_s + call.start_t) if call else None,  # for call timers
             "phase": call.phase if call else self.phase,
             "hook": "off" if self.hook_off else "on",
             "muted": self.muted,

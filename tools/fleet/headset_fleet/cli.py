@@ -1,4 +1,4 @@
-"""The `headset-fleet` command: provision, monitor, collect, report, loadgen, command.
+"""The `headset-fleet` command: provision, monitor, board, collect, report, loadgen, command.
 
 Tools that connect take the broker user in the URL (`mqtts://_collector@broker`) and its
 password from `--password-file FILE` or HS_MQTT_PASSWORD (firmware.protocol.login), so no
@@ -29,7 +29,7 @@ from headset_fleet.errors import FleetError, FleetInputError
 DEFAULT_DB = "sqlite:///var/fleet/events.db"
 # Modules a subcommand imports when it runs -> their distribution on PyPI.
 DISTRIBUTIONS = {"paho": "paho-mqtt", "rich": "rich", "matplotlib": "matplotlib", "cryptography": "cryptography",
-                 "psycopg": "psycopg"}
+                 "psycopg": "psycopg", "starlette": "starlette", "uvicorn": "uvicorn"}
 
 
 def missing_dependency(command: str, exc: ImportError) -> str:
@@ -81,9 +81,20 @@ def cmd_monitor(args) -> int:
     from headset_fleet.monitor import run_json, run_live
     login = login_from_args(args)
     if args.json:
-        # monitor.py annotates `url: str` but is passed (and uses) a BrokerLogin: its annotation is wrong
-        return run_json(login, wait_s=_seconds("--wait-s", args.wait_s, 3600), sort_key=args.sort)  # type: ignore[arg-type]
-    return run_live(login, sort_key=args.sort)  # type: ignore[arg-type]
+        return run_json(login, wait_s=_seconds("--wait-s", args.wait_s, 3600), sort_key=args.sort)
+    return run_live(login, sort_key=args.sort, lang=args.lang)
+
+
+def cmd_board(args) -> int:
+    from headset_fleet.board import run_board
+    from headset_fleet.report import load_report, render_report_html
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    report_html = None
+    if args.db:  # the HTML daily report of the store, served at /report
+        def report_html(day, tz):
+            return render_report_html(load_report(args.db, day, tz=tz))
+    return run_board(login_from_args(args), login_file=args.login_file, bind=args.bind, port=args.port,
+                     rules_file=args.alerts, lang=args.lang, report_html=report_html)
 
 
 def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: float = 0.0, tick=None) -> None:
@@ -155,7 +166,7 @@ def cmd_command(args) -> int:
 
 
 def add_subcommands(subparsers) -> None:
-    """Add provision, monitor, collect, report, loadgen and command to an argparse subparsers object."""
+    """Add provision, monitor, board, collect, report, loadgen and command to an argparse subparsers object."""
     p = subparsers.add_parser("provision", help="inventory CSV -> station configs, broker passwords/ACL, certs")
     p.add_argument("inventory", metavar="INVENTORY.csv")
     p.add_argument("--out", required=True, metavar="DIR", help="fleet output directory (keeps generated secrets)")
@@ -172,10 +183,23 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--broker", required=True, metavar="URL")
     p.add_argument("--json", action="store_true", help="collect retained status/state, print JSON once, exit")
     p.add_argument("--sort", default="station", metavar="KEY",
-                   help="station, site, status, hold, faults, outbox or last_seen")
+                   help="station, desk, site, status, hold, call, faults, outbox or last_seen")
     p.add_argument("--wait-s", default=1.0, metavar="S", help="--json: how long to collect retained messages")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the cue words")
     add_login_arguments(p)
     p.set_defaults(func=cmd_monitor)
+
+    p = subparsers.add_parser("board", help="the supervisors' floor board: a live web page with alerts")
+    p.add_argument("--broker", required=True, metavar="URL")
+    add_login_arguments(p)
+    p.add_argument("--login-file", required=True, metavar="FILE",
+                   help="the board's password, first line (mode 0600, at least 8 characters)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="listen address (default: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--alerts", metavar="FILE", help="alert rules (TOML; see config/alerts.example.toml)")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="default language of the cue words")
+    p.add_argument("--db", default="", metavar="URL", help="event store: serve its daily report at /report")
+    p.set_defaults(func=cmd_board)
 
     p = subparsers.add_parser("collect", help="store station events from the broker (shared subscription)")
     p.add_argument("--broker", required=True, metavar="URL")
