@@ -15,6 +15,7 @@ import sys
 from firmware import __version__
 from firmware.errors import ConfigError, InputError, StationError
 from firmware.protocol.envelope import to_json
+from firmware.runtime.privileges import refuse_root_on_foreign_state
 
 PROG = "headset-station"
 
@@ -69,6 +70,8 @@ def cmd_replay(args) -> int:
     from firmware.sim.scenario import load_scenario
     # Validate every input before the pipeline is even imported.
     settings = load_station_settings(args)
+    if args.publish:
+        refuse_root_on_foreign_state(settings.station.state_dir)
     scenario = load_scenario(args.scenario)
     profile = load_profile(args.profile or scenario.profile or settings.station.profile, settings.profile)
     from firmware.runtime.replay import replay
@@ -118,6 +121,7 @@ def cmd_replay(args) -> int:
 def cmd_run(args) -> int:
     from firmware.runtime.service import run_service
     settings = load_station_settings(args)
+    refuse_root_on_foreign_state(settings.station.state_dir)
     if args.scenario and not args.simulate:
         raise InputError("--scenario needs --simulate (a scenario replaces the GPIO pins and the sound card)")
     scenario = args.scenario
