@@ -110,6 +110,21 @@ ci_mount() {
   mount -t tmpfs -o mode=1777,nosuid,nodev shm "$CI_ROOT/dev/shm"
 }
 
+# ci_download_caches ARCH USER HOME: keep what apt and pip download between runs, outside the
+# root: $HEADSET_CI_CACHE/apt-ARCH on the root's /var/cache/apt/archives, and pip-ARCH-USER on
+# USER's ~/.cache/pip. Only downloads are kept (the root itself is fresh each time); an empty
+# cache directory is a cold run. HEADSET_CI_NO_DOWNLOAD_CACHE=1 turns this off.
+ci_download_caches() {
+  local arch=$1 user=$2 home=$3 uid gid
+  [ -z "${HEADSET_CI_NO_DOWNLOAD_CACHE:-}" ] || return 0
+  mkdir -p "$HEADSET_CI_CACHE/apt-$arch" "$CI_ROOT/var/cache/apt/archives"
+  mount --bind "$HEADSET_CI_CACHE/apt-$arch" "$CI_ROOT/var/cache/apt/archives"
+  uid=$(chroot "$CI_ROOT" id -u "$user"); gid=$(chroot "$CI_ROOT" id -g "$user")
+  mkdir -p "$HEADSET_CI_CACHE/pip-$arch-$user" "$CI_ROOT$home/.cache/pip"
+  chown "$uid:$gid" "$HEADSET_CI_CACHE/pip-$arch-$user" "$CI_ROOT$home/.cache" "$CI_ROOT$home/.cache/pip"
+  mount --bind "$HEADSET_CI_CACHE/pip-$arch-$user" "$CI_ROOT$home/.cache/pip"
+}
+
 # ci_host_network: what apt and pip need to reach the registries the way the host does,
 # copied at run time: DNS, apt sources and their network settings (Acquire::*), the CA
 # bundle and the local CAs it is built from, and the pip configuration files.
