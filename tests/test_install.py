@@ -95,7 +95,7 @@ def test_root_leaves_no_root_owned_state_in_the_service_users_dir(tmp_path, comm
     else:
         args = ["run", "--simulate", "--scenario", str(scenario)]
     args += ["--state-dir", str(state)]
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *args],
+    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *args], check=False,
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
@@ -160,7 +160,7 @@ def test_gpio_lgpio_without_a_chip_is_one_line_exit_1(tmp_path):
         pytest.skip("this machine has a usable GPIO chip")
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "lgpio"}
     proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "run", "--state-dir", str(tmp_path / "s")],
-                          capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                          check=False, capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                           timeout=60)
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
@@ -201,7 +201,7 @@ def test_wheel_runs_check_config_and_replay_from_its_own_venv(wheel_venv, tmp_pa
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
 
     def run(*args, **kw):
-        return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=tmp_path, env=env,
+        return subprocess.run([str(a) for a in args], check=False, capture_output=True, text=True, cwd=tmp_path, env=env,
                               timeout=300, **kw)
 
     where = run(bin_ / "python", "-c", "import firmware, hal; print(firmware.__file__); print(hal.__file__)")
