@@ -44,6 +44,12 @@ class AudioError(StationError):
     """The audio device failed, disappeared or cannot be opened."""
 
 
+class WrongUserError(StationError):
+    """Run as root where the files belong to the service user: it would leave root-owned state."""
+
+    exit_code = 2
+
+
 class GpioError(StationError):
     """A GPIO pin cannot be set up or read."""
 

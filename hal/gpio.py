@@ -16,16 +16,68 @@ gpiozero's own preference: lgpio on every Pi including the Pi 5); `mock` under -
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import threading
 import time
 import warnings
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from firmware.config.settings import GpioSettings
 from firmware.errors import GpioError
 
 SIM_RING_PIN = 22  # ring detect on mock pins when the config has none, so --simulate can ring
+GPIO_CHIP_DIR = "/dev"
+PI_MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+
+
+def pi_model(model_files=None) -> str | None:
+    """The board's model from the device tree ("Raspberry Pi 4 Model B Rev 1.4"), or None."""
+    for path in PI_MODEL_FILES if model_files is None else model_files:
+        try:
+            return Path(path).read_bytes().rstrip(b"\0").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+    return None
+
+
+def gpio_chip_path(model: str | None, chip_dir: str | None = None) -> str:
+    """The chip gpiozero's lgpio factory opens: gpiochip4 on a Pi 5 whose kernel has it, else gpiochip0."""
+    chip_dir = GPIO_CHIP_DIR if chip_dir is None else chip_dir
+    chip4 = os.path.join(chip_dir, "gpiochip4")
+    if model and "Raspberry Pi 5" in model and os.path.exists(chip4):
+        return chip4
+    return os.path.join(chip_dir, "gpiochip0")
+
+
+def chip_problem(chip_dir: str | None = None, model_files=None) -> str | None:
+    """Why the header's GPIO chip cannot be used, as "<chip>: <reason>" (no such device, permission
+    denied and how to fix it, not a Raspberry Pi); None when nothing is wrong with it."""
+    model = pi_model(model_files)
+    chip = gpio_chip_path(model, chip_dir)
+    not_pi = model is None or "Raspberry Pi" not in model
+    board = "no board model in /proc/device-tree" if model is None else repr(model)
+    if not os.path.exists(chip):
+        if not_pi:
+            return f"{chip}: no such device; this is not a Raspberry Pi ({board}): use --simulate"
+        return f"{chip}: no such device on this {model} (is the GPIO driver loaded?)"
+    if not os.access(chip, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+        user = _name(pwd.getpwuid, os.geteuid())
+        group = _name(grp.getgrgid, os.stat(chip).st_gid)
+        return (f"{chip}: permission denied for user {user} (the chip belongs to group {group}: "
+                f"sudo usermod -aG {group} {user}, then log in again)")
+    if not_pi:
+        return f"{chip}: this is not a Raspberry Pi ({board}): use --simulate"
+    return None
+
+
+def _name(lookup, ident: int) -> str:
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
 
 
 def make_pin_factory(name: str = "", *, simulate: bool = False):
@@ -40,17 +92,24 @@ def make_pin_factory(name: str = "", *, simulate: bool = False):
                 return Device._default_pin_factory()
             except BadPinFactory:
                 reasons = "; ".join(str(w.message) for w in tried)
-                raise GpioError(f"gpio: no pin factory works on this machine ({reasons}); "
-                                "not a Raspberry Pi? use --simulate") from None
+                raise GpioError(f"gpio: {chip_problem() or 'no pin factory works on this machine'} "
+                                f"(tried: {reasons})") from None
     if name.lower() == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
         return MockFactory(pin_class=MockPWMPin)  # PWM pins so pulsing LED cues work too
     for ep in entry_points(group="gpiozero_pin_factories"):
         if ep.name.lower() == name.lower():
             try:
-                return ep.load()()
+                factory_class = ep.load()
+            except ImportError as exc:
+                raise GpioError(f"gpio.pin_factory {name!r}: its library is not installed ({exc})") from None
+            try:
+                return factory_class()
             except Exception as exc:
-                raise GpioError(f"gpio.pin_factory {name!r}: cannot start ({exc})") from None
+                # lgpio says only "can not open gpiochip": name the chip and the reason instead
+                problem = chip_problem()
+                raise GpioError(f"gpio.pin_factory {name!r}: cannot start: "
+                                f"{problem or f'{type(exc).__name__}: {exc}'}") from None
     raise GpioError(f"gpio.pin_factory {name!r}: unknown (try lgpio, rpigpio, native or mock)")
 
 
@@ -141,6 +200,7 @@ class GpioInputs:
         return {"hook_off": self.hook_off(), "muted": self.muted}
 
     def _deliver(self, inp: _Input, t: float, pressed: bool):
+        value: str | bool
         if inp.name == "hook":
             value = "off" if pressed == self.settings.hook_off_when_pressed else "on"
         elif inp.name == "mute":
@@ -214,12 +274,12 @@ def led_chase(leds_settings, pin_factory=None, on_s: float = 0.3) -> tuple[list,
     from gpiozero.exc import GPIOZeroError
     s = leds_settings
     if s.kind == "rgb":
-        named = list(zip(("red", "green", "blue"), s.rgb_pins))
+        named = list(zip(("red", "green", "blue"), s.rgb_pins, strict=True))  # rgb_pins: three, checked
     else:
         named = [("green", s.green_pin), ("amber", s.amber_pin), ("red", s.red_pin)]
     leds = []
     try:
-        for name, pin in named:
+        for name, pin in named:  # noqa: B007 (name is reported if a pin fails)
             leds.append(LED(pin, active_high=s.active_high, pin_factory=pin_factory))
         pins = [led.pin for led in leds]
         for led in leds:

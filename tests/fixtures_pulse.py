@@ -29,8 +29,14 @@ from pathlib import Path
 
 import pytest
 
+from firmware.errors import InputError
+from firmware.sim.speech import PROMPTS_DIRS, PROMPTS_PACKAGES, prompts_dir
+
 SINK = "hs_null"
-SPEECH_DIR = Path("/usr/share/asterisk/sounds/en")
+try:  # wherever the prompts are (en/ or en_US_f_Allison/, or $HEADSET_PROMPTS_DIR)
+    SPEECH_DIR = prompts_dir()
+except InputError:
+    SPEECH_DIR = PROMPTS_DIRS[0]
 
 
 class PulseDaemon:
@@ -93,5 +99,5 @@ def pulse(tmp_path_factory, monkeypatch):
 def speech_wav(name: str = "all-circuits-busy-now") -> Path:
     path = SPEECH_DIR / f"{name}.wav"
     if not path.exists():
-        pytest.skip(f"{path} missing (apt install asterisk-core-sounds-en-wav)")
+        pytest.skip(f"{path} missing (apt install {PROMPTS_PACKAGES})")
     return path

@@ -18,6 +18,7 @@ from firmware.config.validate import number_arg
 from firmware.errors import ConfigError, InputError, StationError
 from firmware.protocol import command_client
 from firmware.protocol.envelope import to_json
+from firmware.runtime.privileges import refuse_root_on_foreign_state
 
 PROG = "headset-station"
 BLOCK_MS_RANGE = (10, 10000)   # replay/analyze --block-ms
@@ -91,6 +92,8 @@ def cmd_replay(args) -> int:
     # Validate every input before the pipeline is even imported.
     block_ms = block_ms_arg(args.block_ms)
     settings = load_station_settings(args)
+    if args.publish:
+        refuse_root_on_foreign_state(settings.station.state_dir)
     scenario = load_scenario(args.scenario)
     profile = load_profile(args.profile or scenario.profile or settings.station.profile, settings.profile)
     from firmware.runtime.replay import REPLAY_BLOCK_S, replay
@@ -155,6 +158,7 @@ def cmd_run(args) -> int:
     from firmware.runtime.preflight import preflight
     from firmware.runtime.service import run_service
     settings = load_station_settings(args)
+    refuse_root_on_foreign_state(settings.station.state_dir)
     if args.scenario and not args.simulate:
         raise InputError("--scenario needs --simulate (a scenario replaces the GPIO pins and the sound card)")
     problems, warnings = preflight(settings, check_audio=not args.scenario)  # what check-config checks

@@ -1,7 +1,8 @@
 """Call audio built from real recorded speech, for tests, the demo and the benchmark.
 
-The voice prompts of the Debian package `asterisk-core-sounds-en-wav` (8 kHz 16-bit mono,
-/usr/share/asterisk/sounds/en) are concatenated with chosen gaps, scaled to a target active
+The voice prompts of the Debian package `asterisk-core-sounds-en-wav` (8 kHz 16-bit mono, in
+/usr/share/asterisk/sounds/en_US_f_Allison; the `en` link to it comes from
+`asterisk-core-sounds-en`) are concatenated with chosen gaps, scaled to a target active
 speech level, resampled to the capture rate and mixed with noise at a known SNR, so the truth
 (where the speech is, how loud, how noisy) is known by construction.
 
@@ -25,7 +26,11 @@ from firmware.errors import InputError
 from firmware.sim.wav import read_wav, write_wav
 
 PROMPTS_ENV = "HEADSET_PROMPTS_DIR"
-DEFAULT_PROMPTS_DIR = Path("/usr/share/asterisk/sounds/en")
+# Where Debian's packages put the prompts: `asterisk-core-sounds-en-wav` installs them in
+# en_US_f_Allison/; the `en` link to that comes from `asterisk-core-sounds-en`, a recommends
+# that --no-install-recommends leaves out. Looked for in this order.
+PROMPTS_DIRS = (Path("/usr/share/asterisk/sounds/en"), Path("/usr/share/asterisk/sounds/en_US_f_Allison"))
+PROMPTS_PACKAGES = "asterisk-core-sounds-en asterisk-core-sounds-en-wav"
 PROMPT_RATE_HZ = 8000
 
 # Prompts that are speech by one talker, 1.5-8 s long: the default material for calls.
@@ -45,12 +50,16 @@ NOISE_KINDS = ("white", "pink", "babble")
 
 
 def prompts_dir() -> Path:
-    """The prompts directory ($HEADSET_PROMPTS_DIR or the Debian path); InputError if missing."""
-    path = Path(os.environ.get(PROMPTS_ENV) or DEFAULT_PROMPTS_DIR)
-    if not path.is_dir() or not any(path.glob("*.wav")):
-        raise InputError(f"{path}: no voice prompts found (install asterisk-core-sounds-en-wav "
-                         f"or set {PROMPTS_ENV})")
-    return path
+    """The prompts directory: $HEADSET_PROMPTS_DIR, else the first of PROMPTS_DIRS holding WAV
+    prompts; InputError naming the packages to install if there is none."""
+    env = os.environ.get(PROMPTS_ENV)
+    candidates = (Path(env),) if env else PROMPTS_DIRS
+    for path in candidates:
+        if path.is_dir() and any(path.glob("*.wav")):
+            return path
+    where = " or ".join(str(p) for p in candidates)
+    raise InputError(f"{where}: no voice prompts found (sudo apt-get install {PROMPTS_PACKAGES}, "
+                     f"or set {PROMPTS_ENV})")
 
 
 def prompt_names() -> list[str]:
