@@ -404,3 +404,25 @@ def test_invalid_persisted_overrides_do_not_stop_the_station(tmp_path):
         rec.wait_for("call.start", timeout_s=5)
     finally:
         stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening
+
+
+@pytest.mark.parametrize("content", ['{"agent": ', '{"agent": 5}', '["x"]', '{"agent": "a\\u0000b"}'])
+def test_an_invalid_persisted_agent_does_not_stop_the_station(tmp_path, content):
+    """A corrupt or invalid agent.json (written by cmd/agent) used to stop `run` with exit 1;
+    it is set aside like persisted overrides and the station runs with the config's agent."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "agent.json").write_text(content)
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(state), "agent": "cfg-agent"})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert "agent" in fault["detail"] and "agent.json.invalid-" in fault["detail"]
+        assert not (state / "agent.json").exists()
+        assert len(list(state.glob("agent.json.invalid-*"))) == 1
+        svc.gpio.pin("hook").drive_low()
+        start = rec.wait_for("call.start", timeout_s=5)
+        assert start.get("agent") == "cfg-agent", "the config's station.agent"
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)
