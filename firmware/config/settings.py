@@ -121,7 +121,7 @@ class StationSettings(_Section):
     agent: str = _f("", validate=_optional_name,
                     doc="agent at this desk at start; `cmd/agent` changes it at run time (kept in state_dir)")
     tz: str = _f("", validate=_zone_problem,
-                 doc="the site's time zone, an IANA name such as Asia/Shanghai (reports); empty = unknown")
+                 doc="the site's time zone, an IANA name such as Asia/Shanghai (reports, calling hours); empty = the Pi's local time")
 
 
 @dataclass(frozen=True)
