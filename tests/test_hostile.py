@@ -60,3 +60,31 @@ def test_replay_publish_with_a_fifo_password_file_is_refused(tmp_path, fifo_pass
     scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n')
     proc = run_cli("replay", "--config", cfg, "--publish", "--drain-timeout", "1", scenario, timeout_s=30)
     one_line_refusal(proc, 78, "mqtt.password_file", "not a regular file")
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_its_directory(tmp_path):
+    """check-config used to resolve them from its own working directory and the service from
+    /var/lib/headset-station (its WorkingDirectory): one file, two meanings."""
+    from firmware.config.settings import load_settings
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "pw").write_text("secret\n")
+    (conf_dir / "pw").chmod(0o600)
+    cfg = conf_dir / "station.toml"
+    cfg.write_text('[station]\nstate_dir = "state"\nprofile = "profiles/mine.toml"\n'
+                   '[audio]\nwav_tx = "tx.wav"\n'
+                   '[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\nca_file = "/abs/ca.pem"\n')
+    s = load_settings(cfg)
+    assert s.station.state_dir == str(conf_dir / "state")
+    assert s.station.profile == str(conf_dir / "profiles" / "mine.toml")
+    assert s.audio.wav_tx == str(conf_dir / "tx.wav")
+    assert s.mqtt.password_file == str(conf_dir / "pw")
+    assert s.mqtt.ca_file == "/abs/ca.pem", "absolute paths stay"
+    assert load_settings(None).station.state_dir == "var/state", "a default is not from a file"
+    # the same from any working directory, through the CLI
+    cfg.write_text('[station]\nstate_dir = "state"\n'
+                   '[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\n')
+    for cwd in (ROOT, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
+                              capture_output=True, text=True, cwd=cwd, timeout=60)
+        assert proc.returncode == 0, proc.stderr
