@@ -88,3 +88,16 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_directory(tmp_path)
         proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
                               capture_output=True, text=True, cwd=cwd, timeout=60)
         assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("overrides", [{"dead_air_s": 20.0}, {"dead_air_busy_s": 3.0}])
+def test_dead_air_after_dead_air_busy_is_refused(tmp_path, overrides):
+    """The system-delay announcement must not come before the wait announcement."""
+    from firmware.config.profiles import load_profile
+    with pytest.raises(ConfigError, match="dead_air_s"):
+        load_profile("outbound-10086", overrides)
+    cfg = tmp_path / "station.toml"
+    cfg.write_text('[station]\nprofile = "outbound-10086"\n[profile]\n'
+                   + "".join(f"{k} = {v}\n" for k, v in overrides.items()))
+    one_line_refusal(run_cli("check-config", cfg), 78, "dead_air_s", "dead_air_busy_s")
+    assert load_profile("outbound-10086", {"dead_air_s": 10.0}).dead_air_s == 10.0, "equal is fine"
