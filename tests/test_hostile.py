@@ -101,3 +101,40 @@ def test_dead_air_after_dead_air_busy_is_refused(tmp_path, overrides):
                    + "".join(f"{k} = {v}\n" for k, v in overrides.items()))
     one_line_refusal(run_cli("check-config", cfg), 78, "dead_air_s", "dead_air_busy_s")
     assert load_profile("outbound-10086", {"dead_air_s": 10.0}).dead_air_s == 10.0, "equal is fine"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (as `sudo headset-station ...` runs)")
+def test_root_does_not_leave_root_owned_files_in_the_service_users_state_dir(tmp_path):
+    """`sudo headset-station replay --publish` / `run` used to create outbox.db, its lock and
+    seq.hwm as root in the service user's state dir; the service then could not write them."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    import shutil
+    import tempfile
+    outside = Path(tempfile.mkdtemp(prefix="hs-root-"))  # pytest's tmp dirs are 0700 root: nobody cannot enter
+    outside.chmod(0o755)
+    try:
+        _root_run_refused(tmp_path, outside / "state", nobody)
+    finally:
+        shutil.rmtree(outside)
+
+
+def _root_run_refused(tmp_path, state, nobody):
+    state.mkdir(mode=0o750)
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    scenario = tmp_path / "call.toml"
+    scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n')
+    proc = run_cli("replay", "--publish", "--drain-timeout", "1", "--broker", "mqtt://127.0.0.1:1",
+                   "--state-dir", state, scenario, timeout_s=60)
+    one_line_refusal(proc, 78, "station.state_dir", "owned by nobody", "sudo -u nobody")
+    assert list(state.iterdir()) == [], "nothing created as root"
+    # files an earlier root run left behind are named as such, not as an unwritable directory
+    (state / "outbox.db.lock").touch(mode=0o600)
+    from firmware.reporting.outbox import Outbox
+    os.seteuid(nobody.pw_uid)  # the service user, as the unit runs it (reverted below)
+    try:
+        with pytest.raises(ConfigError) as refused:
+            Outbox.in_state_dir(state)
+    finally:
+        os.seteuid(0)
+    assert "outbox.db.lock is owned by root" in str(refused.value) and "chown -R nobody:" in str(refused.value)
