@@ -138,3 +138,27 @@ def _root_run_refused(tmp_path, state, nobody):
     finally:
         os.seteuid(0)
     assert "outbox.db.lock is owned by root" in str(refused.value) and "chown -R nobody:" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["overrides.json", "agent.json", "seq.hwm", "overrides.json:bytes"])
+def test_a_fifo_or_binary_file_in_the_state_dir_does_not_hang_or_stop_the_station(tmp_path, name):
+    """overrides.json, agent.json and seq.hwm were read with a blocking open (a FIFO hung `run`
+    and `check-config` forever), and an overrides.json that is not UTF-8 stopped `run` (exit 70)."""
+    name, _, kind = name.partition(":")
+    state = tmp_path / "state"
+    state.mkdir()
+    if kind == "bytes":
+        (state / name).write_bytes(b"\xff\xfe\x00garbage")
+    else:
+        os.mkfifo(state / name, 0o600)
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[station]\nstate_dir = "{state}"\n[mqtt]\nbrokers = ["mqtt://127.0.0.1:1"]\n')
+    scenario = tmp_path / "call.toml"
+    scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n[[inputs]]\nt = 1.5\nhook = "on"\n')
+    check = run_cli("check-config", cfg, timeout_s=30)
+    assert "Traceback" not in check.stderr and check.returncode in (0, 78), check.stderr
+    proc = run_cli("run", "--simulate", "--config", cfg, "--scenario", scenario, "--format", "json", timeout_s=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"call.end"' in proc.stdout
+    if name != "seq.hwm":
+        assert '"component":"storage"' in proc.stdout.replace(" ", ""), "a storage fault names the file"

@@ -52,6 +52,7 @@ from firmware.config.profiles import TIMING_KEYS, check_overrides
 from firmware.config.settings import name_problem
 from firmware.errors import CommandError, ConfigError, StorageError
 from firmware.protocol.envelope import iso_utc
+from firmware.reporting.statefile import read_state_text
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 OVERRIDES_FILE = "overrides.json"
@@ -76,11 +77,13 @@ def read_overrides(state_dir: str | Path) -> tuple[dict, str | None]:
     """(overrides, None), or ({}, why the persisted file is invalid); StorageError if unreadable."""
     path = Path(state_dir) / OVERRIDES_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_state_text(path)
     except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return {}, None
     except OSError as exc:
         raise StorageError(f"{path}: cannot read persisted overrides ({exc.strerror})") from None
+    except ValueError as exc:  # not UTF-8
+        return {}, f"{path}: invalid persisted overrides (not UTF-8 text: {str(exc)[:120]})"
     try:
         data = _loads(text)
     except (ValueError, RecursionError) as exc:
@@ -107,10 +110,12 @@ def load_agent(state_dir: str | Path) -> str | None:
     is what the service uses)."""
     path = Path(state_dir) / AGENT_FILE
     try:
-        data = _loads(path.read_text(encoding="utf-8"))
+        data = _loads(read_state_text(path))
     except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return None
-    except (OSError, ValueError, RecursionError) as exc:
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the persisted agent ({exc.strerror})") from None
+    except (ValueError, RecursionError) as exc:
         raise StorageError(f"{path}: cannot read the persisted agent ({str(exc)[:120]})") from None
     agent = data.get("agent", "") if isinstance(data, dict) else 0
     if agent is None:

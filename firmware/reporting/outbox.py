@@ -52,6 +52,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from firmware.errors import ConfigError, StationError, StorageError
 from firmware.protocol.envelope import Event, to_json
+from firmware.reporting.statefile import read_state_text
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class Outbox:
     # --- SeqSource -------------------------------------------------------------------------
     def _read_reserved(self) -> int:
         try:
-            return max(0, int(self._seq_file.read_text(encoding="ascii").split()[0]))
+            return max(0, int(read_state_text(self._seq_file, 64).split()[0]))
         except FileNotFoundError:
             return 0
         except (OSError, ValueError, IndexError) as exc:

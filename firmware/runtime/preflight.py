@@ -225,9 +225,8 @@ def preflight(settings: Settings, account: Account | None = None, *,
     c.writable_dir("station.state_dir", st.state_dir)
     try:
         persisted, problem = read_overrides(st.state_dir)
-    except StorageError as exc:
-        c.problems.append(f"station.state_dir: {exc}")
-        persisted, problem = {}, None
+    except StorageError as exc:  # the service sets it aside and runs on the config file's values
+        persisted, problem = {}, str(exc)
     if problem:
         c.warnings.append(f"{problem}; the service will log this and not apply them")
     elif persisted and profile is not None:
