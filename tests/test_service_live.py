@@ -426,3 +426,35 @@ def test_an_invalid_persisted_agent_does_not_stop_the_station(tmp_path, content)
         assert start.get("agent") == "cfg-agent", "the config's station.agent"
     finally:
         stop_service(svc, thread, drain_timeout_s=0.5)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", [b"[]", b"[" * 50000 + b"]" * 50000, b'"online"', b"\xff"])
+def test_a_foreign_status_payload_is_healed(mqtt_broker, tmp_path, status):
+    """On a broker without ACLs any peer can overwrite a station's retained status; a payload
+    that was JSON but not an object (or nested too deeply) raised inside the status check, so
+    the station never republished its birth and monitors showed the foreign payload."""
+    import json
+
+    import paho.mqtt.publish as publish
+    from fixtures_mqtt import Collector
+    collector = Collector(mqtt_broker)
+    rec = Recorder()
+    settings = settings_for().replace(station={"id": "desk-4", "site": "s1", "state_dir": str(tmp_path / "state")},
+                                      mqtt={"brokers": [mqtt_broker.url]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        assert collector.wait_for(lambda c: c.payloads("/event"), 10)
+        publish.single("hs/s1/desk-4/status", status, qos=1, retain=True, hostname="127.0.0.1", port=mqtt_broker.port)
+        publish.single("hs/s1/desk-4/cmd/ping", json.dumps({"id": 1}), qos=1, hostname="127.0.0.1",
+                       port=mqtt_broker.port)
+        assert collector.wait_for(lambda c: c.payloads("/cmd/ping/reply"), 10), "the station still answers"
+
+        def healed(c):
+            with c.lock:
+                last = [p for t, p, _r in c.messages if t.endswith("/status")][-1]
+            return last.startswith(b'{"') and json.loads(last).get("status") == "online"
+        assert collector.wait_for(healed, 10), "and heals its status"
+    finally:
+        stop_service(svc, thread)
+        collector.close()
