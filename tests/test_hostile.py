@@ -162,3 +162,15 @@ def test_a_fifo_or_binary_file_in_the_state_dir_does_not_hang_or_stop_the_statio
     assert '"call.end"' in proc.stdout
     if name != "seq.hwm":
         assert '"component":"storage"' in proc.stdout.replace(" ", ""), "a storage fault names the file"
+
+
+def test_a_flood_of_led_tests_runs_one_per_interval(tmp_path):
+    """Each led-test holds the rules loop ~1 s (LEDs on in turn): 64 queued led-tests kept the
+    loop busy for over a minute, dropping audio blocks; now one runs per LED_TEST_INTERVAL_S."""
+    from firmware.reporting.commands import LED_TEST_INTERVAL_S, CommandHandler
+    runs = []
+    h = CommandHandler(lambda: {}, lambda o: None, lambda: runs.append(1), lambda: None, tmp_path)
+    replies = [h.handle("led-test", b"{}") for _ in range(64)]
+    assert replies[0]["ok"] and len(runs) == 1
+    assert all(not r["ok"] and "at most one led-test every" in r["error"] for r in replies[1:])
+    assert LED_TEST_INTERVAL_S <= 10

@@ -428,7 +428,6 @@ def test_an_invalid_persisted_agent_does_not_stop_the_station(tmp_path, content)
         stop_service(svc, thread, drain_timeout_s=0.5)
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("status", [b"[]", b"[" * 50000 + b"]" * 50000, b'"online"', b"\xff"])
 def test_a_foreign_status_payload_is_healed(mqtt_broker, tmp_path, status):
     """On a broker without ACLs any peer can overwrite a station's retained status; a payload

@@ -35,6 +35,8 @@ restart and wins over the config's `station.agent`; `set_agent` makes the statio
 status and state carry it. A persisted agent that cannot be read or is invalid never stops the
 station either: it is set aside to `agent.json.invalid-<UTC time>` (storage fault) and the
 config's `station.agent` is used.
+`led-test` holds the rules loop about a second (each LED on in turn), so at most one runs per
+LED_TEST_INTERVAL_S; another within that time gets an error reply.
 `restart` must only *request* a restart (set a flag the main loop reads): the reply is
 sent after `handle()` returns.
 """
@@ -55,6 +57,7 @@ from firmware.protocol.envelope import iso_utc
 from firmware.reporting.statefile import read_state_text
 
 MAX_PAYLOAD_BYTES = 16 * 1024
+LED_TEST_INTERVAL_S = 5.0  # a led-test holds the rules loop ~1 s: at most one per interval
 OVERRIDES_FILE = "overrides.json"
 AGENT_FILE = "agent.json"
 COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart", "agent")
@@ -161,6 +164,7 @@ class CommandHandler:
         self.restart = restart
         self.state_dir = Path(state_dir)
         self.dropped: str | None = None  # why persisted overrides were set aside at start, if they were
+        self._led_test_t: float | None = None  # monotonic time of the last led-test
         try:
             self.overrides = load_overrides(self.state_dir)
         except StorageError as exc:  # never a reason not to start: run on the config file's values
@@ -197,6 +201,11 @@ class CommandHandler:
         return {"config": self.get_config()}
 
     def _led_test(self, _request: dict) -> dict:
+        now = time.monotonic()
+        if self._led_test_t is not None and now - self._led_test_t < LED_TEST_INTERVAL_S:
+            raise CommandError(f"led-test: at most one led-test every {LED_TEST_INTERVAL_S:g} s "
+                               f"(the last one ran {now - self._led_test_t:.1f} s ago)")
+        self._led_test_t = now
         self.led_test()
         return {}
 
