@@ -174,3 +174,12 @@ def test_a_flood_of_led_tests_runs_one_per_interval(tmp_path):
     assert replies[0]["ok"] and len(runs) == 1
     assert all(not r["ok"] and "at most one led-test every" in r["error"] for r in replies[1:])
     assert LED_TEST_INTERVAL_S <= 10
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+08:00"])
+def test_a_scenario_start_whose_event_times_cannot_be_written_is_refused(tmp_path, start):
+    """`replay` of a scenario starting in 9999-12-31 (or 0001-01-01 at +08:00) stopped with
+    'internal error: ValueError: year 10000 is out of range' (exit 70)."""
+    scenario = tmp_path / "call.toml"
+    scenario.write_text(f'start = "{start}"\n[[inputs]]\nt = 0.5\nhook = "off"\n')
+    one_line_refusal(run_cli("replay", scenario), 2, "call.toml", "start", "outside 1970-9000")
