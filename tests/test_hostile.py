@@ -183,3 +183,16 @@ def test_a_scenario_start_whose_event_times_cannot_be_written_is_refused(tmp_pat
     scenario = tmp_path / "call.toml"
     scenario.write_text(f'start = "{start}"\n[[inputs]]\nt = 0.5\nhook = "off"\n')
     one_line_refusal(run_cli("replay", scenario), 2, "call.toml", "start", "outside 1970-9000")
+
+
+def test_command_json_nested_too_deeply_is_bad_input(tmp_path):
+    """`headset-fleet command ST NAME JSON` with a JSON argument nested 20,000 deep was exit 70;
+    the same RecursionError on a (hostile) station's reply ended the operator's command with 70."""
+    from firmware.errors import InputError
+    from firmware.protocol.command_client import parse_request
+    with pytest.raises(InputError, match="nested too deeply"):
+        parse_request("[" * 20000 + "]" * 20000)
+    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "command", "st", "ping",
+                           "[" * 20000 + "]" * 20000, "--broker", "mqtt://_op:pw@127.0.0.1:1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    one_line_refusal(proc, 2, "JSON", "nested too deeply")
