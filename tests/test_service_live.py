@@ -404,3 +404,56 @@ def test_invalid_persisted_overrides_do_not_stop_the_station(tmp_path):
         rec.wait_for("call.start", timeout_s=5)
     finally:
         stop_service(svc, thread, drain_timeout_s=0.5)  # nobody listening
+
+
+@pytest.mark.parametrize("content", ['{"agent": ', '{"agent": 5}', '["x"]', '{"agent": "a\\u0000b"}'])
+def test_an_invalid_persisted_agent_does_not_stop_the_station(tmp_path, content):
+    """A corrupt or invalid agent.json (written by cmd/agent) used to stop `run` with exit 1;
+    it is set aside like persisted overrides and the station runs with the config's agent."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "agent.json").write_text(content)
+    rec = Recorder()
+    settings = settings_for().replace(station={"state_dir": str(state), "agent": "cfg-agent"})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        fault = rec.wait_for("fault", component="storage", timeout_s=5)
+        assert "agent" in fault["detail"] and "agent.json.invalid-" in fault["detail"]
+        assert not (state / "agent.json").exists()
+        assert len(list(state.glob("agent.json.invalid-*"))) == 1
+        svc.gpio.pin("hook").drive_low()
+        start = rec.wait_for("call.start", timeout_s=5)
+        assert start.get("agent") == "cfg-agent", "the config's station.agent"
+    finally:
+        stop_service(svc, thread, drain_timeout_s=0.5)
+
+
+@pytest.mark.parametrize("status", [b"[]", b"[" * 50000 + b"]" * 50000, b'"online"', b"\xff"])
+def test_a_foreign_status_payload_is_healed(mqtt_broker, tmp_path, status):
+    """On a broker without ACLs any peer can overwrite a station's retained status; a payload
+    that was JSON but not an object (or nested too deeply) raised inside the status check, so
+    the station never republished its birth and monitors showed the foreign payload."""
+    import json
+
+    import paho.mqtt.publish as publish
+    from fixtures_mqtt import Collector
+    collector = Collector(mqtt_broker)
+    rec = Recorder()
+    settings = settings_for().replace(station={"id": "desk-4", "site": "s1", "state_dir": str(tmp_path / "state")},
+                                      mqtt={"brokers": [mqtt_broker.url]})
+    svc, thread, _ = start_service(settings, rec, simulate=True)
+    try:
+        assert collector.wait_for(lambda c: c.payloads("/event"), 10)
+        publish.single("hs/s1/desk-4/status", status, qos=1, retain=True, hostname="127.0.0.1", port=mqtt_broker.port)
+        publish.single("hs/s1/desk-4/cmd/ping", json.dumps({"id": 1}), qos=1, hostname="127.0.0.1",
+                       port=mqtt_broker.port)
+        assert collector.wait_for(lambda c: c.payloads("/cmd/ping/reply"), 10), "the station still answers"
+
+        def healed(c):
+            with c.lock:
+                last = [p for t, p, _r in c.messages if t.endswith("/status")][-1]
+            return last.startswith(b'{"') and json.loads(last).get("status") == "online"
+        assert collector.wait_for(healed, 10), "and heals its status"
+    finally:
+        stop_service(svc, thread)
+        collector.close()

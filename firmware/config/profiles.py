@@ -89,7 +89,8 @@ class Profile:
 
     def with_overrides(self, overrides: dict) -> Profile:
         """This profile with `[profile]` / set-config overrides; ConfigError if any is invalid,
-        or if the result contradicts itself (hold_warn_s above hold_limit_s)."""
+        or if the result contradicts itself (hold_warn_s above hold_limit_s, dead_air_s above
+        dead_air_busy_s)."""
         problems = check_overrides(overrides)
         if problems:
             raise ConfigError(problems, "profile overrides")
@@ -139,6 +140,9 @@ def check_timings(timings: dict, prefix: str) -> list[str]:
     if timings["hold_warn_s"] > timings["hold_limit_s"]:
         problems.append(f"{prefix}.hold_warn_s: {timings['hold_warn_s']:g} s is above {prefix}.hold_limit_s "
                         f"{timings['hold_limit_s']:g} s; the warning must come before the limit")
+    if timings["dead_air_s"] > timings["dead_air_busy_s"]:
+        problems.append(f"{prefix}.dead_air_s: {timings['dead_air_s']:g} s is above {prefix}.dead_air_busy_s "
+                        f"{timings['dead_air_busy_s']:g} s; 'please wait' must come before 'system busy'")
     return problems
 
 

@@ -14,6 +14,7 @@ read, the state directory) is checked by firmware.runtime.preflight.
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -112,7 +113,7 @@ class StationSettings(_Section):
     id: str = _f("station-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="station id, used in MQTT topics and events")
     site: str = _f("site-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="site name, the second level of the MQTT topic")
     profile: str = _f("hotline-5s", doc="service profile name (a shipped profile: `headset-station profiles`) or a path to a profile file")
-    state_dir: str = _f("var/state", doc="outbox and persisted seq; relative to the working directory")
+    state_dir: str = _f("var/state", doc="outbox and persisted seq")
     log_level: str = _f("info", choices=("debug", "info", "warning", "error"), doc="least severe log messages written to the journal")
     local_config: str = _f("", doc="per-desk TOML merged over this file when it exists (calibrate writes there; "
                                "provision never touches it); relative to this file's directory")
@@ -121,7 +122,7 @@ class StationSettings(_Section):
     agent: str = _f("", validate=_optional_name,
                     doc="agent at this desk at start; `cmd/agent` changes it at run time (kept in state_dir)")
     tz: str = _f("", validate=_zone_problem,
-                 doc="the site's time zone, an IANA name such as Asia/Shanghai (reports); empty = unknown")
+                 doc="the site's time zone, an IANA name such as Asia/Shanghai (reports, calling hours); empty = the Pi's local time")
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,32 @@ def cross_check(s: Settings) -> list[str]:
     return problems
 
 
+# Keys naming files: a relative path *in a config file* is relative to that file's directory,
+# for check-config, run, replay and selftest alike (the service runs in its own working
+# directory). Defaults and command-line options stay relative to the working directory.
+PATH_KEYS = {"station": ("state_dir", "profile"), "audio": ("wav_tx", "wav_rx"),
+             "mqtt": ("password_file", "ca_file", "cert_file", "key_file")}
+
+
+def _anchor_paths(data: dict, base_dir: Path) -> dict:
+    """`data` with the relative paths of PATH_KEYS joined to `base_dir` (a profile only when it
+    is a file, `*.toml`, not a shipped name); values of the wrong type are left to validation."""
+    out = dict(data)
+    for section, keys in PATH_KEYS.items():
+        table = out.get(section)
+        if not isinstance(table, dict):
+            continue
+        table = out[section] = dict(table)
+        for key in keys:
+            value = table.get(key)
+            if not isinstance(value, str) or not value or os.path.isabs(value):
+                continue
+            if key == "profile" and not value.endswith(".toml"):
+                continue
+            table[key] = str(base_dir / value)
+    return out
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load and validate a config file; None = the built-in defaults."""
     if path is None:
@@ -333,7 +360,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         data = read_toml(path)
     except TomlFileError as exc:
         raise ConfigError(exc.reason, path) from None
-    return _with_local_config(Path(path), data)
+    return _with_local_config(Path(path), _anchor_paths(data, Path(path).absolute().parent))
 
 
 def local_config_path(path: str | Path, name) -> Path | None:
@@ -364,6 +391,7 @@ def _with_local_config(path: Path, data: dict) -> Settings:
         raise ConfigError(exc.reason, local) from None
     if isinstance(extra.get("station"), dict) and "local_config" in extra["station"]:
         raise ConfigError("station.local_config: not allowed in the local config itself", local)
+    extra = _anchor_paths(extra, local.absolute().parent)
     return settings_from_dict(_merge(data, extra), f"{path} + {local}")
 
 

@@ -30,17 +30,47 @@ def parse_broker(url: str) -> tuple[bool, str, int]:
     return tls, parts.hostname, port or (8883 if tls else 1883)
 
 
-def read_password(path: str) -> str:
-    """The first line of a password file that only its owner may read (mode 0600 or 0400)."""
+class PasswordFileError(Exception):
+    """Why a password file was refused (one line, without the option name)."""
+
+
+MAX_PASSWORD_FILE_BYTES = 64 * 1024
+
+
+def read_first_line(path: str) -> str:
+    """The first line of a password file that only its owner may read (mode 0600 or 0400).
+
+    Opened with O_NONBLOCK and checked on the open descriptor (no stat-then-open race), so a
+    FIFO, a device or a socket is refused at once instead of waiting for a writer.
+    PasswordFileError with a one-line reason otherwise."""
     try:
-        mode = os.stat(path).st_mode
-        if mode & 0o077:
-            raise ConfigError(f"mqtt.password_file: {path} is accessible by group or others "
-                              f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}")
-        with open(path, encoding="utf-8") as fh:
-            return fh.readline().rstrip("\r\n")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise ConfigError(f"mqtt.password_file: cannot read {path} ({exc.strerror})") from None
+        raise PasswordFileError(f"cannot read {path} ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PasswordFileError(f"{path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise PasswordFileError(f"{path} is accessible by group or others "
+                                    f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600 {path}")
+        raw = os.read(fd, MAX_PASSWORD_FILE_BYTES)
+    except OSError as exc:
+        raise PasswordFileError(f"cannot read {path} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    try:
+        return raw.decode("utf-8").split("\n", 1)[0].rstrip("\r")
+    except UnicodeDecodeError:
+        raise PasswordFileError(f"{path} is not UTF-8 text") from None
+
+
+def read_password(path: str) -> str:
+    """`mqtt.password_file`'s first line (see `read_first_line`); ConfigError if refused."""
+    try:
+        return read_first_line(path)
+    except PasswordFileError as exc:
+        raise ConfigError(f"mqtt.password_file: {exc}") from None
 
 
 def configure_client(client, m, station_id: str, tls: bool, *, check_files: bool = False) -> None:

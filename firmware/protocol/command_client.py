@@ -46,6 +46,8 @@ def parse_request(text: str | None) -> dict:
         request = json.loads(text)
     except ValueError as exc:
         raise InputError(f"JSON: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError("JSON: nested too deeply") from None
     if not isinstance(request, dict):
         raise InputError(f"JSON: must be a JSON object, got {type(request).__name__}")
     return request
@@ -172,7 +174,7 @@ def send_command(login: BrokerLogin, station: str, name: str, request: dict | No
                 continue
             try:
                 reply = json.loads(msg[1])
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("command: ignoring a reply that is not JSON on %s", reply_topic)
                 continue
             if isinstance(reply, dict) and reply.get("id") == request["id"]:

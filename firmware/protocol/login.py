@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import ssl
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from firmware.errors import ConfigError, InputError
-from firmware.protocol.brokers import parse_broker
+from firmware.protocol.brokers import PasswordFileError, parse_broker, read_first_line
 
 PASSWORD_ENV = "HS_MQTT_PASSWORD"
 
@@ -53,18 +52,9 @@ class BrokerLogin:
 def read_password_file(path: str, option: str = "--password-file") -> str:
     """The first line of a password file only its owner may read (mode 0600 or 0400)."""
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(f"{option}: {path} is not a regular file")
-        if mode & 0o077:
-            raise InputError(f"{option}: {path} is readable by group or others "
-                             f"(mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}")
-        with open(path, encoding="utf-8") as fh:
-            password = fh.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise InputError(f"{option}: cannot read {path} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{option}: {path} is not UTF-8 text") from None
+        password = read_first_line(path)
+    except PasswordFileError as exc:
+        raise InputError(f"{option}: {exc}") from None
     if not password:
         raise InputError(f"{option}: {path} is empty (the password is its first line)")
     return password

@@ -32,7 +32,11 @@ set aside to `overrides.json.invalid-<UTC time>` and the station runs on its con
 `agent` logs an agent in (a non-empty printable name of at most 64 characters) or out
 (null); it is kept in `<state_dir>/agent.json` (written the same way), so it survives a
 restart and wins over the config's `station.agent`; `set_agent` makes the station's events,
-status and state carry it.
+status and state carry it. A persisted agent that cannot be read or is invalid never stops the
+station either: it is set aside to `agent.json.invalid-<UTC time>` (storage fault) and the
+config's `station.agent` is used.
+`led-test` holds the rules loop about a second (each LED on in turn), so at most one runs per
+LED_TEST_INTERVAL_S; another within that time gets an error reply.
 `restart` must only *request* a restart (set a flag the main loop reads): the reply is
 sent after `handle()` returns.
 """
@@ -50,8 +54,10 @@ from firmware.config.profiles import TIMING_KEYS, check_overrides
 from firmware.config.settings import name_problem
 from firmware.errors import CommandError, ConfigError, StorageError
 from firmware.protocol.envelope import iso_utc
+from firmware.reporting.statefile import read_state_text
 
 MAX_PAYLOAD_BYTES = 16 * 1024
+LED_TEST_INTERVAL_S = 5.0  # a led-test holds the rules loop ~1 s: at most one per interval
 OVERRIDES_FILE = "overrides.json"
 AGENT_FILE = "agent.json"
 COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart", "agent")
@@ -74,11 +80,13 @@ def read_overrides(state_dir: str | Path) -> tuple[dict, str | None]:
     """(overrides, None), or ({}, why the persisted file is invalid); StorageError if unreadable."""
     path = Path(state_dir) / OVERRIDES_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_state_text(path)
     except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return {}, None
     except OSError as exc:
         raise StorageError(f"{path}: cannot read persisted overrides ({exc.strerror})") from None
+    except ValueError as exc:  # not UTF-8
+        return {}, f"{path}: invalid persisted overrides (not UTF-8 text: {str(exc)[:120]})"
     try:
         data = _loads(text)
     except (ValueError, RecursionError) as exc:
@@ -101,14 +109,17 @@ def load_overrides(state_dir: str | Path) -> dict:
 
 def load_agent(state_dir: str | Path) -> str | None:
     """The agent persisted by the `agent` command: None if it never ran, "" if logged out;
-    StorageError if the file is unreadable or holds no valid name."""
+    StorageError if the file is unreadable or holds no valid name (`load_agent_or_set_aside`
+    is what the service uses)."""
     path = Path(state_dir) / AGENT_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _loads(read_state_text(path))
     except (FileNotFoundError, NotADirectoryError):  # none yet (a bad state_dir is the outbox's to report)
         return None
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{path}: cannot read the persisted agent ({exc})") from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the persisted agent ({exc.strerror})") from None
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(f"{path}: cannot read the persisted agent ({str(exc)[:120]})") from None
     agent = data.get("agent", "") if isinstance(data, dict) else 0
     if agent is None:
         return ""
@@ -116,6 +127,28 @@ def load_agent(state_dir: str | Path) -> str | None:
     if why or not isinstance(agent, str):  # name_problem refuses anything but a string
         raise StorageError(f"{path}: invalid persisted agent: 'agent' {why}")
     return agent
+
+
+def load_agent_or_set_aside(state_dir: str | Path) -> tuple[str | None, str | None]:
+    """(agent as `load_agent` returns it, None), or (None, why) when the persisted agent is
+    unreadable or invalid: the file is then set aside (`agent.json.invalid-<UTC time>`) and the
+    station runs with the config's `station.agent`; `why` is the one line for the fault."""
+    try:
+        return load_agent(state_dir), None
+    except StorageError as exc:
+        where = set_aside(Path(state_dir) / AGENT_FILE)
+        return None, f"{exc}; running with the config's station.agent, the file {where}"
+
+
+def set_aside(path: Path) -> str:
+    """Move an invalid persisted file to `<name>.invalid-<UTC time>` (kept for inspection);
+    returns where it went, for the fault's one line."""
+    aside = path.with_name(f"{path.name}.invalid-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    try:
+        os.replace(path, aside)
+        return f"moved to {aside.name}"
+    except OSError as exc:
+        return f"could not be moved aside ({exc.strerror})"
 
 
 class CommandHandler:
@@ -131,6 +164,7 @@ class CommandHandler:
         self.restart = restart
         self.state_dir = Path(state_dir)
         self.dropped: str | None = None  # why persisted overrides were set aside at start, if they were
+        self._led_test_t: float | None = None  # monotonic time of the last led-test
         try:
             self.overrides = load_overrides(self.state_dir)
         except StorageError as exc:  # never a reason not to start: run on the config file's values
@@ -140,13 +174,7 @@ class CommandHandler:
     def drop_overrides(self, reason: str) -> str:
         """Set the persisted overrides aside (`overrides.json.invalid-<UTC time>`, kept for
         inspection) and forget them; returns a one-line description for the fault."""
-        path = self.state_dir / OVERRIDES_FILE
-        aside = path.with_name(f"{OVERRIDES_FILE}.invalid-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        try:
-            os.replace(path, aside)
-            where = f"moved to {aside.name}"
-        except OSError as exc:
-            where = f"could not be moved aside ({exc.strerror})"
+        where = set_aside(self.state_dir / OVERRIDES_FILE)
         self.overrides = {}
         self.dropped = f"{reason}; running on the config file's values, the file {where}"
         return self.dropped
@@ -173,6 +201,11 @@ class CommandHandler:
         return {"config": self.get_config()}
 
     def _led_test(self, _request: dict) -> dict:
+        now = time.monotonic()
+        if self._led_test_t is not None and now - self._led_test_t < LED_TEST_INTERVAL_S:
+            raise CommandError(f"led-test: at most one led-test every {LED_TEST_INTERVAL_S:g} s "
+                               f"(the last one ran {now - self._led_test_t:.1f} s ago)")
+        self._led_test_t = now
         self.led_test()
         return {}
 

@@ -43,6 +43,7 @@ import fcntl
 import json
 import logging
 import os
+import pwd
 import sqlite3
 import threading
 import time
@@ -52,6 +53,7 @@ from typing import NamedTuple
 
 from firmware.errors import ConfigError, StationError, StorageError
 from firmware.protocol.envelope import Event, to_json
+from firmware.reporting.statefile import read_state_text
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,43 @@ def _state_dir_error(detail: str) -> ConfigError:
     """An unusable state directory is the set-up's problem (station.state_dir, its owner, or a
     second process on it), not a passing one: exit 78, and systemd does not restart in a loop."""
     return ConfigError(detail, "station.state_dir")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _refuse_root_in_foreign_dir(state_dir: Path) -> None:
+    """As root, refuse a state directory that belongs to another user (the service's,
+    `/var/lib/headset-station`): files created here would be root's, and the service, which
+    runs as that user, could no longer write its outbox. The hint names the user to run as."""
+    if os.geteuid() != 0:
+        return
+    try:
+        uid = state_dir.stat().st_uid
+    except OSError:
+        return  # the outbox reports an unusable directory itself
+    if uid != 0:
+        user = _user_name(uid)
+        raise _state_dir_error(f"{state_dir}: owned by {user}: run as root, this would leave root-owned files "
+                               f"the service cannot write; run it as that user: sudo -u {user} headset-station ...")
+
+
+def _foreign_file(path: Path) -> str | None:
+    """Why `path` cannot be opened when it exists but belongs to another user (say root, left by a
+    `sudo headset-station ...` run), with the command that fixes it; None otherwise."""
+    try:
+        st = path.stat()
+        dir_uid = path.parent.stat().st_uid
+    except OSError:
+        return None
+    if st.st_uid == os.geteuid():
+        return None
+    return (f"{path} is owned by {_user_name(st.st_uid)} (left by a run as root?), not {_user_name(os.geteuid())}; "
+            f"fix it with: sudo chown -R {_user_name(dir_uid)}: {path.parent}")
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
@@ -147,6 +186,7 @@ class Outbox:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _state_dir_error(f"{state_dir}: cannot create the state directory ({exc.strerror})") from None
+        _refuse_root_in_foreign_dir(state_dir)
         return cls(state_dir / "outbox.db", max_mb, on_fault)
 
     @property
@@ -169,6 +209,9 @@ class Outbox:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
+            left = _foreign_file(Path(lock_path))
+            if left:
+                raise _state_dir_error(left) from None
             raise _state_dir_error(f"{self.path.parent}: state directory is not writable ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -253,7 +296,7 @@ class Outbox:
     # --- SeqSource -------------------------------------------------------------------------
     def _read_reserved(self) -> int:
         try:
-            return max(0, int(self._seq_file.read_text(encoding="ascii").split()[0]))
+            return max(0, int(read_state_text(self._seq_file, 64).split()[0]))
         except FileNotFoundError:
             return 0
         except (OSError, ValueError, IndexError) as exc:

@@ -261,7 +261,9 @@ class Reporter:
         # A late will of an older session overwrote our retained birth: publish it again.
         try:
             status = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
+            status = {}
+        if not isinstance(status, dict):  # JSON, but not ours (a peer on a broker without ACLs)
             status = {}
         if self.connected and not self._stopping and (status.get("status") != "online" or status.get("bdSeq") != self.bdseq):
             client.publish(self.topics.status, self._status("online", "rebirth"), QOS_STATUS, retain=True)

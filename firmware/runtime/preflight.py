@@ -11,7 +11,7 @@ read or write is there and usable:
   audio backend;
 - the state directory (outbox, persisted seq, overrides.json), when a broker is
   configured: writable, and its files writable;
-- a persisted `overrides.json` that the service would not apply is a warning.
+- a persisted `overrides.json` or `agent.json` that the service would not apply is a warning.
 
 Who must be able to read them: the user running the command, except when it runs as root
 (`sudo headset-station check-config`), where root may read anything but the service may
@@ -35,7 +35,7 @@ from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.errors import ConfigError, StorageError
 from firmware.protocol.brokers import parse_broker
-from firmware.reporting.commands import OVERRIDES_FILE, read_overrides
+from firmware.reporting.commands import OVERRIDES_FILE, load_agent, read_overrides
 
 SERVICE_USER = "headset"                          # systemd/headset-station.service User=
 SERVICE_SUPPLEMENTARY_GROUPS = ("gpio", "audio")  # ... SupplementaryGroups=
@@ -225,9 +225,8 @@ def preflight(settings: Settings, account: Account | None = None, *,
     c.writable_dir("station.state_dir", st.state_dir)
     try:
         persisted, problem = read_overrides(st.state_dir)
-    except StorageError as exc:
-        c.problems.append(f"station.state_dir: {exc}")
-        persisted, problem = {}, None
+    except StorageError as exc:  # the service sets it aside and runs on the config file's values
+        persisted, problem = {}, str(exc)
     if problem:
         c.warnings.append(f"{problem}; the service will log this and not apply them")
     elif persisted and profile is not None:
@@ -236,4 +235,8 @@ def preflight(settings: Settings, account: Account | None = None, *,
         except ConfigError as exc:
             c.warnings.append(f"{Path(st.state_dir) / OVERRIDES_FILE}: persisted overrides contradict the "
                               f"profile ({exc.problems[0]}); the service will log this and not apply them")
+    try:
+        load_agent(st.state_dir)
+    except StorageError as exc:
+        c.warnings.append(f"{exc}; the service will set it aside and use station.agent")
     return c.problems, c.warnings

@@ -32,7 +32,7 @@ import numpy as np
 from firmware.config.profiles import Profile, load_profile
 from firmware.config.settings import Settings
 from firmware.protocol.envelope import EventFanout
-from firmware.reporting.commands import load_agent
+from firmware.reporting.commands import load_agent_or_set_aside
 from firmware.runtime.capture import CaptureThread
 from firmware.runtime.liveness import Heartbeat, WatchdogPinger
 from firmware.runtime.messages import AudioBlock, AudioFailure, FaultReport, InputEdge, LoopCall, Mailbox, Message
@@ -113,7 +113,11 @@ class Service:
         if self.install_signals:
             self._install_signals()  # first, so a SIGTERM during set-up still ends cleanly
         s = self.settings
-        agent = load_agent(s.station.state_dir)  # set by an earlier `agent` command: it survives restarts
+        # Set by an earlier `agent` command: it survives restarts. An invalid file never stops the station.
+        agent, problem = load_agent_or_set_aside(s.station.state_dir)
+        if problem:
+            log.error("storage: %s", problem)
+            self.report_fault("storage", problem)
         if agent is not None:
             s = self.settings = s.replace(station={"agent": agent})
         self.profile = profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile,

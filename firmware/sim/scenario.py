@@ -22,6 +22,7 @@ from firmware.sim.wav import read_wav, write_wav
 TOP_KEYS = {"profile", "start", "audio", "inputs"}
 AUDIO_KEYS = {"rx", "tx"}
 INPUT_NAMES = {"ring": bool, "hook": str, "mute": bool}
+MIN_START_YEAR, MAX_START_YEAR = 1970, 9000  # a scenario's `start`
 MAX_SCENARIO_S = 24 * 3600.0  # a longer "call" is a typo, not a scenario
 
 
@@ -88,6 +89,8 @@ def load_scenario(path: str | Path) -> Scenario:
                 _fail(path, f"start: {start!r} is not an ISO 8601 date-time")
         if not isinstance(start, datetime) or start.tzinfo is None:
             _fail(path, "start: expected a date-time with a UTC offset, e.g. 2026-11-23T09:00:00+08:00")
+        if not MIN_START_YEAR <= start.year <= MAX_START_YEAR:  # event times must stay representable
+            _fail(path, f"start: year {start.year} is outside {MIN_START_YEAR}-{MAX_START_YEAR}")
     audio = data.get("audio", {})
     if not isinstance(audio, dict):
         _fail(path, "audio: expected a table")

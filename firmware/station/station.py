@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from firmware import __version__
 from firmware.analysis.edges import LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
@@ -58,6 +60,7 @@ class Station:
         self.faults: dict[str, str] = {}
         self.script: dict | None = None   # {"script", "step", "prompt"} of the running script
         self._utc_offset_s: float | None = None
+        self._zone = ZoneInfo(settings.station.tz) if settings.station.tz else None  # validated by settings
         self._led_failed = False
         self.rules = build_rules(self)
 
@@ -90,16 +93,21 @@ class Station:
         self.schedule(f"cue:{name}", t + duration_s, lambda at, n=name: self.cue(at, n, False))
 
     def local_minute(self, t: float) -> float:
-        """Minutes since local midnight at station time t (for calendar rules)."""
+        """Minutes since local midnight at station time t (for calendar rules). Local time is
+        the station's zone (`station.tz`, with its summer time) when set; else a fixed offset
+        given by `set_local_utc_offset` (a scenario's start); else the system's time zone."""
         epoch_s = self.events.epoch_s + t
         offset_s = self._utc_offset_s
-        if offset_s is None:
+        if self._zone is not None:
+            offset = datetime.fromtimestamp(epoch_s, self._zone).utcoffset()
+            offset_s = offset.total_seconds() if offset is not None else 0.0
+        elif offset_s is None:
             offset_s = time.localtime(epoch_s).tm_gmtoff
         return ((epoch_s + offset_s) % 86400.0) / 60.0
 
     def set_local_utc_offset(self, seconds: float | None) -> None:
-        """Local time = UTC + seconds for calendar rules (the replay passes the scenario
-        start's offset); None = the system's local time zone."""
+        """Local time = UTC + seconds for calendar rules when `station.tz` is not set (the
+        replay passes the scenario start's offset); None = the system's local time zone."""
         self._utc_offset_s = seconds
 
     # ----- the interface ------------------------------------------------------------------
