@@ -126,7 +126,7 @@ def _root_run_refused(tmp_path, state, nobody):
     scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n')
     proc = run_cli("replay", "--publish", "--drain-timeout", "1", "--broker", "mqtt://127.0.0.1:1",
                    "--state-dir", state, scenario, timeout_s=60)
-    one_line_refusal(proc, 78, "station.state_dir", "owned by nobody", "sudo -u nobody")
+    one_line_refusal(proc, 2, "belongs to nobody", "sudo -u nobody")  # the CLI refuses before the outbox is opened
     assert list(state.iterdir()) == [], "nothing created as root"
     # files an earlier root run left behind are named as such, not as an unwritable directory
     (state / "outbox.db.lock").touch(mode=0o600)
