@@ -64,5 +64,3 @@ class StorageError(StationError):
 
 class CommandError(StationError, ValueError):
     """A remote command is malformed, unknown or out of range; it changes nothing."""
-
-

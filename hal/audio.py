@@ -172,27 +172,36 @@ class PyAudioSource(AudioSource):
             if not want or want in info["name"].lower():
                 self.device_name = info["name"]
                 return index
-        raise AudioError(f"audio.device {self.settings.device!r}: no capture device with "
-                         f"{self.settings.channels} channels matches (found: {', '.join(names) or 'none'})")
+        raise AudioError(
+            f"audio.device {self.settings.device!r}: no capture device with "
+            f"{self.settings.channels} channels matches (found: {', '.join(names) or 'none'})"
+        )
 
     def open(self) -> None:
         import pyaudio  # only when the config asks for this backend
+
         self.close()
         s = self.settings
         try:
             with _alsa_chatter_to_debug():
                 self._pa = pyaudio.PyAudio()  # a fresh PortAudio rescans the devices
                 index = self.find_device(self._pa)
-                self._stream = self._pa.open(format=pyaudio.paInt16, channels=s.channels, rate=s.rate_hz,
-                                             input=True, input_device_index=index,
-                                             frames_per_buffer=self.block_frames)
+                self._stream = self._pa.open(
+                    format=pyaudio.paInt16,
+                    channels=s.channels,
+                    rate=s.rate_hz,
+                    input=True,
+                    input_device_index=index,
+                    frames_per_buffer=self.block_frames,
+                )
         except AudioError:
             self.close()
             raise
         except (OSError, ValueError) as exc:
             self.close()
-            raise AudioError(f"audio.device {s.device or 'default'!r}: cannot open at {s.rate_hz} Hz, "
-                             f"{s.channels} ch ({exc})") from None
+            raise AudioError(
+                f"audio.device {s.device or 'default'!r}: cannot open at {s.rate_hz} Hz, {s.channels} ch ({exc})"
+            ) from None
         self._last_data_s = time.monotonic()
         self._start_grace_s = START_GRACE_S
 

@@ -66,8 +66,10 @@ def chip_problem(chip_dir: str | None = None, model_files=None) -> str | None:
     if not os.access(chip, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
         user = _name(pwd.getpwuid, os.geteuid())
         group = _name(grp.getgrgid, os.stat(chip).st_gid)
-        return (f"{chip}: permission denied for user {user} (the chip belongs to group {group}: "
-                f"sudo usermod -aG {group} {user}, then log in again)")
+        return (
+            f"{chip}: permission denied for user {user} (the chip belongs to group {group}: "
+            f"sudo usermod -aG {group} {user}, then log in again)"
+        )
     if not_pi:
         return f"{chip}: this is not a Raspberry Pi ({board}): use --simulate"
     return None
@@ -86,16 +88,19 @@ def make_pin_factory(name: str = "", *, simulate: bool = False):
     if not name:
         from gpiozero import Device
         from gpiozero.exc import BadPinFactory
+
         with warnings.catch_warnings(record=True) as tried:
             warnings.simplefilter("always")
             try:
                 return Device._default_pin_factory()
             except BadPinFactory:
                 reasons = "; ".join(str(w.message) for w in tried)
-                raise GpioError(f"gpio: {chip_problem() or 'no pin factory works on this machine'} "
-                                f"(tried: {reasons})") from None
+                raise GpioError(
+                    f"gpio: {chip_problem() or 'no pin factory works on this machine'} (tried: {reasons})"
+                ) from None
     if name.lower() == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
+
         return MockFactory(pin_class=MockPWMPin)  # PWM pins so pulsing LED cues work too
     for ep in entry_points(group="gpiozero_pin_factories"):
         if ep.name.lower() == name.lower():
@@ -108,8 +113,9 @@ def make_pin_factory(name: str = "", *, simulate: bool = False):
             except Exception as exc:
                 # lgpio says only "can not open gpiochip": name the chip and the reason instead
                 problem = chip_problem()
-                raise GpioError(f"gpio.pin_factory {name!r}: cannot start: "
-                                f"{problem or f'{type(exc).__name__}: {exc}'}") from None
+                raise GpioError(
+                    f"gpio.pin_factory {name!r}: cannot start: {problem or f'{type(exc).__name__}: {exc}'}"
+                ) from None
     raise GpioError(f"gpio.pin_factory {name!r}: unknown (try lgpio, rpigpio, native or mock)")
 
 
@@ -174,8 +180,7 @@ class GpioInputs:
         self._on_edge = on_edge
         self._inputs: dict[str, _Input] = {}
         self.muted = False
-        pins = {"hook": (settings.hook_pin, settings.hook_pull_up),
-                "mute": (settings.mute_pin, settings.mute_pull_up)}
+        pins = {"hook": (settings.hook_pin, settings.hook_pull_up), "mute": (settings.mute_pin, settings.mute_pull_up)}
         ring_pin = settings.ring_pin if ring_pin is None else ring_pin
         if ring_pin >= 0:
             pins["ring"] = (ring_pin, settings.ring_pull_up)
@@ -272,6 +277,7 @@ def led_chase(leds_settings, pin_factory=None, on_s: float = 0.3) -> tuple[list,
     """
     from gpiozero import LED
     from gpiozero.exc import GPIOZeroError
+
     s = leds_settings
     if s.kind == "rgb":
         named = list(zip(("red", "green", "blue"), s.rgb_pins, strict=True))  # rgb_pins: three, checked

@@ -58,15 +58,14 @@ class LedDriver:
 
     def _open(self, s, pin_factory, pwm: bool) -> None:
         from gpiozero import LED, PWMLED, RGBLED
+
         if self.kind == "rgb":
             red, green, blue = s.rgb_pins
-            self._devices["rgb"] = RGBLED(red, green, blue, active_high=s.active_high, pwm=pwm,
-                                          pin_factory=pin_factory)
+            self._devices["rgb"] = RGBLED(red, green, blue, active_high=s.active_high, pwm=pwm, pin_factory=pin_factory)
             return
         cls = PWMLED if pwm else LED
         for name in ("green", "amber", "red"):
-            self._devices[name] = cls(getattr(s, f"{name}_pin"), active_high=s.active_high,
-                                      pin_factory=pin_factory)
+            self._devices[name] = cls(getattr(s, f"{name}_pin"), active_high=s.active_high, pin_factory=pin_factory)
 
     def show(self, cue: str, spec) -> None:
         for led, pattern in spec.leds.items():

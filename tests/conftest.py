@@ -21,8 +21,13 @@ pytest_plugins = [
 # CI runs everything. A test that starts such a service by other means marks itself with
 # `@pytest.mark.integration` (or a module-level `pytestmark`).
 SERVICE_FIXTURES = {
-    "mqtt_broker", "mqtt_broker_factory", "fleet_broker", "fleet_broker_factory",
-    "fleet_postgres", "fleet_pg_url", "pulse",
+    "mqtt_broker",
+    "mqtt_broker_factory",
+    "fleet_broker",
+    "fleet_broker_factory",
+    "fleet_postgres",
+    "fleet_pg_url",
+    "pulse",
 }
 
 

@@ -25,9 +25,9 @@ from firmware.config.settings import AnalysisSettings
 from firmware.sim import speech as sp
 
 LOW_DBFS, NOISE_DBFS, SNR_DB = -40.0, -45.0, 10.0
-CLEAN_NOISE_DBFS = -90.0            # the "clean" line still has a little white noise
+CLEAN_NOISE_DBFS = -90.0  # the "clean" line still has a little white noise
 LEVELS_DBFS = (-55.0, -45.0, -33.0, -22.0, -12.0)
-SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, None)   # None = clean
+SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, None)  # None = clean
 KINDS = ("white", "pink", "babble")
 LEAD_S = 3.0
 FRAME_MS = 30
@@ -39,9 +39,9 @@ class Scenario:
     snr_db: float | None
     kind: str
     rate_hz: int
-    pcm: np.ndarray          # int16, mixed
+    pcm: np.ndarray  # int16, mixed
     truth_frames: np.ndarray  # bool per FRAME_MS frame
-    speech_span_s: tuple     # (first speech start, last speech end)
+    speech_span_s: tuple  # (first speech start, last speech end)
     truth_condition: str
     borderline: bool
 
@@ -79,19 +79,43 @@ def scenario(level_dbfs: float, snr_db: float | None, kind: str, rate_hz: int = 
     else:
         mixed = sp.mix(clean, sp.noise(kind, len(clean), rate_hz, seed=seed + 1), snr_db, rate_hz, level_dbfs)
     cond, border = truth_condition(level_dbfs, snr_db)
-    return Scenario(level_dbfs, snr_db, kind, rate_hz, sp.to_int16(mixed),
-                    speech_truth(clean, rate_hz, level_dbfs), (segs[0][1], segs[-1][2]), cond, border)
+    return Scenario(
+        level_dbfs,
+        snr_db,
+        kind,
+        rate_hz,
+        sp.to_int16(mixed),
+        speech_truth(clean, rate_hz, level_dbfs),
+        (segs[0][1], segs[-1][2]),
+        cond,
+        border,
+    )
 
 
-def analyse(pcm: np.ndarray, rate_hz: int, block_s: float = 1.0, detect_tones: bool = True,
-            settings: AnalysisSettings | None = None, **kw):
+def analyse(
+    pcm: np.ndarray,
+    rate_hz: int,
+    block_s: float = 1.0,
+    detect_tones: bool = True,
+    settings: AnalysisSettings | None = None,
+    **kw,
+):
     """Run one ChannelAnalyzer over `pcm` in blocks; returns the edges."""
-    a = ChannelAnalyzer("rx", rate_hz, FRAME_MS, settings or AnalysisSettings(), LOW_DBFS, NOISE_DBFS, SNR_DB,
-                        detect_tones=detect_tones, **kw)
+    a = ChannelAnalyzer(
+        "rx",
+        rate_hz,
+        FRAME_MS,
+        settings or AnalysisSettings(),
+        LOW_DBFS,
+        NOISE_DBFS,
+        SNR_DB,
+        detect_tones=detect_tones,
+        **kw,
+    )
     step = int(block_s * rate_hz)
     edges = []
     for i in range(0, len(pcm), step):
-        edges += a.process(i / rate_hz, pcm[i:i + step])
+        edges += a.process(i / rate_hz, pcm[i : i + step])
     return edges
 
 
@@ -104,10 +128,10 @@ def predicted_frames(edges, n_frames: int) -> np.ndarray:
         if isinstance(e, SpeechStart):
             start = e.start_t
         elif isinstance(e, SpeechEnd) and start is not None:
-            out[int(round(start / fs)):int(round(e.end_t / fs))] = True
+            out[int(round(start / fs)) : int(round(e.end_t / fs))] = True
             start = None
     if start is not None:
-        out[int(round(start / fs)):] = True
+        out[int(round(start / fs)) :] = True
     return out
 
 
@@ -134,10 +158,18 @@ def evaluate(sc: Scenario, block_s: float = 1.0) -> dict:
     pred = predicted_frames(edges, len(sc.truth_frames))
     start, end = sc.speech_span_s
     cond = dominant_condition(edges, start + 6.0, end)
-    return {"level_dbfs": sc.level_dbfs, "snr_db": sc.snr_db, "kind": sc.kind, "rate_hz": sc.rate_hz,
-            "f1": f1(pred, sc.truth_frames), "condition": cond, "truth": sc.truth_condition,
-            "borderline": sc.borderline, "tones": [e.tone for e in edges if isinstance(e, ToneDetected)],
-            "edges": edges}
+    return {
+        "level_dbfs": sc.level_dbfs,
+        "snr_db": sc.snr_db,
+        "kind": sc.kind,
+        "rate_hz": sc.rate_hz,
+        "f1": f1(pred, sc.truth_frames),
+        "condition": cond,
+        "truth": sc.truth_condition,
+        "borderline": sc.borderline,
+        "tones": [e.tone for e in edges if isinstance(e, ToneDetected)],
+        "edges": edges,
+    }
 
 
 def corpus_grid(rate_hz: int = 16000):
@@ -145,7 +177,7 @@ def corpus_grid(rate_hz: int = 16000):
         for level in LEVELS_DBFS:
             for snr in SNRS_DB:
                 if snr is None and kind != "white":
-                    continue         # clean is clean: once per level
+                    continue  # clean is clean: once per level
                 yield level, snr, kind, rate_hz
 
 

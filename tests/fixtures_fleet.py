@@ -29,10 +29,18 @@ def fleet_broker_factory(tmp_path):
     password file and ACL: fleet_broker_factory(passwd=..., acl=..., extra=..., port=...)."""
     brokers: list[Broker] = []
 
-    def make(*, passwd: Path | None = None, acl: Path | None = None, extra: str = "",
-             port: int | None = None) -> Broker:
-        broker = Broker(tmp_path / f"broker{len(brokers)}", passwd_file=passwd, acl_file=acl, extra=extra,
-                        port=port, persistence=True, max_queued=0).start()
+    def make(
+        *, passwd: Path | None = None, acl: Path | None = None, extra: str = "", port: int | None = None
+    ) -> Broker:
+        broker = Broker(
+            tmp_path / f"broker{len(brokers)}",
+            passwd_file=passwd,
+            acl_file=acl,
+            extra=extra,
+            port=port,
+            persistence=True,
+            max_queued=0,
+        ).start()
         brokers.append(broker)
         return broker
 
@@ -70,8 +78,10 @@ def fleet_postgres():
     """A PostgreSQL cluster for the session; yields a postgresql:// URL."""
     bindir = _pg_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin "
-                    "(tools/dev setup installs the postgresql package)")
+        pytest.skip(
+            "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin "
+            "(tools/dev setup installs the postgresql package)"
+        )
     root = Path(tempfile.mkdtemp(prefix="hs-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
@@ -81,17 +91,37 @@ def fleet_postgres():
         for p in (root, sock):
             os.chown(p, user.pw_uid, user.pw_gid)
         as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": str(root)}
-    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "hs", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, **as_user)
+    subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "hs", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        **as_user,
+    )
     port = free_port()
     log = root / "postgres.log"
     logfh = open(log, "wb")
-    proc = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-k", str(sock),
-                             "-p", str(port), "-h", "127.0.0.1", "-c", "fsync=off"],
-                            stdout=logfh, stderr=subprocess.STDOUT, **as_user)
+    proc = subprocess.Popen(
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-k",
+            str(sock),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=logfh,
+        stderr=subprocess.STDOUT,
+        **as_user,
+    )
     try:
         _wait_port(port, 30, proc, log)
         import psycopg
+
         for _ in range(100):
             try:
                 with psycopg.connect(f"postgresql://hs@127.0.0.1:{port}/postgres", autocommit=True) as conn:
@@ -114,6 +144,7 @@ def fleet_postgres():
 def fleet_pg_url(fleet_postgres):
     """The session's PostgreSQL database, emptied for this test."""
     import psycopg
+
     with psycopg.connect(fleet_postgres, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS events")
     return fleet_postgres

@@ -43,18 +43,36 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -70,15 +88,22 @@ def make_cert(directory: Path, name: str, ca: tuple[Path, Path], hosts=("127.0.0
     key = ec.generate_private_key(ec.SECP256R1())
     sans = [x509.IPAddress(ipaddress.ip_address(h)) if h[0].isdigit() else x509.DNSName(h) for h in hosts]
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     os.chmod(key_path, 0o600)
     return cert_path, key_path
 
@@ -86,10 +111,20 @@ def make_cert(directory: Path, name: str, ca: tuple[Path, Path], hosts=("127.0.0
 class Broker:
     """One mosquitto process with a generated config; `url` is what a station connects to."""
 
-    def __init__(self, workdir: Path, *, users: dict | None = None, acl: str | None = None,
-                 tls: dict | None = None, persistence: bool = False, extra: tuple[str, ...] | str = (),
-                 passwd_file: Path | None = None, acl_file: Path | None = None, port: int | None = None,
-                 max_queued: int = 100000):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        users: dict | None = None,
+        acl: str | None = None,
+        tls: dict | None = None,
+        persistence: bool = False,
+        extra: tuple[str, ...] | str = (),
+        passwd_file: Path | None = None,
+        acl_file: Path | None = None,
+        port: int | None = None,
+        max_queued: int = 100000,
+    ):
         """`users`/`acl` are written here; `passwd_file`/`acl_file` are ready-made ones (e.g.
         from provisioning). `extra` lines go after the listener, so listener options apply."""
         self.dir = workdir
@@ -97,12 +132,19 @@ class Broker:
         self.port = port or free_port()
         self.tls = tls
         self.proc: subprocess.Popen | None = None
-        lines = ["per_listener_settings false", f"listener {self.port} 127.0.0.1",
-                 f"allow_anonymous {'false' if (users or passwd_file) else 'true'}",
-                 f"persistence {'true' if persistence else 'false'}",
-                 f"persistence_location {self.dir}/", "autosave_interval 1",
-                 f"max_queued_messages {max_queued}", "max_inflight_messages 100",
-                 f"log_dest file {self.dir}/mosquitto.log", "log_type all", "connection_messages true"]
+        lines = [
+            "per_listener_settings false",
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'false' if (users or passwd_file) else 'true'}",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {self.dir}/",
+            "autosave_interval 1",
+            f"max_queued_messages {max_queued}",
+            "max_inflight_messages 100",
+            f"log_dest file {self.dir}/mosquitto.log",
+            "log_type all",
+            "connection_messages true",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to user mosquitto and cannot read the tmp files
         if users:
@@ -128,8 +170,11 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> "Broker":
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.dir / "mosquitto.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"))
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.dir / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "stderr.log", "ab"),
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -176,16 +221,29 @@ class Broker:
 class Collector:
     """A paho subscriber recording (topic, payload, retain) of everything it receives."""
 
-    def __init__(self, broker: Broker, topic: str = "hs/#", *, client_id: str | None = None,
-                 persistent: bool = False, username: str | None = None, password: str | None = None,
-                 ca: Path | None = None, cert: tuple[Path, Path] | None = None):
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str = "hs/#",
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca: Path | None = None,
+        cert: tuple[Path, Path] | None = None,
+    ):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
+
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"collector-{os.getpid()}-{id(self)}",
-                                  clean_session=not persistent)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"collector-{os.getpid()}-{id(self)}",
+            clean_session=not persistent,
+        )
         if username:
             self.client.username_pw_set(username, password)
         if ca:
@@ -254,6 +312,7 @@ def mqtt_ca(tmp_path) -> dict:
 def station_settings(broker_urls, *, station="desk-1", site="site-1", state_dir="var/state", **mqtt):
     """Settings for a station publishing to `broker_urls` (a URL or a list), with fast reconnects."""
     from firmware.config.settings import Settings
+
     urls = [broker_urls] if isinstance(broker_urls, str) else list(broker_urls)
     options = {"brokers": urls, "reconnect_max_s": 2, "telemetry_s": 3600.0, **mqtt}
     return Settings().replace(station={"id": station, "site": site, "state_dir": str(state_dir)}, mqtt=options)

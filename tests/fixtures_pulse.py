@@ -46,19 +46,34 @@ class PulseDaemon:
         self.socket = runtime_dir / "native"
         self.proc: subprocess.Popen | None = None
         self.env = {
-            "PULSE_RUNTIME_PATH": str(runtime_dir), "PULSE_SERVER": f"unix:{self.socket}",
-            "PULSE_SOURCE": f"{SINK}.monitor", "PULSE_SINK": SINK, "HOME": str(runtime_dir),
-            "XDG_RUNTIME_DIR": str(runtime_dir), "PULSE_STATE_PATH": str(runtime_dir / "state"),
+            "PULSE_RUNTIME_PATH": str(runtime_dir),
+            "PULSE_SERVER": f"unix:{self.socket}",
+            "PULSE_SOURCE": f"{SINK}.monitor",
+            "PULSE_SINK": SINK,
+            "HOME": str(runtime_dir),
+            "XDG_RUNTIME_DIR": str(runtime_dir),
+            "PULSE_STATE_PATH": str(runtime_dir / "state"),
         }
 
     def start(self, timeout_s: float = 10.0) -> None:
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
-             "--disable-shm=yes", "--log-target=stderr", "--log-level=error",
-             f"--load=module-null-sink sink_name={SINK} rate={self.rate_hz} channels=2",
-             f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "pulse.log", "ab"))
+            [
+                "pulseaudio",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "-n",
+                "--use-pid-file=no",
+                "--disable-shm=yes",
+                "--log-target=stderr",
+                "--log-level=error",
+                f"--load=module-null-sink sink_name={SINK} rate={self.rate_hz} channels=2",
+                f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "pulse.log", "ab"),
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -76,8 +91,11 @@ class PulseDaemon:
 
     def play(self, wav: Path, channel: str = "front-left") -> subprocess.Popen:
         """Play a mono WAV into one channel of the null sink (front-left = capture channel 0)."""
-        return subprocess.Popen(["paplay", f"--device={SINK}", f"--channel-map={channel}", str(wav)],
-                                env={**os.environ, **self.env}, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            ["paplay", f"--device={SINK}", f"--channel-map={channel}", str(wav)],
+            env={**os.environ, **self.env},
+            stderr=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture

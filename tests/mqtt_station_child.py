@@ -22,9 +22,17 @@ from firmware.reporting.reporter import Reporter  # noqa: E402
 
 
 def main():
-    url, state_dir, count, rate, drain = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    url, state_dir, count, rate, drain = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        float(sys.argv[4]),
+        int(sys.argv[5]),
+    )
     outbox = Outbox.in_state_dir(state_dir)
-    reporter = Reporter(station_settings(url, state_dir=state_dir, drain_per_s=drain), outbox, profile_name="hotline-5s")
+    reporter = Reporter(
+        station_settings(url, state_dir=state_dir, drain_per_s=drain), outbox, profile_name="hotline-5s"
+    )
     reporter.start()
     factory = EventFactory("desk-1", time.time(), seq=outbox)
     for i in range(count):

@@ -29,10 +29,21 @@ SETTINGS = Settings()
 TOL_S = SETTINGS.audio.frame_ms / 1000 + SETTINGS.analysis.hangover_ms / 1000
 AGENT_DBFS, CUSTOMER_DBFS = -20.0, -24.0
 LINE_NOISE_DBFS = -62.0
-AGENT_PROMPTS = ("dir-welcome", "please-try-call-later", "sorry-youre-having-problems", "vm-leavemsg",
-                 "pls-hold-while-try", "check-number-dial-again")
-CUSTOMER_PROMPTS = ("vm-nobodyavail", "something-terribly-wrong", "cannot-complete-as-dialed",
-                    "conf-onlyperson", "all-circuits-busy-now")
+AGENT_PROMPTS = (
+    "dir-welcome",
+    "please-try-call-later",
+    "sorry-youre-having-problems",
+    "vm-leavemsg",
+    "pls-hold-while-try",
+    "check-number-dial-again",
+)
+CUSTOMER_PROMPTS = (
+    "vm-nobodyavail",
+    "something-terribly-wrong",
+    "cannot-complete-as-dialed",
+    "conf-onlyperson",
+    "all-circuits-busy-now",
+)
 # (coupling dB, delay ms): headset sidetone, and hybrid echo on an analogue line
 COUPLINGS = [(-10.0, 0), (-18.0, 40)]
 
@@ -48,11 +59,12 @@ class Call:
         self.spans = {"tx": [], "rx": []}
 
     def say(self, ch, prompt, start_s, level_dbfs=None):
-        x = sp.scale_to(sp.load_prompt(prompt, RATE_HZ), level_dbfs or (AGENT_DBFS if ch == "tx" else CUSTOMER_DBFS),
-                        RATE_HZ)
+        x = sp.scale_to(
+            sp.load_prompt(prompt, RATE_HZ), level_dbfs or (AGENT_DBFS if ch == "tx" else CUSTOMER_DBFS), RATE_HZ
+        )
         i = int(start_s * RATE_HZ)
-        self.tracks[ch][i:i + len(x)] += x[: self.n - i]
-        m = RATE_HZ // 100       # true span: first/last 10 ms frame within 30 dB of the loudest
+        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
+        m = RATE_HZ // 100  # true span: first/last 10 ms frame within 30 dB of the loudest
         db = power_to_dbfs(frame_power(x[: len(x) // m * m].reshape(-1, m)))
         on = np.flatnonzero(db > db.max() - 30.0)
         span = (start_s + on[0] * 0.01, start_s + (on[-1] + 1) * 0.01)
@@ -61,7 +73,7 @@ class Call:
 
     def add(self, ch, x, start_s=0.0):
         i = int(start_s * RATE_HZ)
-        self.tracks[ch][i:i + len(x)] += x[: self.n - i]
+        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
 
     def channels(self):
         tx = self.tracks["tx"] + sp.noise("white", self.n, RATE_HZ, seed=1, level_dbfs=-70.0)
@@ -74,8 +86,15 @@ class Call:
     def run(self, profile="hotline-5s", settings=SETTINGS, hangup_s=None):
         tx, rx = self.channels()
         inputs = self.inputs + ([(hangup_s, "hook", "on")] if hangup_s is not None else [])
-        scen = Scenario(path=None, rate_hz=RATE_HZ, tx=tx, rx=rx, inputs=sorted(inputs, key=lambda x: x[0]),
-                        start=datetime.fromisoformat("2026-11-23T10:45:00+08:00"), audio_s=self.n / RATE_HZ)
+        scen = Scenario(
+            path=None,
+            rate_hz=RATE_HZ,
+            tx=tx,
+            rx=rx,
+            inputs=sorted(inputs, key=lambda x: x[0]),
+            start=datetime.fromisoformat("2026-11-23T10:45:00+08:00"),
+            audio_s=self.n / RATE_HZ,
+        )
         scen.duration_s = max([scen.audio_s] + [t for t, _, _ in inputs])
         events = []
         self.pipeline = replay(scen, settings, load_profile(profile), events.append)
@@ -129,8 +148,8 @@ def test_talking_customer_over_agent_echo(coupling_db, delay_ms):
         _s, e = c.say("tx", AGENT_PROMPTS[k], t)
         _s, t = c.say("rx", CUSTOMER_PROMPTS[k], e + 0.8)
         t += 0.8
-    cs, ce = c.say("rx", "something-terribly-wrong", t)        # the customer explains...
-    c.say("tx", "vm-leavemsg", cs + 2.0)                     # ...and the agent cuts in after 2 s
+    cs, ce = c.say("rx", "something-terribly-wrong", t)  # the customer explains...
+    c.say("tx", "vm-leavemsg", cs + 2.0)  # ...and the agent cuts in after 2 s
     ev = c.run(hangup_s=47.0)
     ot = of(ev, "overtalk")
     assert len(ot) == 1 and ot[0]["t"] == pytest.approx(cs + 2.0 + TOL_S, abs=TOL_S + 0.1), ot
@@ -158,7 +177,7 @@ def test_a_coupling_that_changes_is_followed():
     ev = c.run(hangup_s=49.0)
     tel = echo_telemetry(c.pipeline)
     assert tel["echo_coupling_db"] == pytest.approx(-10.0, abs=3.0), tel
-    assert of(ev, "call.end")[0]["talk_s"]["rx"] <= 4.0      # a few seconds while it adapts, at most
+    assert of(ev, "call.end")[0]["talk_s"]["rx"] <= 4.0  # a few seconds while it adapts, at most
     assert of(ev, "overtalk") == []
 
 
@@ -168,7 +187,7 @@ def test_echo_analysis_can_be_turned_off():
     c.say("tx", AGENT_PROMPTS[1], 6.0)
     off = SETTINGS.replace(analysis={"echo": "off"})
     ev = c.run(settings=off, hangup_s=19.0)
-    assert of(ev, "call.end")[0]["talk_s"]["rx"] > 3.0      # the echo is taken for the customer
+    assert of(ev, "call.end")[0]["talk_s"]["rx"] > 3.0  # the echo is taken for the customer
     assert echo_telemetry(c.pipeline) == {"echo_coupling_db": None, "echo_delay_ms": None}
 
 
@@ -203,7 +222,7 @@ def test_speech_under_babble_at_snr_5_is_detected_and_babble_alone_is_not():
     """A customer in a crowd: babble at 5 dB under the speech. The customer's talk time is
     found (the old margins missed a fifth of it), and babble alone starts nothing."""
     c = Call(60.0)
-    t = 8.0                                                  # 8 s of babble alone first
+    t = 8.0  # 8 s of babble alone first
     for name in BABBLE_CUSTOMER:
         _s, t = c.say("rx", name, t)
         t += 1.5
@@ -227,8 +246,14 @@ def test_selftest_reports_a_receive_tap_wired_to_the_microphone(tmp_path):
     x = sp.speech_track(AGENT_PROMPTS[:2], 0.3, RATE_HZ, -20.0, lead_s=0.2)[: 3 * RATE_HZ + 800]
     y = sp.speech_track(CUSTOMER_PROMPTS[:2], 0.3, RATE_HZ, -24.0, lead_s=0.4)[: len(x)]
     for rx, status in ((x, "FAIL"), (y, "PASS")):
-        s = Settings().replace(audio={"backend": "wav", "rate_hz": RATE_HZ, "wav_tx": _wav(tmp_path, "tx.wav", x),
-                                      "wav_rx": _wav(tmp_path, "rx.wav", rx)})
+        s = Settings().replace(
+            audio={
+                "backend": "wav",
+                "rate_hz": RATE_HZ,
+                "wav_tx": _wav(tmp_path, "tx.wav", x),
+                "wav_rx": _wav(tmp_path, "rx.wav", rx),
+            }
+        )
         lines = []
         run_selftest(s, out=lines.append, simulate=True, interactive=False)
         echo = [line for line in lines if " echo:" in line]
@@ -241,8 +266,12 @@ def test_selftest_reports_a_receive_tap_wired_to_the_microphone(tmp_path):
 def test_bad_echo_setting_is_a_one_line_config_error(tmp_path, value):
     cfg = tmp_path / "station.toml"
     cfg.write_text(f"[analysis]\necho = {value}\n")
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 78, (proc.stdout, proc.stderr)
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "analysis.echo" in err, err

@@ -17,8 +17,14 @@ PROMPTS = [(1.0, "vm-nobodyavail"), (6.0, "pls-hold-while-try"), (11.0, "demo-th
 
 
 def analyze(*args):
-    return subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "analyze", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", "analyze", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +37,13 @@ def call(tmp_path_factory):
     for start_s, name in PROMPTS:
         p = speech.scale_to(speech.load_prompt(name, RATE), -26.0, RATE)
         i = int(start_s * RATE)
-        rx[i:i + len(p)] += p
+        rx[i : i + len(p)] += p
         nz = np.flatnonzero(np.abs(p) > 30)
         spans.append((start_s + nz[0] / RATE, start_s + (nz[-1] + 1) / RATE))
     busy = speech.tone([450.0], (0.35, 0.35), 4.0, RATE, level_dbfs=-20.0)
-    rx[17 * RATE:17 * RATE + len(busy)] += busy
+    rx[17 * RATE : 17 * RATE + len(busy)] += busy
     agent = speech.scale_to(speech.load_prompt("vm-intro", RATE), -24.0, RATE)[: int(1.6 * RATE)]
-    tx[int(4.2 * RATE):int(4.2 * RATE) + len(agent)] += agent
+    tx[int(4.2 * RATE) : int(4.2 * RATE) + len(agent)] += agent
     rx += speech.noise("white", n, RATE, seed=1, level_dbfs=-62.0)
     tx += speech.noise("pink", n, RATE, seed=2, level_dbfs=-66.0)
     return speech.write(d / "rx.wav", rx, RATE), speech.write(d / "tx.wav", tx, RATE), spans, d
@@ -56,7 +62,7 @@ def test_segments_tones_and_json(call):
     assert [t["tone"] for t in out["tones"]][:1] and out["tones"][0]["tone"].startswith("busy")
     assert 17.0 < out["tones"][0]["t"] < 20.0
     assert out["line"] and out["line"][0]["condition"] in ("ok", "low")
-    assert out["echo"] is None   # no --tx
+    assert out["echo"] is None  # no --tx
     # the readable form says the same, one line per decision
     text = analyze(rx).stdout.splitlines()
     assert text[0].startswith(f"{rx}: rx, 16000 Hz, 22.00 s; 3 utterances")
@@ -95,19 +101,22 @@ def _bad_files(d: Path):
     (d / "dir.wav").mkdir(exist_ok=True)
 
 
-@pytest.mark.parametrize("args, names", [
-    (["missing.wav"], "missing.wav"),
-    (["text.wav"], "text.wav"),
-    (["stereo.wav"], "stereo.wav"),
-    (["rate.wav"], "rate.wav"),
-    (["empty.wav"], "empty.wav"),
-    (["wide.wav"], "wide.wav"),
-    (["dir.wav"], "dir.wav"),
-    (["rx8k.wav", "--tx", "{tx}"], "tx.wav"),
-    (["{rx}", "--tx", "missing.wav"], "missing.wav"),
-    (["{tx}", "--channel", "tx", "--tx", "{tx}"], "--tx"),
-    (["{rx}", "--block-ms", "nan"], "--block-ms"),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["missing.wav"], "missing.wav"),
+        (["text.wav"], "text.wav"),
+        (["stereo.wav"], "stereo.wav"),
+        (["rate.wav"], "rate.wav"),
+        (["empty.wav"], "empty.wav"),
+        (["wide.wav"], "wide.wav"),
+        (["dir.wav"], "dir.wav"),
+        (["rx8k.wav", "--tx", "{tx}"], "tx.wav"),
+        (["{rx}", "--tx", "missing.wav"], "missing.wav"),
+        (["{tx}", "--channel", "tx", "--tx", "{tx}"], "--tx"),
+        (["{rx}", "--block-ms", "nan"], "--block-ms"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(call, args, names):
     rx, tx, _, d = call
     _bad_files(d)

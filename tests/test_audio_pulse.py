@@ -17,8 +17,17 @@ RATE_HZ = 16000
 
 
 def pulse_settings(**kw):
-    base = dict(backend="pyaudio", device="pulse", rate_hz=RATE_HZ, channels=2, buffer_ms=60,
-                tx_channel=0, rx_channel=1, stall_fault_s=2.0, reopen_s=0.5)
+    base = dict(
+        backend="pyaudio",
+        device="pulse",
+        rate_hz=RATE_HZ,
+        channels=2,
+        buffer_ms=60,
+        tx_channel=0,
+        rx_channel=1,
+        stall_fault_s=2.0,
+        reopen_s=0.5,
+    )
     base.update(kw)
     return AudioSettings(**base)
 
@@ -26,7 +35,7 @@ def pulse_settings(**kw):
 def speech_frames(samples: np.ndarray, rate_hz=RATE_HZ, frame_ms=30) -> int:
     vad = webrtcvad.Vad(2)
     n = rate_hz * frame_ms // 1000
-    return sum(vad.is_speech(samples[i:i + n].tobytes(), rate_hz) for i in range(0, len(samples) - n + 1, n))
+    return sum(vad.is_speech(samples[i : i + n].tobytes(), rate_hz) for i in range(0, len(samples) - n + 1, n))
 
 
 def capture(source, seconds):
@@ -49,7 +58,7 @@ def test_played_prompt_is_captured_as_speech_on_the_mapped_channel(pulse):
     with source:
         assert "pulse" in source.device_name
         time.sleep(0.2)
-        player = pulse.play(speech_wav(), "front-left")   # capture channel 0 = tx
+        player = pulse.play(speech_wav(), "front-left")  # capture channel 0 = tx
         tx, rx = capture(source, 3.0)
         player.wait(5)
     assert tx.dtype == np.int16 and len(tx) == len(rx)

@@ -59,7 +59,7 @@ def test_scenario_absurd_time(tmp_path):
 
 
 def test_scenario_unknown_input(tmp_path):
-    p = scenario(tmp_path, '[[inputs]]\nt = 1.0\nflash = true\n')
+    p = scenario(tmp_path, "[[inputs]]\nt = 1.0\nflash = true\n")
     assert_one_line_error(run_cli("replay", p), 2, "s.toml", "inputs[0].flash", "unknown input")
 
 
@@ -118,15 +118,21 @@ def test_config_wrong_type_and_range(tmp_path):
     assert "Traceback" not in proc.stderr
     assert len(lines) == 4, lines
     joined = "\n".join(lines)
-    for needle in ("audio.rate_hz: 44100 is not one of", "audio.frame_ms: expected int",
-                   "profile.pause_s", "mqtt.bogus: unknown key"):
+    for needle in (
+        "audio.rate_hz: 44100 is not one of",
+        "audio.frame_ms: expected int",
+        "profile.pause_s",
+        "mqtt.bogus: unknown key",
+    ):
         assert needle in joined
     assert all(line.startswith(str(cfg)) for line in lines)
 
 
 def test_config_cross_check(tmp_path):
     cfg = tmp_path / "station.toml"
-    cfg.write_text('[audio]\ntx_channel = 1\nrx_channel = 1\n[leds]\nrgb_pins = [1, 2]\n[mqtt]\nbrokers = ["tcp://x"]\n')
+    cfg.write_text(
+        '[audio]\ntx_channel = 1\nrx_channel = 1\n[leds]\nrgb_pins = [1, 2]\n[mqtt]\nbrokers = ["tcp://x"]\n'
+    )
     proc = run_cli("check-config", cfg)
     assert proc.returncode == 78
     assert "audio.rx_channel: must differ" in proc.stderr
@@ -137,7 +143,7 @@ def test_config_cross_check(tmp_path):
 def test_frame_and_buffer_need_not_align(tmp_path):
     # The analyser keeps partial frames between capture blocks, so any block size works.
     cfg = tmp_path / "station.toml"
-    cfg.write_text('[audio]\nframe_ms = 20\nbuffer_ms = 30\n')
+    cfg.write_text("[audio]\nframe_ms = 20\nbuffer_ms = 30\n")
     assert run_cli("check-config", cfg).returncode == 0
 
 

@@ -45,8 +45,9 @@ def test_a_fifo_as_scenario_or_wav_is_refused_without_hanging(tmp_path):
     os.mkfifo(tmp_path / "pipe.wav")
     (tmp_path / "s.toml").write_text('[audio]\ntx = "pipe.wav"\n')
     assert_one_line_error(run_cli("replay", tmp_path / "pipe.toml", timeout=20), 2, "pipe.toml", "FIFO")
-    assert_one_line_error(run_cli("run", "--simulate", "--scenario", tmp_path / "pipe.toml", timeout=20), 2,
-                          "pipe.toml", "FIFO")
+    assert_one_line_error(
+        run_cli("run", "--simulate", "--scenario", tmp_path / "pipe.toml", timeout=20), 2, "pipe.toml", "FIFO"
+    )
     assert_one_line_error(run_cli("replay", tmp_path / "s.toml", timeout=20), 2, "pipe.wav", "FIFO")
 
 
@@ -63,7 +64,7 @@ def test_a_wav_symlink_loop_is_one_line(tmp_path):
 
 
 def test_a_scenario_that_is_not_utf8_or_nested_too_deeply_is_one_line(tmp_path):
-    (tmp_path / "bin.toml").write_bytes(b"profile = \"\xff\xfe\"\n")
+    (tmp_path / "bin.toml").write_bytes(b'profile = "\xff\xfe"\n')
     assert_one_line_error(run_cli("replay", tmp_path / "bin.toml"), 2, "bin.toml", "not valid TOML")
     (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
     assert_one_line_error(run_cli("replay", tmp_path / "deep.toml"), 2, "deep.toml", "nested")

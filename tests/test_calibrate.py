@@ -33,10 +33,11 @@ hook_pin = 17
 
 
 def test_set_keys_keeps_comments_and_other_keys():
-    text = set_keys(CONFIG, {("audio", "tx_gain_db"): 6.5, ("audio", "rx_gain_db"): -3.0,
-                             ("profile", "noise_dbfs"): -38.0})
+    text = set_keys(
+        CONFIG, {("audio", "tx_gain_db"): 6.5, ("audio", "rx_gain_db"): -3.0, ("profile", "noise_dbfs"): -38.0}
+    )
     assert "# Desk 12, second floor" in text and "# asset tag 4711" in text
-    assert 'tx_gain_db = 6.5 # set by calibrate' in text
+    assert "tx_gain_db = 6.5 # set by calibrate" in text
     assert text.index("rx_gain_db = -3.0") < text.index("[gpio]"), "appended inside its own section"
     data = tomllib.loads(text)
     assert data["audio"] == {"device": "USB Audio", "tx_gain_db": 6.5, "rx_gain_db": -3.0}
@@ -49,6 +50,7 @@ def _recorder(quiet_tx, quiet_rx, speech_tx, speech_rx, rate_hz):
     def record(settings, seconds):
         tx, rx = next(takes)
         return {"tx": measure(tx, rate_hz), "rx": measure(rx, rate_hz)}
+
     return record
 
 
@@ -56,20 +58,22 @@ def test_gains_bring_recorded_speech_to_the_target_and_are_written(tmp_path):
     rate_hz, speech = read_wav(speech_wav())
     rng = np.random.default_rng(1)
     hiss = lambda dbfs: (rng.standard_normal(len(speech)) * 32768 * 10 ** (dbfs / 20) * 0.707).astype(np.int16)
-    quiet_speech = (speech * 0.05).astype(np.int16)               # a customer line 26 dB quieter
+    quiet_speech = (speech * 0.05).astype(np.int16)  # a customer line 26 dB quieter
     config = tmp_path / "station.toml"
     config.write_text(CONFIG)
     settings = load_settings(config).replace(audio={"rate_hz": rate_hz})
     lines = []
     takes = [hiss(-70), hiss(-62), speech + hiss(-70), quiet_speech + hiss(-62)]
-    rc = run_calibrate(settings, config, seconds=3, assume_yes=True, out=lines.append,
-                       recorder=_recorder(*takes, rate_hz))
+    rc = run_calibrate(
+        settings, config, seconds=3, assume_yes=True, out=lines.append, recorder=_recorder(*takes, rate_hz)
+    )
     assert rc == 0, lines
     written = load_settings(config)
     tx, rx = measure(takes[2], rate_hz), measure(takes[3], rate_hz)
     # The gain is limited by the recording's peak; within that, it aims at the target.
-    assert written.audio.tx_gain_db == pytest.approx(min(TARGET_SPEECH_DBFS - tx.speech_dbfs,
-                                                         -1 - tx.peak_dbfs), abs=0.5)
+    assert written.audio.tx_gain_db == pytest.approx(
+        min(TARGET_SPEECH_DBFS - tx.speech_dbfs, -1 - tx.peak_dbfs), abs=0.5
+    )
     assert written.audio.rx_gain_db == pytest.approx(TARGET_SPEECH_DBFS - rx.speech_dbfs, abs=0.5)
     assert written.audio.rx_gain_db - written.audio.tx_gain_db > 20
     # A -62 dBFS hiss raised by ~26 dB sits above the default -45 threshold's margin: threshold raised.
@@ -83,20 +87,31 @@ def test_declined_or_silent_channels_change_nothing(tmp_path):
     config.write_text(CONFIG)
     zeros = np.zeros(24000, np.int16)
     lines = []
-    rc = run_calibrate(load_settings(config), config, assume_yes=True, out=lines.append,
-                       recorder=_recorder(zeros, zeros, zeros, zeros, 8000))
+    rc = run_calibrate(
+        load_settings(config),
+        config,
+        assume_yes=True,
+        out=lines.append,
+        recorder=_recorder(zeros, zeros, zeros, zeros, 8000),
+    )
     assert rc == 0 and config.read_text() == CONFIG
     assert any("no test phrase heard" in l for l in lines)
     rate_hz, speech = read_wav(speech_wav())
-    rc = run_calibrate(load_settings(config).replace(audio={"rate_hz": rate_hz}), config, out=lines.append,
-                       ask=lambda prompt: "n", recorder=_recorder(zeros, zeros, speech, speech, rate_hz))
+    rc = run_calibrate(
+        load_settings(config).replace(audio={"rate_hz": rate_hz}),
+        config,
+        out=lines.append,
+        ask=lambda prompt: "n",
+        recorder=_recorder(zeros, zeros, speech, speech, rate_hz),
+    )
     assert rc == 0 and config.read_text() == CONFIG and lines[-1] == "calibrate: nothing written"
 
 
 def test_wav_backend_end_to_end_without_a_config_file(tmp_path):
     rate_hz, _ = read_wav(speech_wav())
-    settings = Settings().replace(audio={"backend": "wav", "wav_tx": str(speech_wav()), "rate_hz": rate_hz,
-                                         "buffer_ms": 60})
+    settings = Settings().replace(
+        audio={"backend": "wav", "wav_tx": str(speech_wav()), "rate_hz": rate_hz, "buffer_ms": 60}
+    )
     lines = []
     assert run_calibrate(settings, None, seconds=1.0, assume_yes=True, out=lines.append) == 0
     assert any(l.startswith("Proposed: [audio] tx_gain_db") for l in lines), lines
@@ -108,14 +123,19 @@ def test_wav_backend_end_to_end_without_a_config_file(tmp_path):
 UPDATES = {("audio", "tx_gain_db"): 6.5, ("audio", "rx_gain_db"): -3.0, ("profile", "noise_dbfs"): -38.0}
 
 
-@pytest.mark.parametrize("text, kept", [
-    ('# top\naudio.tx_gain_db = 0.0 # dotted, set by calibrate\nstation.id = "desk-3"\n\n[gpio]\nhook_pin = 17\n',
-     "# dotted, set by calibrate"),
-    ('audio = { tx_gain_db = 1.0, device = "USB" }  # inline\n[gpio]\nhook_pin = 17\n', "# inline"),
-    ('[audio.cues]\n# a super-table only\n', "# a super-table only"),
-    ('', None),
-    ('[station]\nid = "a"\n[profile]\n"noise_dbfs" = -50.0  # quoted key\n', "# quoted key"),
-])
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        (
+            '# top\naudio.tx_gain_db = 0.0 # dotted, set by calibrate\nstation.id = "desk-3"\n\n[gpio]\nhook_pin = 17\n',
+            "# dotted, set by calibrate",
+        ),
+        ('audio = { tx_gain_db = 1.0, device = "USB" }  # inline\n[gpio]\nhook_pin = 17\n', "# inline"),
+        ("[audio.cues]\n# a super-table only\n", "# a super-table only"),
+        ("", None),
+        ('[station]\nid = "a"\n[profile]\n"noise_dbfs" = -50.0  # quoted key\n', "# quoted key"),
+    ],
+)
 def test_set_keys_handles_every_form_of_toml(text, kept):
     out = set_keys(text, UPDATES)
     data = tomllib.loads(out)
@@ -132,6 +152,7 @@ def test_set_keys_handles_every_form_of_toml(text, kept):
 
 def test_set_keys_refuses_a_section_that_is_not_a_table():
     from firmware.errors import ConfigError
+
     with pytest.raises(ConfigError, match="audio"):
         set_keys("audio = 5\n", UPDATES)
 
@@ -143,8 +164,13 @@ def test_calibrate_writes_a_config_with_dotted_keys(tmp_path):
     config.write_text(text)
     zeros = np.zeros(len(speech), np.int16)
     lines = []
-    rc = run_calibrate(load_settings(config).replace(audio={"rate_hz": rate_hz}), config, assume_yes=True,
-                       out=lines.append, recorder=_recorder(zeros, zeros, speech, speech, rate_hz))
+    rc = run_calibrate(
+        load_settings(config).replace(audio={"rate_hz": rate_hz}),
+        config,
+        assume_yes=True,
+        out=lines.append,
+        recorder=_recorder(zeros, zeros, speech, speech, rate_hz),
+    )
     assert rc == 0, lines
     written = load_settings(config)
     assert written.audio.tx_gain_db != 0.0 and written.station.id == "desk-3"
@@ -155,8 +181,14 @@ def test_eof_at_the_prompt_is_one_line_exit_2(tmp_path):
     rate_hz, _speech = read_wav(speech_wav())
     config = tmp_path / "station.toml"
     config.write_text(f'[audio]\nbackend = "wav"\nwav_tx = "{speech_wav()}"\nrate_hz = {rate_hz}\nbuffer_ms = 60\n')
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "calibrate", "--config", str(config),
-                           "--seconds", "0.5"], capture_output=True, text=True, input="", timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", "calibrate", "--config", str(config), "--seconds", "0.5"],
+        capture_output=True,
+        text=True,
+        input="",
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr and "standard input closed" in proc.stdout + proc.stderr
     # At the second prompt (write? [y/N]) too:
@@ -167,22 +199,34 @@ def test_eof_at_the_prompt_is_one_line_exit_2(tmp_path):
             return next(answers)
         except StopIteration:
             raise EOFError from None
+
     rate_hz, speech = read_wav(speech_wav())
     zeros = np.zeros(len(speech), np.int16)
     with pytest.raises(InputError, match="standard input closed"):
-        run_calibrate(load_settings(config), config, out=lambda line: None, ask=ask,
-                      recorder=_recorder(zeros, zeros, speech, speech, rate_hz))
+        run_calibrate(
+            load_settings(config),
+            config,
+            out=lambda line: None,
+            ask=ask,
+            recorder=_recorder(zeros, zeros, speech, speech, rate_hz),
+        )
     assert "gain" not in config.read_text()
 
 
 # --- the rewritten file keeps its owner, group and mode (issue 9) ----------------------------------
 
+
 def _calibrate_into(config: Path):
     rate_hz, speech = read_wav(speech_wav())
     zeros = np.zeros(len(speech), np.int16)
     lines = []
-    rc = run_calibrate(load_settings(config).replace(audio={"rate_hz": rate_hz}), config, assume_yes=True,
-                       out=lines.append, recorder=_recorder(zeros, zeros, speech, speech, rate_hz))
+    rc = run_calibrate(
+        load_settings(config).replace(audio={"rate_hz": rate_hz}),
+        config,
+        assume_yes=True,
+        out=lines.append,
+        recorder=_recorder(zeros, zeros, speech, speech, rate_hz),
+    )
     assert rc == 0, lines
 
 

@@ -21,8 +21,9 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 
 
 def run_cli(*args, cwd=None, input=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120, check=False,
-                          input=input)
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120, check=False, input=input
+    )
 
 
 def config(tmp_path, body: str) -> Path:
@@ -38,19 +39,22 @@ def assert_refused(proc, *needles, code=78):
         assert needle in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("body, needle", [
-    ('[gpio]\nhook_pin = 27\n', "gpio.mute_pin: GPIO27 is already gpio.hook_pin"),
-    ('[gpio]\nhook_pin = 13\n', "leds.red_pin: GPIO13 is already gpio.hook_pin"),
-    ('[station]\nid = "a/b"\n', "station.id: 'a/b' must be one MQTT topic level"),
-    ('[station]\nsite = "#"\n', "station.site: '#' must be one MQTT topic level"),
-    ('[station]\nid = "+"\n', "station.id: '+'"),
-    ('[station]\nid = ""\n', "station.id: ''"),
-    ('[profile]\nhold_warn_s = 70.0\n', "hold_warn_s: 70 s is above profile.hold_limit_s 60 s"),
-    ('[mqtt]\noutbox_max_mb = nan\n', "mqtt.outbox_max_mb: nan is not a finite number"),
-    ('[profile]\nhold_limit_s = nan\n', "profile.hold_limit_s: nan is not a finite number"),
-    ('[profile]\nhold_limit_s = inf\n', "profile.hold_limit_s: inf is not a finite number"),
-    ('[audio]\ntx_gain_db = -inf\n', "audio.tx_gain_db: -inf is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("[gpio]\nhook_pin = 27\n", "gpio.mute_pin: GPIO27 is already gpio.hook_pin"),
+        ("[gpio]\nhook_pin = 13\n", "leds.red_pin: GPIO13 is already gpio.hook_pin"),
+        ('[station]\nid = "a/b"\n', "station.id: 'a/b' must be one MQTT topic level"),
+        ('[station]\nsite = "#"\n', "station.site: '#' must be one MQTT topic level"),
+        ('[station]\nid = "+"\n', "station.id: '+'"),
+        ('[station]\nid = ""\n', "station.id: ''"),
+        ("[profile]\nhold_warn_s = 70.0\n", "hold_warn_s: 70 s is above profile.hold_limit_s 60 s"),
+        ("[mqtt]\noutbox_max_mb = nan\n", "mqtt.outbox_max_mb: nan is not a finite number"),
+        ("[profile]\nhold_limit_s = nan\n", "profile.hold_limit_s: nan is not a finite number"),
+        ("[profile]\nhold_limit_s = inf\n", "profile.hold_limit_s: inf is not a finite number"),
+        ("[audio]\ntx_gain_db = -inf\n", "audio.tx_gain_db: -inf is not a finite number"),
+    ],
+)
 def test_check_config_refuses_what_run_would_refuse(tmp_path, body, needle):
     assert_refused(run_cli("check-config", config(tmp_path, body)), needle)
 
@@ -66,8 +70,11 @@ def test_a_nan_in_a_profile_file_is_refused(tmp_path):
 
 
 def test_check_config_fails_on_a_missing_password_file(tmp_path):
-    cfg = config(tmp_path, f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
-                           f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{tmp_path / "nope.pass"}"\n')
+    cfg = config(
+        tmp_path,
+        f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{tmp_path / "nope.pass"}"\n',
+    )
     proc = run_cli("check-config", cfg)
     assert_refused(proc, "mqtt.password_file:", "nope.pass does not exist")
     # ... and `run` stops on the same problem before it starts anything.
@@ -79,8 +86,11 @@ def test_check_config_fails_on_a_password_file_others_can_read(tmp_path):
     secret = tmp_path / "mqtt.pass"
     secret.write_text("s3cret\n")
     secret.chmod(0o644)
-    cfg = config(tmp_path, f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
-                           f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{secret}"\n')
+    cfg = config(
+        tmp_path,
+        f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{secret}"\n',
+    )
     assert_refused(run_cli("check-config", cfg), "mqtt.password_file:", "chmod 600")
     secret.chmod(0o600)
     proc = run_cli("check-config", cfg)
@@ -88,11 +98,15 @@ def test_check_config_fails_on_a_password_file_others_can_read(tmp_path):
 
 
 def test_check_config_fails_on_missing_tls_files(tmp_path):
-    cfg = config(tmp_path, f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
-                           f'[mqtt]\nbrokers = ["mqtts://127.0.0.1:8883"]\nca_file = "{tmp_path / "ca.pem"}"\n'
-                           f'cert_file = "{tmp_path / "c.pem"}"\n')
-    assert_refused(run_cli("check-config", cfg), "mqtt.ca_file:", "ca.pem does not exist", "mqtt.cert_file:",
-                   "needs mqtt.key_file")
+    cfg = config(
+        tmp_path,
+        f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nbrokers = ["mqtts://127.0.0.1:8883"]\nca_file = "{tmp_path / "ca.pem"}"\n'
+        f'cert_file = "{tmp_path / "c.pem"}"\n',
+    )
+    assert_refused(
+        run_cli("check-config", cfg), "mqtt.ca_file:", "ca.pem does not exist", "mqtt.cert_file:", "needs mqtt.key_file"
+    )
 
 
 def test_check_config_fails_on_a_missing_wav_of_the_wav_backend(tmp_path):
@@ -128,14 +142,17 @@ def test_a_fifo_as_config_is_refused_not_waited_on(tmp_path):
     assert_refused(run_cli("check-config", fifo), "FIFO")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["replay", "x.toml", "--drain-timeout", "nan"], "--drain-timeout"),
-    (["replay", "x.toml", "--drain-timeout", "inf"], "--drain-timeout"),
-    (["replay", "x.toml", "--drain-timeout", "-1"], "--drain-timeout"),
-    (["calibrate", "--seconds", "nan"], "--seconds"),
-    (["calibrate", "--seconds", "0"], "--seconds"),
-    (["calibrate", "--seconds", "1e999"], "--seconds"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["replay", "x.toml", "--drain-timeout", "nan"], "--drain-timeout"),
+        (["replay", "x.toml", "--drain-timeout", "inf"], "--drain-timeout"),
+        (["replay", "x.toml", "--drain-timeout", "-1"], "--drain-timeout"),
+        (["calibrate", "--seconds", "nan"], "--seconds"),
+        (["calibrate", "--seconds", "0"], "--seconds"),
+        (["calibrate", "--seconds", "1e999"], "--seconds"),
+    ],
+)
 def test_cli_number_options_refuse_nan_inf_and_out_of_range(args, needle):
     proc = run_cli(*args)
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -147,6 +164,7 @@ def test_command_line_station_id_is_checked_like_the_config(tmp_path):
 
 
 # --- as root: the service user must be able to read what the service reads ------------------------
+
 
 @pytest.fixture
 def desk():
@@ -169,8 +187,10 @@ def _installed(tmp_path, secret_owner: str):
     secret.chmod(0o600)
     if secret_owner == "nobody":
         os.chown(secret, nobody.pw_uid, nobody.pw_gid)
-    cfg = config(tmp_path, f'[station]\nstate_dir = "{state}"\n'
-                           f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{secret}"\n')
+    cfg = config(
+        tmp_path,
+        f'[station]\nstate_dir = "{state}"\n[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "{secret}"\n',
+    )
     cfg.chmod(0o644)
     return cfg, state
 
@@ -180,8 +200,14 @@ def test_as_root_check_config_checks_files_for_the_service_user(desk):
     cfg, state = _installed(desk, secret_owner="root")
     proc = run_cli("check-config", cfg)
     # root could read it, but the service runs as the owner of the state dir and cannot.
-    assert_refused(proc, "mqtt.password_file:", "cannot be read by the service user nobody",
-                   f"the owner of the state directory {state}", "root:", "mode 0600")
+    assert_refused(
+        proc,
+        "mqtt.password_file:",
+        "cannot be read by the service user nobody",
+        f"the owner of the state directory {state}",
+        "root:",
+        "mode 0600",
+    )
 
 
 @as_root
@@ -202,4 +228,6 @@ def test_as_root_a_config_the_service_cannot_read_is_refused(desk):
 def test_as_root_a_state_dir_file_the_service_cannot_write_is_refused(desk):
     cfg, state = _installed(desk, secret_owner="nobody")
     (state / "outbox.db").write_bytes(b"")  # left behind by `sudo headset-station run`
-    assert_refused(run_cli("check-config", cfg), "station.state_dir:", "outbox.db cannot be written by the service user")
+    assert_refused(
+        run_cli("check-config", cfg), "station.state_dir:", "outbox.db cannot be written by the service user"
+    )

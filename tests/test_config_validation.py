@@ -21,17 +21,24 @@ from firmware.config.validate import number_arg
 from firmware.errors import ConfigError
 from firmware.reporting.commands import OVERRIDES_FILE, CommandHandler, load_overrides
 
-NUMERIC_FIELDS = [(name, f) for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)
-                  if f.type in (int, float)]
+NUMERIC_FIELDS = [
+    (name, f) for name, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.type in (int, float)
+]
 
 # Numbers of every kind: the specials, the edges of every range, huge and tiny ones.
-EDGES = sorted({v for _name, f in NUMERIC_FIELDS for v in (f.metadata["check"].lo, f.metadata["check"].hi) if v is not None}
-               | {v for t in TIMING_KEYS.values() for v in (t.lo, t.hi)})
+EDGES = sorted(
+    {v for _name, f in NUMERIC_FIELDS for v in (f.metadata["check"].lo, f.metadata["check"].hi) if v is not None}
+    | {v for t in TIMING_KEYS.values() for v in (t.lo, t.hi)}
+)
 numbers = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 1e308, -1e308, 5e-324, 10**30, -(10**30), 2**63, True]),
-    st.sampled_from(EDGES), st.sampled_from(EDGES).map(lambda v: v + 1e-9), st.sampled_from(EDGES).map(lambda v: v - 1e-9),
-    st.sampled_from(EDGES).map(lambda v: v + 1), st.sampled_from(EDGES).map(lambda v: v - 1),
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(10**20), max_value=10**20),
+    st.sampled_from(EDGES),
+    st.sampled_from(EDGES).map(lambda v: v + 1e-9),
+    st.sampled_from(EDGES).map(lambda v: v - 1e-9),
+    st.sampled_from(EDGES).map(lambda v: v + 1),
+    st.sampled_from(EDGES).map(lambda v: v - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**20), max_value=10**20),
 )
 
 
@@ -110,11 +117,13 @@ def test_a_profile_number_is_never_accepted_unless_finite_and_in_range(key, valu
 def _handler(tmp_path, applied: list):
     def apply(overrides):
         applied.append(load_profile("hotline-5s", overrides))  # the service builds the profile like this
+
     return CommandHandler(dict, apply, lambda: None, lambda: None, tmp_path)
 
 
-@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(key=st.sampled_from(sorted(TIMING_KEYS)), value=numbers)
 def test_a_set_config_value_is_never_accepted_unless_finite_and_in_range(tmp_path, key, value):
     (tmp_path / OVERRIDES_FILE).unlink(missing_ok=True)
@@ -154,8 +163,18 @@ def test_set_config_refuses_a_warning_after_the_limit(tmp_path):
     assert handler.handle("set-config", b'{"set": {"hold_warn_s": 50}}')["ok"] is True
 
 
-@pytest.mark.parametrize("content", ['{"hold_limit_s": NaN}', '{"hold_limit_s": 1e999}', '{"hold_limit_s": -3}',
-                                     '{"bogus_s": 1}', '[1, 2]', 'not json', '[' * 5000])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"hold_limit_s": NaN}',
+        '{"hold_limit_s": 1e999}',
+        '{"hold_limit_s": -3}',
+        '{"bogus_s": 1}',
+        "[1, 2]",
+        "not json",
+        "[" * 5000,
+    ],
+)
 def test_a_bad_persisted_override_is_reported_not_applied(tmp_path, caplog, content):
     (tmp_path / OVERRIDES_FILE).write_text(content)
     handler = CommandHandler(dict, lambda o: None, lambda: None, lambda: None, tmp_path)
@@ -172,10 +191,22 @@ def test_a_valid_persisted_override_is_applied(tmp_path):
     assert handler.overrides == {"hold_limit_s": 90}
 
 
-@pytest.mark.parametrize("text, lo, hi", [("nan", 0, 10), ("inf", 0, 10), ("-inf", None, None), ("1e999", 0, None),
-                                          ("-1", 0, 10), ("11", 0, 10), ("abc", 0, 10), ("", 0, 10)])
+@pytest.mark.parametrize(
+    "text, lo, hi",
+    [
+        ("nan", 0, 10),
+        ("inf", 0, 10),
+        ("-inf", None, None),
+        ("1e999", 0, None),
+        ("-1", 0, 10),
+        ("11", 0, 10),
+        ("abc", 0, 10),
+        ("", 0, 10),
+    ],
+)
 def test_cli_number_options_refuse_nan_and_out_of_range(text, lo, hi):
     import argparse
+
     with pytest.raises(argparse.ArgumentTypeError):
         number_arg(float, lo=lo, hi=hi)(text)
 
@@ -186,6 +217,7 @@ def test_cli_number_option_accepts_a_finite_value_in_range():
 
 
 # --- values that are not numbers: topic levels, pins, lists ------------------------------------------
+
 
 @pytest.mark.parametrize("key", ["id", "site"])
 @pytest.mark.parametrize("value", ["a/b", "#", "+", "", "st+1", "a#", "x\x00y"])
@@ -200,14 +232,17 @@ def test_a_topic_level_may_hold_other_characters():
     assert s.station.id == "desk-07.b_2 Ü"
 
 
-@pytest.mark.parametrize("table, key", [
-    ({"gpio": {"hook_pin": 27}}, "gpio.mute_pin"),                           # mute_pin defaults to 27
-    ({"gpio": {"hook_pin": 5}}, "leds.green_pin"),                           # green_pin defaults to 5
-    ({"gpio": {"ring_pin": 17}}, "gpio.ring_pin"),
-    ({"leds": {"red_pin": 6}}, "leds.red_pin"),
-    ({"leds": {"kind": "rgb", "rgb_pins": [16, 16, 21]}}, "leds.rgb_pins[1]"),
-    ({"leds": {"kind": "rgb", "rgb_pins": [17, 20, 21]}}, "leds.rgb_pins[0]"),
-])
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ({"gpio": {"hook_pin": 27}}, "gpio.mute_pin"),  # mute_pin defaults to 27
+        ({"gpio": {"hook_pin": 5}}, "leds.green_pin"),  # green_pin defaults to 5
+        ({"gpio": {"ring_pin": 17}}, "gpio.ring_pin"),
+        ({"leds": {"red_pin": 6}}, "leds.red_pin"),
+        ({"leds": {"kind": "rgb", "rgb_pins": [16, 16, 21]}}, "leds.rgb_pins[1]"),
+        ({"leds": {"kind": "rgb", "rgb_pins": [17, 20, 21]}}, "leds.rgb_pins[0]"),
+    ],
+)
 def test_every_pin_is_used_once(table, key):
     with pytest.raises(ConfigError) as exc:
         settings_from_dict(table)
@@ -266,9 +301,17 @@ def test_hold_warning_after_the_limit_is_refused_in_config_and_profile():
 
 # --- TOML that would crash or hang a reader -----------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["a = " + "[" * 5000 + "]" * 5000, "a = " + "{b=" * 5000 + "1" + "}" * 5000,
-                                  ".".join(["a"] * 5000) + " = 1", "[" + ".".join(["a"] * 5000) + "]\n",
-                                  "a = " + "[" * 40 + "]" * 40])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 5000 + "]" * 5000,
+        "a = " + "{b=" * 5000 + "1" + "}" * 5000,
+        ".".join(["a"] * 5000) + " = 1",
+        "[" + ".".join(["a"] * 5000) + "]\n",
+        "a = " + "[" * 40 + "]" * 40,
+    ],
+)
 def test_deeply_nested_toml_is_one_line_error(text):
     with pytest.raises(TomlFileError) as exc:
         parse_toml(text)
@@ -288,11 +331,16 @@ def test_persisted_overrides_that_contradict_the_profile_do_not_stop_the_service
     from types import SimpleNamespace
 
     from firmware.runtime.wiring import command_handler
+
     (tmp_path / OVERRIDES_FILE).write_text('{"hold_warn_s": 100}')  # in range alone; above the limit of 60
     start_profile = load_profile("hotline-5s")
     faults = []
-    service = SimpleNamespace(settings=Settings().replace(station={"state_dir": str(tmp_path)}), profile=start_profile,
-                              request_restart=lambda: None, report_fault=lambda *a: faults.append(a))
+    service = SimpleNamespace(
+        settings=Settings().replace(station={"state_dir": str(tmp_path)}),
+        profile=start_profile,
+        request_restart=lambda: None,
+        report_fault=lambda *a: faults.append(a),
+    )
     handler = command_handler(service)
     assert handler.overrides == {} and service.profile is start_profile
     assert faults and faults[0][0] == "storage" and "hold_warn_s" in faults[0][1]
@@ -300,6 +348,7 @@ def test_persisted_overrides_that_contradict_the_profile_do_not_stop_the_service
 
 def test_every_setting_is_documented_and_the_printed_defaults_are_a_valid_config():
     from firmware.config.settings import describe_defaults
+
     for cls in SECTIONS.values():
         for f in dataclasses.fields(cls):
             assert f.metadata["doc"], f"{cls.__name__}.{f.name} has no doc"

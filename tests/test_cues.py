@@ -16,8 +16,10 @@ from firmware.config.settings import settings_from_dict
 from firmware.errors import ConfigError
 from firmware.station.cues import CueBoard
 
-SPEC_CUES = ("idle on_call greet pause speak hangup_ok hold hold_warn hold_over thank_waiting say_wait "
-             "say_busy apologize_wait lower_voice overtalk call_back wrap_up outside_hours fault").split()
+SPEC_CUES = (
+    "idle on_call greet pause speak hangup_ok hold hold_warn hold_over thank_waiting say_wait "
+    "say_busy apologize_wait lower_voice overtalk call_back wrap_up outside_hours fault"
+).split()
 
 
 @pytest.mark.parametrize("table", [TOWER_TABLE, RGB_TABLE])
@@ -38,7 +40,7 @@ def test_priorities_fault_first_idle_last_hold_over_beats_hold():
     p = {n: TOWER_TABLE[n].priority for n in CUE_NAMES}
     assert p["fault"] == max(p.values()) and p["idle"] == min(p.values())
     assert p["hold_over"] > p["hold_warn"] > p["hold"] > p["on_call"]
-    assert len(set(p.values())) == len(p)   # no ties between defaults
+    assert len(set(p.values())) == len(p)  # no ties between defaults
 
 
 def test_pattern_parsing():
@@ -55,8 +57,7 @@ def test_pattern_parsing():
 
 
 def test_overrides_apply():
-    table, problems = build_table("tower", {"hold": {"leds": ["red", "amber"], "pattern": "blink 1Hz",
-                                                     "priority": 64}})
+    table, problems = build_table("tower", {"hold": {"leds": ["red", "amber"], "pattern": "blink 1Hz", "priority": 64}})
     assert problems == []
     assert table["hold"].leds == {"green": "off", "amber": "blink 1Hz", "red": "blink 1Hz"}
     assert table["hold"].priority == 64
@@ -67,14 +68,16 @@ def test_overrides_apply():
 
 
 def test_override_problems_are_clear():
-    problems = check_cue_overrides({
-        "hodl": {"leds": ["red"]},
-        "hold": {"leds": ["purple"], "pattern": "blink 2Hz"},
-        "pause": {"leds": ["amber"], "pattern": "flash"},
-        "speak": {"leds": ["green"], "priority": "high"},
-        "greet": "green",
-        "overtalk": {"led": ["red"]},
-    })
+    problems = check_cue_overrides(
+        {
+            "hodl": {"leds": ["red"]},
+            "hold": {"leds": ["purple"], "pattern": "blink 2Hz"},
+            "pause": {"leds": ["amber"], "pattern": "flash"},
+            "speak": {"leds": ["green"], "priority": "high"},
+            "greet": "green",
+            "overtalk": {"led": ["red"]},
+        }
+    )
     text = "\n".join(problems)
     assert "leds.cues.hodl: unknown cue" in text
     assert "leds.cues.hold.leds: unknown LED 'purple'" in text
@@ -96,12 +99,16 @@ def test_board_highest_priority_latest_wins_ties():
     shown = []
     table = dict(TOWER_TABLE)
     board = CueBoard(table, lambda t, cue, spec: shown.append((t, cue)))
-    for change in ((0.0, "idle"), (1.0, "on_call"), (2.0, "hold"),
-                   (3.0, "pause"),               # lower than hold: no change
-                   (4.0, "hold", False)):        # pause shows now
+    for change in (
+        (0.0, "idle"),
+        (1.0, "on_call"),
+        (2.0, "hold"),
+        (3.0, "pause"),  # lower than hold: no change
+        (4.0, "hold", False),
+    ):  # pause shows now
         board.set(*change)
         board.flush()
-    board.set(5.0, "hold_warn")                   # a burst at one instant shows where it ends
+    board.set(5.0, "hold_warn")  # a burst at one instant shows where it ends
     board.set(5.0, "hold_warn", False)
     board.flush()
     board.clear(6.0)
@@ -118,15 +125,16 @@ def test_cue_events_carry_the_led_description():
 
 def test_rgb_station_reports_rgb_leds():
     from firmware.config.settings import Settings
+
     h = answered(settings=Settings().replace(leds={"kind": "rgb"}))
-    assert h.of("cue")[-1]["leds"] == {"rgb": "green blink 4Hz"}   # greet
+    assert h.of("cue")[-1]["leds"] == {"rgb": "green blink 4Hz"}  # greet
 
 
 @pytest.mark.parametrize("cue,duration_s", [("overtalk", 3.0), ("thank_waiting", 4.0), ("lower_voice", 3.0)])
 def test_brief_cues_expire(cue, duration_s):
     h = answered()
     h.speech("tx", 0.2, 1.0)
-    h.speech_start("rx", 1.2)        # the customer keeps talking: no dead-air cue in the way
+    h.speech_start("rx", 1.2)  # the customer keeps talking: no dead-air cue in the way
     h.station.brief_cue(3.0, cue)
     h.advance(3.0 + duration_s - 0.01)
     assert h.station.state["cue"] == cue
@@ -157,6 +165,7 @@ def test_an_led_list_of_the_wrong_type_is_a_problem_not_a_crash():
 
     from firmware.config.settings import settings_from_dict
     from firmware.errors import ConfigError
+
     with pytest.raises(ConfigError) as info:
         settings_from_dict({"leds": {"cues": {"hold": {"leds": 5, "pattern": "steady"}}}})
     assert any(p.startswith("leds.cues.hold.leds: expected a list") for p in info.value.problems)

@@ -24,6 +24,7 @@ def j(obj) -> bytes:
 
 def iso(ts_s: float) -> str:
     from datetime import datetime, timezone
+
     return datetime.fromtimestamp(ts_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -32,18 +33,21 @@ def test_the_example_rules_file_loads():
     assert rules.hold_limit_s == 60 and rules.hold_warn_s == 45 and rules.mqtt_topic == "hs/_fleet/alert"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[hold]\nlimit_s = nan\n", "hold.limit_s: nan is not between"),
-    ("[hold]\nlimit_s = -1\n", "hold.limit_s: -1 is not between"),
-    ("[hold]\nlimit_s = 30\nwarn_s = 40\n", "hold.warn_s: 40 is past hold.limit_s 30"),
-    ("[hold]\nlimt_s = 30\n", "hold.limt_s: unknown key"),
-    ("[sms]\nto = 1\n", "[sms]: unknown section"),
-    ("[violations]\nmax_count = 2.5\n", "violations.max_count: 2.5 is not an integer"),
-    ("[webhook]\nurl = \"ftp://x\"\n", "webhook.url: 'ftp://x' is not an http"),
-    ("[mqtt]\ntopic = \"hs/#\"\n", "mqtt.topic"),
-    ("[board]\nsound = 1\n", "board.sound: 1 is not true or false"),
-    ("hold = [", "not TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[hold]\nlimit_s = nan\n", "hold.limit_s: nan is not between"),
+        ("[hold]\nlimit_s = -1\n", "hold.limit_s: -1 is not between"),
+        ("[hold]\nlimit_s = 30\nwarn_s = 40\n", "hold.warn_s: 40 is past hold.limit_s 30"),
+        ("[hold]\nlimt_s = 30\n", "hold.limt_s: unknown key"),
+        ("[sms]\nto = 1\n", "[sms]: unknown section"),
+        ("[violations]\nmax_count = 2.5\n", "violations.max_count: 2.5 is not an integer"),
+        ('[webhook]\nurl = "ftp://x"\n', "webhook.url: 'ftp://x' is not an http"),
+        ('[mqtt]\ntopic = "hs/#"\n', "mqtt.topic"),
+        ("[board]\nsound = 1\n", "board.sound: 1 is not true or false"),
+        ("hold = [", "not TOML"),
+    ],
+)
 def test_bad_rules_are_one_line_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "alerts.toml"
     path.write_text(text)
@@ -54,8 +58,9 @@ def test_bad_rules_are_one_line_naming_file_and_key(tmp_path, text, message):
 
 
 def test_one_alert_per_condition_until_it_clears():
-    engine = AlertEngine(AlertRules(hold_limit_s=60, dead_air_after_s=10, violations_max_count=3,
-                                    violations_window_s=60))
+    engine = AlertEngine(
+        AlertRules(hold_limit_s=60, dead_air_after_s=10, violations_max_count=3, violations_window_s=60)
+    )
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/status", j({"status": "online", "bdSeq": 1, "boot_id": "a", "ts": iso(T0)}), T0)
     fold(fleet, "hs/sh/st-1/event", j({"type": "call.start", "call": "c1", "ts": iso(T0 + 1)}), T0 + 1)
@@ -76,12 +81,20 @@ def test_one_alert_per_condition_until_it_clears():
     # Offline during the call, a fault, dead air, violations.
     fold(fleet, "hs/sh/st-2/status", j({"status": "online", "bdSeq": 1, "boot_id": "b", "ts": iso(T0)}), T0)
     fold(fleet, "hs/sh/st-2/event", j({"type": "call.start", "call": "c2", "ts": iso(T0 + 150)}), T0 + 150)
-    fold(fleet, "hs/sh/st-2/event", j({"type": "fault", "component": "audio", "detail": "stalled",
-                                       "ts": iso(T0 + 150)}), T0 + 150)
+    fold(
+        fleet,
+        "hs/sh/st-2/event",
+        j({"type": "fault", "component": "audio", "detail": "stalled", "ts": iso(T0 + 150)}),
+        T0 + 150,
+    )
     fold(fleet, "hs/sh/st-2/event", j({"type": "cue", "cue": "say_wait", "ts": iso(T0 + 150)}), T0 + 150)
     for k in range(3):
-        fold(fleet, "hs/sh/st-2/event", j({"type": "rule.violation", "rule": "R5", "ts": iso(T0 + 151 + k)}),
-             T0 + 151 + k)
+        fold(
+            fleet,
+            "hs/sh/st-2/event",
+            j({"type": "rule.violation", "rule": "R5", "ts": iso(T0 + 151 + k)}),
+            T0 + 151 + k,
+        )
     rules = sorted(a["rule"] for a in engine.evaluate(fleet, T0 + 162))
     assert rules == ["dead_air", "fault", "violations"]
     fold(fleet, "hs/sh/st-2/status", j({"status": "offline", "bdSeq": 1, "boot_id": "b", "reason": "will"}), T0 + 163)
@@ -115,11 +128,13 @@ def test_webhook_delivers_each_alert_once_and_survives_a_receiver_down_for_10_s(
 @pytest.mark.integration
 def test_webhook_timeout_is_bounded_by_a_receiver_that_never_answers():
     import socket
+
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)  # accepts connections, never reads nor answers
-    sender = WebhookSender(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout_s=0.5, backoff_max_s=0.5,
-                           give_up_after_s=2.0)
+    sender = WebhookSender(
+        f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout_s=0.5, backoff_max_s=0.5, give_up_after_s=2.0
+    )
     try:
         sender.send({"id": "x", "state": "raised"})
         assert wait_until(lambda: sender.given_up == 1, timeout_s=10)

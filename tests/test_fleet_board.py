@@ -32,8 +32,16 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,900",
+)
 PASSWORD = "floor-board-secret"
 HOLD_LIMIT_S, HOLD_WARN_S = 4, 2  # short thresholds so the test sees a hold go amber, then red
 
@@ -47,6 +55,7 @@ def start_chromium(tmp_path: Path):
         pytest.skip("Debian's chromium and chromium-driver are not installed (tools/dev setup installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
@@ -74,9 +83,24 @@ class BoardProcess:
     def start(self) -> "BoardProcess":
         log = open(self.tmp_path / "board.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "headset_fleet.cli", "board", "--broker", self.broker_url,
-             "--login-file", str(self.login), "--port", str(self.port), "--alerts", str(self.rules), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "headset_fleet.cli",
+                "board",
+                "--broker",
+                self.broker_url,
+                "--login-file",
+                str(self.login),
+                "--port",
+                str(self.port),
+                "--alerts",
+                str(self.rules),
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         assert wait_until(self._listening, timeout_s=20), (self.tmp_path / "board.log").read_text()
         return self
 
@@ -103,11 +127,19 @@ class SimStation:
 
     def __init__(self, broker, site: str, station: str, desk: str = ""):
         self.topic = f"hs/{site}/{station}"
-        self.birth = {"status": "online", "bdSeq": 1, "boot_id": f"sim-{station}", "reason": "birth",
-                      "ts": iso(time.time()), "station": station, "desk": desk}
+        self.birth = {
+            "status": "online",
+            "bdSeq": 1,
+            "boot_id": f"sim-{station}",
+            "reason": "birth",
+            "ts": iso(time.time()),
+            "station": station,
+            "desk": desk,
+        }
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hs-{site}-{station}")
-        self.client.will_set(f"{self.topic}/status", json.dumps(dict(self.birth, status="offline", reason="will")),
-                             1, retain=True)
+        self.client.will_set(
+            f"{self.topic}/status", json.dumps(dict(self.birth, status="offline", reason="will")), 1, retain=True
+        )
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.client.publish(f"{self.topic}/status", json.dumps(self.birth), 1, retain=True).wait_for_publish(5)
@@ -131,7 +163,8 @@ class SimStation:
 
 def js_row(driver, key: str) -> dict | None:
     """What the browser shows for one desk (read in one script: rows are replaced live)."""
-    return driver.execute_script("""
+    return driver.execute_script(
+        """
         var tr = document.querySelector('tr[data-k="' + arguments[0] + '"]');
         if (!tr) return null;
         var hold = tr.querySelector('td.hold'), call = tr.querySelector('td.call');
@@ -139,7 +172,9 @@ def js_row(driver, key: str) -> dict | None:
                 hold: hold.innerText, holdCls: hold.className, holdSince: hold.dataset.since || null,
                 call: call.innerText, callSince: call.dataset.since || null,
                 cue: tr.querySelector('td.cue').innerText, faults: tr.querySelector('td.faults').innerText};
-    """, key)
+    """,
+        key,
+    )
 
 
 def js_alerts(driver) -> list[dict]:
@@ -162,20 +197,44 @@ def js_summary(driver) -> dict:
 def open_board(driver, board: BoardProcess, *, expect_login: bool) -> None:
     """Open the board; log in when asked to (the session cookie outlives a board restart)."""
     from selenium.webdriver.common.by import By
+
     driver.get(board.url)
     assert ("/login" in driver.current_url) == expect_login, driver.current_url
     if expect_login:
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "login").click()
-    assert wait_until(lambda: driver.execute_script("return document.getElementById('conn') && "
-                                                    "document.getElementById('conn').textContent") == "live", 10)
+    assert wait_until(
+        lambda: (
+            driver.execute_script(
+                "return document.getElementById('conn') && document.getElementById('conn').textContent"
+            )
+            == "live"
+        ),
+        10,
+    )
 
 
 def station_process(broker_url: str, state_dir: Path, scenario: Path, station: str, log: Path) -> subprocess.Popen:
     """The real station service (`headset-station run --simulate --scenario`), publishing to the broker."""
-    return subprocess.Popen([sys.executable, "-m", "firmware.runtime.cli", "run", "--simulate", "--scenario",
-                             str(scenario), "--broker", broker_url, "--station", station,
-                             "--state-dir", str(state_dir)], stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "firmware.runtime.cli",
+            "run",
+            "--simulate",
+            "--scenario",
+            str(scenario),
+            "--broker",
+            broker_url,
+            "--station",
+            station,
+            "--state-dir",
+            str(state_dir),
+        ],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 HOLD_SCENARIO = """
@@ -211,9 +270,11 @@ def board_setup(tmp_path, mqtt_broker_factory):
     broker = mqtt_broker_factory(persistence=True)
     hook = Receiver(free_port()).start()
     rules = tmp_path / "alerts.toml"
-    rules.write_text(f"[hold]\nlimit_s = {HOLD_LIMIT_S}\nwarn_s = {HOLD_WARN_S}\n[dead_air]\nafter_s = 3600\n"
-                     f"[webhook]\nurl = \"http://127.0.0.1:{hook.port}/alerts\"\ntimeout_s = 2\n"
-                     f"[mqtt]\ntopic = \"hs/_fleet/alert\"\n[board]\nsound = true\n")
+    rules.write_text(
+        f"[hold]\nlimit_s = {HOLD_LIMIT_S}\nwarn_s = {HOLD_WARN_S}\n[dead_air]\nafter_s = 3600\n"
+        f'[webhook]\nurl = "http://127.0.0.1:{hook.port}/alerts"\ntimeout_s = 2\n'
+        f'[mqtt]\ntopic = "hs/_fleet/alert"\n[board]\nsound = true\n'
+    )
     board = BoardProcess(tmp_path, broker.url, rules).start()
     yield broker, board, hook
     board.stop()
@@ -268,8 +329,9 @@ def test_board_in_chromium_hold_alert_crash_reload(board_setup, tmp_path):
         # A hold started by a station shows within 1 s, amber at warn_s, red at the limit.
         sent = sim.event("hold.start", call="st-07-1")
         sim.state(call="st-07-1", phase="on_hold", on_hold=True, hold_s=0.0, cue="hold", line={}, faults={})
-        assert wait_until(lambda: (js_row(driver, "sh/st-07") or {}).get("holdSince"), timeout_s=1.0,
-                          interval_s=0.02), js_row(driver, "sh/st-07")
+        assert wait_until(
+            lambda: (js_row(driver, "sh/st-07") or {}).get("holdSince"), timeout_s=1.0, interval_s=0.02
+        ), js_row(driver, "sh/st-07")
         print(f"\nhold shown {time.time() - sent:.3f} s after it was published")
         row = js_row(driver, "sh/st-07")
         assert "Desk 7" in row["text"] and row["callSince"]
@@ -295,19 +357,29 @@ def test_board_in_chromium_hold_alert_crash_reload(board_setup, tmp_path):
 
         def real_on_hold():
             nonlocal key
-            rows = driver.execute_script("return Array.prototype.map.call(document.querySelectorAll("
-                                         "'#rows tr'), function (tr) { return tr.dataset.k; });")
+            rows = driver.execute_script(
+                "return Array.prototype.map.call(document.querySelectorAll("
+                "'#rows tr'), function (tr) { return tr.dataset.k; });"
+            )
             key = next((k for k in rows if k.endswith("/st-09")), None)
             return key is not None and (js_row(driver, key) or {}).get("holdSince")
+
         assert wait_until(real_on_hold, 30), (tmp_path / "st-09.log").read_text()[-2000:]
         time.sleep(1.0)  # a retained state with the hold in it
         station.send_signal(signal.SIGKILL)
         station.wait(10)
 
         def greyed_without_ghost(row):
-            return (row is not None and "offline" in row["cls"].split() and "offline since" in row["status"]
-                    and row["holdSince"] is None and row["callSince"] is None
-                    and not any(ch.isdigit() for ch in row["hold"]) and not any(ch.isdigit() for ch in row["call"]))
+            return (
+                row is not None
+                and "offline" in row["cls"].split()
+                and "offline since" in row["status"]
+                and row["holdSince"] is None
+                and row["callSince"] is None
+                and not any(ch.isdigit() for ch in row["hold"])
+                and not any(ch.isdigit() for ch in row["call"])
+            )
+
         assert wait_until(lambda: greyed_without_ghost(js_row(driver, key)), 15), js_row(driver, key)
         time.sleep(2.0)  # a timer would have moved by now
         assert greyed_without_ghost(js_row(driver, key)), js_row(driver, key)
@@ -332,15 +404,21 @@ def test_board_in_chromium_hold_alert_crash_reload(board_setup, tmp_path):
         # The station comes back: resolved.
         scenario.write_text(IDLE_SCENARIO)
         station = station_process(broker.url, tmp_path / "st-09", scenario, "st-09", tmp_path / "st-09b.log")
-        assert wait_until(lambda: "offline" not in (js_row(driver, key) or {"cls": "offline"})["cls"].split()
-                          and not js_row(driver, key)["hold"] and not js_row(driver, key)["call"], 30), \
-            js_row(driver, key)
+        assert wait_until(
+            lambda: (
+                "offline" not in (js_row(driver, key) or {"cls": "offline"})["cls"].split()
+                and not js_row(driver, key)["hold"]
+                and not js_row(driver, key)["call"]
+            ),
+            30,
+        ), js_row(driver, key)
         assert wait_until(lambda: not any(a["rule"] == "offline_in_call" for a in js_alerts(driver)), 5)
 
         # The simulated hold ends: the alert clears. Each occurrence reached the webhook once.
         sim.event("hold.end", call="st-07-1", duration_s=30.0)
-        sim.state(call="st-07-1", phase="conversation", on_hold=False, hold_s=0.0, cue="thank_waiting", line={},
-                  faults={})
+        sim.state(
+            call="st-07-1", phase="conversation", on_hold=False, hold_s=0.0, cue="thank_waiting", line={}, faults={}
+        )
         assert wait_until(lambda: not any(a["rule"] == "hold_over" for a in js_alerts(driver)), 5)
         time.sleep(1.0)
         raised = [b for b in hook.bodies if b["state"] == "raised"]
@@ -366,15 +444,18 @@ def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned
     from fixtures_mqtt import Broker
 
     from headset_fleet.provision import provision
+
     port = free_port()
     out = tmp_path / "out"
-    (tmp_path / "inv.csv").write_text("station_id,site,desk,profile,broker\n"
-                                      f"st-a,s1,D01,hotline-5s,mqtt://127.0.0.1:{port}\n")
+    (tmp_path / "inv.csv").write_text(
+        f"station_id,site,desk,profile,broker\nst-a,s1,D01,hotline-5s,mqtt://127.0.0.1:{port}\n"
+    )
     provision(tmp_path / "inv.csv", out, monitors=["board", "viewer"])
     broker = Broker(tmp_path / "mosq", port=port)
     (broker.dir / "mosquitto.conf").write_text(
         ("user root\n" if os.geteuid() == 0 else "") + f"log_dest file {broker.dir}/mosquitto.log\n"
-        f"include_dir {out / 'broker'}\n")
+        f"include_dir {out / 'broker'}\n"
+    )
     broker.start()
     secret = lambda path: path.read_text().strip()
     viewer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="_monitor-viewer")
@@ -397,8 +478,9 @@ def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned
         station.publish("hs/_fleet/alert", b'{"state": "raised", "rule": "forged"}', 1).wait_for_publish(5)
         birth = {"status": "online", "bdSeq": 1, "boot_id": "b", "ts": iso(time.time()), "desk": "D01"}
         station.publish("hs/s1/st-a/status", json.dumps(birth), 1, retain=True).wait_for_publish(5)
-        station.publish("hs/s1/st-a/event", json.dumps({"type": "hold.start", "call": "c1", "ts": iso(time.time())}),
-                        1).wait_for_publish(5)
+        station.publish(
+            "hs/s1/st-a/event", json.dumps({"type": "hold.start", "call": "c1", "ts": iso(time.time())}), 1
+        ).wait_for_publish(5)
         assert wait_until(lambda: any(a.get("rule") == "hold_over" for a in received), 10), broker.log()[-2000:]
         alert = next(a for a in received if a.get("rule") == "hold_over")
         assert alert["state"] == "raised" and alert["station"] == "st-a" and alert["desk"] == "D01"

@@ -18,8 +18,10 @@ from firmware.protocol.envelope import EventFactory, to_json
 from headset_fleet.store import open_store
 
 pytestmark = pytest.mark.integration
-LINE = re.compile(r"^collect: \d+ s: received (\d+), stored (\d+) \(\d+/s\), duplicates (\d+), rejected (\d+); "
-                  r"total stored (\d+)")
+LINE = re.compile(
+    r"^collect: \d+ s: received (\d+), stored (\d+) \(\d+/s\), duplicates (\d+), rejected (\d+); "
+    r"total stored (\d+)"
+)
 
 
 def _publish(url_port: int, payloads: list[tuple[str, bytes]]) -> None:
@@ -36,9 +38,25 @@ def _publish(url_port: int, payloads: list[tuple[str, bytes]]) -> None:
 
 def test_collect_prints_progress_while_it_runs(fleet_broker, tmp_path):
     db = f"sqlite:///{tmp_path / 'events.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", fleet_broker.url,
-                             "--db", db, "--client-id", "cli-progress", "--progress-s", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "collect",
+            "--broker",
+            fleet_broker.url,
+            "--db",
+            db,
+            "--client-id",
+            "cli-progress",
+            "--progress-s",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
     reader.start()
@@ -46,13 +64,15 @@ def test_collect_prints_progress_while_it_runs(fleet_broker, tmp_path):
         assert wait_until(lambda: "cli-progress" in fleet_broker.log(), 10)
         time.sleep(0.3)  # SUBACK
         factory = EventFactory("st-1", time.time())
-        payloads = [("hs/sh/st-1/event", to_json(factory.make("hook", i * 0.1, None, state="off")).encode())
-                    for i in range(20)]
+        payloads = [
+            ("hs/sh/st-1/event", to_json(factory.make("hook", i * 0.1, None, state="off")).encode()) for i in range(20)
+        ]
         payloads.append(("hs/sh/st-1/event", b"not json"))
         _publish(fleet_broker.port, payloads)
         # two lines after the last event: the interval that stored them, then a quiet one
-        assert wait_until(lambda: sum(1 for x in list(lines) if (m := LINE.match(x)) and m.group(5) == "20") >= 2,
-                          15), lines
+        assert wait_until(
+            lambda: sum(1 for x in list(lines) if (m := LINE.match(x)) and m.group(5) == "20") >= 2, 15
+        ), lines
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -68,8 +88,22 @@ def test_collect_prints_progress_while_it_runs(fleet_broker, tmp_path):
 
 
 def test_bad_progress_interval_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", "mqtt://127.0.0.1:1",
-                           "--db", f"sqlite:///{tmp_path / 'e.db'}", "--progress-s", "nan"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "collect",
+            "--broker",
+            "mqtt://127.0.0.1:1",
+            "--db",
+            f"sqlite:///{tmp_path / 'e.db'}",
+            "--progress-s",
+            "nan",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--progress-s" in proc.stderr
     assert not (tmp_path / "e.db").exists()

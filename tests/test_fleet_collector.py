@@ -152,6 +152,7 @@ def test_postgres_store_dedupes_and_collects(fleet_broker, fleet_pg_url):
     with open_store(fleet_pg_url) as store:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         from datetime import date
+
         got = store.events_for_day(date.fromisoformat(day))
         assert {e["site"] for e in got} == {"site-pg"}
 
@@ -198,9 +199,25 @@ def test_collect_command_stores_and_stops_on_sigterm(fleet_broker, tmp_path):
     import signal
     import subprocess
     import sys
+
     db = f"sqlite:///{tmp_path / 'events.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", fleet_broker.url,
-                             "--db", db, "--client-id", "cli-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "collect",
+            "--broker",
+            fleet_broker.url,
+            "--db",
+            db,
+            "--client-id",
+            "cli-1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_until(lambda: "cli-1" in fleet_broker.log(), 10)
         time.sleep(0.3)
@@ -223,8 +240,12 @@ def test_odd_events_are_rejected_alone_not_retried_forever(fleet_broker, fleet_p
     collector = start_collector(fleet_broker.url, fleet_pg_url, client_id="odd")
     pub = Publisher(fleet_broker.url)
     good = make_events(3)
-    odd = [dict(good[0], id="nul", station="st\x00x"), dict(good[0], id="ts", ts="yesterday"),
-           dict(good[0], id="bigseq", seq=2**70), dict(good[0], id="intcall", call=12345)]
+    odd = [
+        dict(good[0], id="nul", station="st\x00x"),
+        dict(good[0], id="ts", ts="yesterday"),
+        dict(good[0], id="bigseq", seq=2**70),
+        dict(good[0], id="intcall", call=12345),
+    ]
     for e in good + odd:
         pub.client.publish("hs/site-a/st-1/event", json.dumps(e), qos=1).wait_for_publish(5)
     assert wait_until(lambda: collector.stats.acked >= 7, 10), collector.stats
@@ -237,6 +258,7 @@ def test_postgres_connection_lost_mid_stream_loses_nothing(fleet_broker, fleet_p
     """The server drops the collector's connection (as on a PostgreSQL restart): the batch is
     not acknowledged, the store reconnects, and every event ends up stored once."""
     import psycopg
+
     collector = start_collector(fleet_broker.url, fleet_pg_url, client_id="pgdrop")
     pub = Publisher(fleet_broker.url)
     first, second = make_events(20), make_events(20, "st-2")
@@ -244,8 +266,10 @@ def test_postgres_connection_lost_mid_stream_loses_nothing(fleet_broker, fleet_p
         pub.publish(e)
     assert wait_until(lambda: collector.stats.stored >= 20, 10)
     with psycopg.connect(fleet_pg_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     for e in second:
         pub.publish(e)
     assert wait_until(lambda: len(stored_ids(fleet_pg_url)) >= 40, 20), collector.stats

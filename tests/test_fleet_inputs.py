@@ -24,8 +24,9 @@ INVENTORY = "station_id,site,desk,profile\nst-a,s1,D01,hotline-5s\nst-b,s1,D02,s
 
 
 def run(args, env=None):
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
-                          check=False)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, check=False
+    )
 
 
 def one_line_error(proc, code: int, *words: str) -> None:
@@ -62,9 +63,13 @@ def test_reprovisioning_keeps_what_the_technician_set_on_the_desk(inventory, tmp
     assert any(str(sdir / "station.toml") in line for line in w.changed)
     assert (sdir / "local.toml").read_text() == local
     s = load_settings(sdir / "station.toml")
-    assert (s.station.profile, s.audio.device, s.audio.tx_gain_db, s.profile["noise_dbfs"]) == \
-        ("service-2s", "USB Headset", 6.5, -40.0)
-    (sdir / "local.toml").write_text("[audio]\ntx_gain_db = \"loud\"\n")
+    assert (s.station.profile, s.audio.device, s.audio.tx_gain_db, s.profile["noise_dbfs"]) == (
+        "service-2s",
+        "USB Headset",
+        6.5,
+        -40.0,
+    )
+    (sdir / "local.toml").write_text('[audio]\ntx_gain_db = "loud"\n')
     with pytest.raises(ConfigError, match="local.toml.*tx_gain_db"):
         load_settings(sdir / "station.toml")
 
@@ -131,9 +136,20 @@ def test_broker_files_are_readable_by_the_broker_group(inventory, tmp_path):
     assert (b / "collector.crt").exists() and (b / "collector.key").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("option, value", [("--stations", "-5"), ("--stations", "0"), ("--stations", "2.5"),
-                                           ("--rate", "nan"), ("--rate", "-1"), ("--duration-s", "inf"),
-                                           ("--per-process", "0"), ("--sites", "nan"), ("--stations", "many")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--stations", "-5"),
+        ("--stations", "0"),
+        ("--stations", "2.5"),
+        ("--rate", "nan"),
+        ("--rate", "-1"),
+        ("--duration-s", "inf"),
+        ("--per-process", "0"),
+        ("--sites", "nan"),
+        ("--stations", "many"),
+    ],
+)
 def test_loadgen_refuses_bad_numbers_in_one_line(option, value):
     proc = run(FLEET + ["loadgen", "--broker", "mqtt://127.0.0.1:1", option, value])
     one_line_error(proc, 2, option)
@@ -145,9 +161,11 @@ def test_bad_broker_url_is_exit_2():
 
 
 def test_subcommand_without_its_dependency_names_what_to_install(tmp_path, inventory):
-    code = ("import sys; sys.modules['cryptography'] = None; from headset_fleet.cli import main; "
-            f"sys.exit(main(['provision', {str(inventory)!r}, '--out', {str(tmp_path / 'o')!r}, "
-            f"'--broker', 'mqtts://b.test', '--ca-dir', {str(tmp_path / 'ca')!r}]))")
+    code = (
+        "import sys; sys.modules['cryptography'] = None; from headset_fleet.cli import main; "
+        f"sys.exit(main(['provision', {str(inventory)!r}, '--out', {str(tmp_path / 'o')!r}, "
+        f"'--broker', 'mqtts://b.test', '--ca-dir', {str(tmp_path / 'ca')!r}]))"
+    )
     proc = run([sys.executable, "-c", code])
     one_line_error(proc, 2, "provision needs cryptography", "pip install")
 

@@ -21,7 +21,9 @@ from headset_fleet.store import open_store
 def test_call_script_is_a_plausible_call():
     events = list(itertools.islice(call_script(random.Random(1)), 400))
     kinds = [k for _, k, _ in events]
-    assert kinds.count("call.start") == kinds.count("call.end") or kinds.count("call.start") == kinds.count("call.end") + 1
+    assert (
+        kinds.count("call.start") == kinds.count("call.end") or kinds.count("call.start") == kinds.count("call.end") + 1
+    )
     assert {"ring", "hook", "cue", "line", "call.end"} <= set(kinds)
     for call, kind, fields in events:
         if kind == "hold.end":
@@ -37,8 +39,9 @@ def test_loadgen_events_all_reach_the_store(fleet_broker, tmp_path, mode, statio
     collector.start()
     assert collector.wait_connected(5)
     time.sleep(0.2)
-    result = run_loadgen(fleet_broker.url, stations=stations, rate_per_s=200, duration_s=1.5,
-                         per_process=per_process, mode=mode)
+    result = run_loadgen(
+        fleet_broker.url, stations=stations, rate_per_s=200, duration_s=1.5, per_process=per_process, mode=mode
+    )
     assert result.connected == stations and result.published > 200 and result.unacked == 0, result.summary()
     assert wait_until(lambda: collector.stats.stored >= result.published, 15), collector.stats
     collector.stop()
@@ -50,44 +53,75 @@ def test_loadgen_events_all_reach_the_store(fleet_broker, tmp_path, mode, statio
 
 def test_add_subcommands_hook():
     from headset_fleet.cli import add_subcommands
+
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command"))
-    for argv in (["provision", "inv.csv", "--out", "o"], ["monitor", "--broker", "mqtt://h"],
-                 ["collect", "--broker", "mqtt://h"], ["report", "--day", "2026-11-23"],
-                 ["loadgen", "--broker", "mqtt://h"]):
+    for argv in (
+        ["provision", "inv.csv", "--out", "o"],
+        ["monitor", "--broker", "mqtt://h"],
+        ["collect", "--broker", "mqtt://h"],
+        ["report", "--day", "2026-11-23"],
+        ["loadgen", "--broker", "mqtt://h"],
+    ):
         args = parser.parse_args(argv)
         assert callable(args.func), argv
 
 
 def test_headset_station_console_lists_fleet_commands():
-    proc = subprocess.run([sys.executable, "-c", "import sys; from firmware.runtime.cli import main; sys.exit(main(['--help']))"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from firmware.runtime.cli import main; sys.exit(main(['--help']))"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     for name in ("provision", "monitor", "collect", "report", "loadgen"):
         assert name in proc.stdout, proc.stdout
 
 
 def test_bad_broker_url_and_db_url_are_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "collect", "--broker", "http://x", "--db",
-                           f"sqlite:///{tmp_path / 'e.db'}", "--duration-s", "0.1"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "collect",
+            "--broker",
+            "http://x",
+            "--db",
+            f"sqlite:///{tmp_path / 'e.db'}",
+            "--duration-s",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not an mqtt://" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "headset_fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "unknown database URL" in proc.stderr
 
 
 @pytest.mark.parametrize("mode", ["direct", "reporter"])
 def test_loadgen_with_provisioned_credentials_through_the_acl(tmp_path, fleet_broker_factory, mode):
     from headset_fleet.provision import provision
+
     inv = tmp_path / "inv.csv"
-    inv.write_text("station_id,site,desk,profile\n" + "".join(
-        f"st-{i:02d},site-{i % 2},D{i},hotline-5s\n" for i in range(6)))
+    inv.write_text(
+        "station_id,site,desk,profile\n" + "".join(f"st-{i:02d},site-{i % 2},D{i},hotline-5s\n" for i in range(6))
+    )
     out = tmp_path / "out"
     provision(inv, out, default_broker="mqtt://127.0.0.1:1883")
     broker = fleet_broker_factory(passwd=out / "broker" / "passwd", acl=out / "broker" / "acl")
     pw = (out / "broker" / "collector-password").read_text().strip()
     db = f"sqlite:///{tmp_path / 'events.db'}"
-    collector = Collector(parse_broker_url(f"mqtt://_collector:{pw}@127.0.0.1:{broker.port}"), open_store(db),
-                          client_id=f"acl-{mode}")
+    collector = Collector(
+        parse_broker_url(f"mqtt://_collector:{pw}@127.0.0.1:{broker.port}"), open_store(db), client_id=f"acl-{mode}"
+    )
     collector.start()
     assert collector.wait_connected(5)
     time.sleep(0.2)

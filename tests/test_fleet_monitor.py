@@ -22,8 +22,22 @@ def j(obj) -> bytes:
 def test_fold_status_state_and_events():
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/status", j({"status": "online", "bdSeq": 3}), 100.0)
-    fold(fleet, "hs/sh/st-1/state", j({"call": "c1", "phase": "conversation", "on_hold": True, "hold_s": 12.0,
-                                       "cue": "hold", "line": {"rx": "ok", "tx": None}, "faults": {}}), 100.0)
+    fold(
+        fleet,
+        "hs/sh/st-1/state",
+        j(
+            {
+                "call": "c1",
+                "phase": "conversation",
+                "on_hold": True,
+                "hold_s": 12.0,
+                "cue": "hold",
+                "line": {"rx": "ok", "tx": None},
+                "faults": {},
+            }
+        ),
+        100.0,
+    )
     row = table_rows(fleet, 110.0)[0]
     assert row["status"] == "online" and row["on_call"] and row["on_hold"]
     assert row["hold_s"] == pytest.approx(22.0)
@@ -90,25 +104,54 @@ def test_monitor_json_reads_retained_state_from_a_real_broker(fleet_broker):
     c.loop_start()
     for sid in ("st-1", "st-2"):
         c.publish(f"hs/sh/{sid}/status", j({"status": "online", "bdSeq": 1}), qos=1, retain=True).wait_for_publish(5)
-    c.publish("hs/sh/st-2/state", j({"call": "c9", "on_hold": True, "hold_s": 70, "cue": "hold_over",
-                                     "line": {"rx": "low"}, "faults": {}}), qos=1, retain=True).wait_for_publish(5)
+    c.publish(
+        "hs/sh/st-2/state",
+        j({"call": "c9", "on_hold": True, "hold_s": 70, "cue": "hold_over", "line": {"rx": "low"}, "faults": {}}),
+        qos=1,
+        retain=True,
+    ).wait_for_publish(5)
     c.publish("hs/bj/st-9/status", j({"status": "offline", "bdSeq": 1}), qos=1, retain=True).wait_for_publish(5)
     c.disconnect()
     c.loop_stop()
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker", fleet_broker.url,
-                           "--json", "--sort", "hold", "--wait-s", "0.7"], capture_output=True, text=True, timeout=20)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "monitor",
+            "--broker",
+            fleet_broker.url,
+            "--json",
+            "--sort",
+            "hold",
+            "--wait-s",
+            "0.7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["count"] == 3
     first = out["stations"][0]
     assert first["station"] == "st-2" and first["on_hold"] and first["hold_s"] >= 70 and first["cue"] == "hold_over"
-    assert {r["station"]: r["status"] for r in out["stations"]} == {"st-1": "online", "st-2": "online", "st-9": "offline"}
+    assert {r["station"]: r["status"] for r in out["stations"]} == {
+        "st-1": "online",
+        "st-2": "online",
+        "st-9": "offline",
+    }
 
 
 def test_monitor_unreachable_broker_is_one_line():
     from fixtures_fleet import free_port
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker",
-                           f"mqtt://127.0.0.1:{free_port()}", "--json"], capture_output=True, text=True, timeout=20)
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "cannot connect" in proc.stderr, proc.stderr
 
@@ -117,6 +160,7 @@ def test_render_builds_a_table():
     from rich.console import Console
 
     from headset_fleet.monitor import render
+
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/state", j({"call": "c", "on_hold": True, "hold_s": 61, "faults": {"audio": "x"}}), 0.0)
     console = Console(record=True, width=120)
@@ -126,14 +170,46 @@ def test_render_builds_a_table():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(
-    st.sampled_from(["hs/a/s1/status", "hs/a/s1/state", "hs/a/s1/event", "hs/b/s2/telemetry", "hs/x", "foo/a/b/c"]),
-    st.one_of(st.binary(max_size=40),
-              st.dictionaries(st.sampled_from(["type", "status", "bdSeq", "on_hold", "hold_s", "line", "faults",
-                                               "cue", "channel", "component", "ts", "outbox_depth", "call"]),
-                              st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
-                                        st.lists(st.integers(), max_size=2)), max_size=5)
-              .map(lambda d: json.dumps(d).encode()))), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["hs/a/s1/status", "hs/a/s1/state", "hs/a/s1/event", "hs/b/s2/telemetry", "hs/x", "foo/a/b/c"]
+            ),
+            st.one_of(
+                st.binary(max_size=40),
+                st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "type",
+                            "status",
+                            "bdSeq",
+                            "on_hold",
+                            "hold_s",
+                            "line",
+                            "faults",
+                            "cue",
+                            "channel",
+                            "component",
+                            "ts",
+                            "outbox_depth",
+                            "call",
+                        ]
+                    ),
+                    st.one_of(
+                        st.none(),
+                        st.booleans(),
+                        st.integers(),
+                        st.text(max_size=8),
+                        st.lists(st.integers(), max_size=2),
+                    ),
+                    max_size=5,
+                ).map(lambda d: json.dumps(d).encode()),
+            ),
+        ),
+        max_size=12,
+    )
+)
 def test_fold_never_raises_on_odd_payloads(messages):
     """A station (or anyone with write access) sending odd payloads cannot break the monitor."""
     fleet: dict = {}

@@ -20,13 +20,21 @@ def j(obj) -> bytes:
 
 def iso(ts_s: float) -> str:
     from datetime import datetime, timezone
+
     return datetime.fromtimestamp(ts_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 BIRTH = {"status": "online", "bdSeq": 3, "boot_id": "boot-a", "reason": "birth", "ts": iso(T0), "desk": "Desk 7"}
 WILL = {"status": "offline", "bdSeq": 3, "boot_id": "boot-a", "reason": "will", "ts": iso(T0)}
-ON_HOLD = {"call": "st-1-5", "phase": "conversation", "on_hold": True, "hold_s": 30.0, "cue": "hold",
-           "line": {"rx": "ok", "tx": "ok"}, "faults": {}}
+ON_HOLD = {
+    "call": "st-1-5",
+    "phase": "conversation",
+    "on_hold": True,
+    "hold_s": 30.0,
+    "cue": "hold",
+    "line": {"rx": "ok", "tx": "ok"},
+    "faults": {},
+}
 
 
 def row(fleet, now_s, station="st-1"):
@@ -59,8 +67,11 @@ def test_a_new_viewer_reading_retained_messages_in_any_order_shows_no_ghost(orde
     """A viewer started after the crash gets the retained will and the retained mid-hold state
     (and perhaps a birth record first, if it saw the station earlier): never a live hold."""
     fleet: dict = {}
-    messages = {"status": ("hs/sh/st-1/status", WILL), "state": ("hs/sh/st-1/state", ON_HOLD),
-                "birth": ("hs/sh/st-1/status", BIRTH)}
+    messages = {
+        "status": ("hs/sh/st-1/status", WILL),
+        "state": ("hs/sh/st-1/state", ON_HOLD),
+        "birth": ("hs/sh/st-1/status", BIRTH),
+    }
     if order.index("birth") > order.index("status"):
         order = tuple(o for o in order if o != "birth")  # a birth after the will would be a comeback
     for name in order:
@@ -127,6 +138,7 @@ def test_names_fall_back_to_the_station_id_and_cues_are_words():
 def test_every_readme_legend_cue_has_words_in_both_languages():
     import re
     from pathlib import Path
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     legend = readme.split("## LED legend for agents", 1)[1].split("\n## ", 1)[0]
     cues = re.findall(r"^\|[^|]*\|[^|]*\| `([a-z_]+)` \| (.+) \|$", legend, re.M)
@@ -160,6 +172,7 @@ def test_odd_numbers_in_a_state_are_ignored():
 
 def test_render_shows_names_durations_words_and_offline_since():
     from rich.console import Console
+
     fleet: dict = {}
     fold(fleet, "hs/sh/st-1/status", j(BIRTH), T0)
     fold(fleet, "hs/sh/st-1/event", j({"type": "call.start", "call": "c", "ts": iso(T0)}), T0)

@@ -95,6 +95,7 @@ def test_boot_partition_gets_one_station(inventory, tmp_path):
 
 def test_client_cert_is_signed_by_fleet_ca(inventory, tmp_path):
     from cryptography import x509
+
     provision(inventory, tmp_path / "out", ca_dir=tmp_path / "ca")
     ca = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
     crt = x509.load_pem_x509_certificate((tmp_path / "out" / "stations" / "st-001" / "client.crt").read_bytes())
@@ -102,20 +103,38 @@ def test_client_cert_is_signed_by_fleet_ca(inventory, tmp_path):
     assert crt.subject.rfc4514_string() == "CN=st-001"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("station_id,site,profile\nst-1,a,hotline-5s\n", ":1: missing column desk"),
-    ("station_id,site,desk,profile\nst-1,a,D1,hotline-5s\nst-1,a,D2,hotline-5s\n", ":3: duplicate station_id 'st-1' (first at line 2)"),
-    ("station_id,site,desk,profile\nst-1,a,D1,hotline-6s\n", ":2: unknown profile 'hotline-6s'"),
-    ("station_id,site,desk,profile\nst+1,a,D1,hotline-5s\n", ":2: bad station_id 'st+1'"),
-    ("station_id,site,desk,profile\nst-1,a/b,D1,hotline-5s\n", ":2: bad site 'a/b'"),
-    ("station_id,site,desk,profile,broker\nst-1,a,D1,hotline-5s,http://x\n", ":2: broker 'http://x'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("station_id,site,profile\nst-1,a,hotline-5s\n", ":1: missing column desk"),
+        (
+            "station_id,site,desk,profile\nst-1,a,D1,hotline-5s\nst-1,a,D2,hotline-5s\n",
+            ":3: duplicate station_id 'st-1' (first at line 2)",
+        ),
+        ("station_id,site,desk,profile\nst-1,a,D1,hotline-6s\n", ":2: unknown profile 'hotline-6s'"),
+        ("station_id,site,desk,profile\nst+1,a,D1,hotline-5s\n", ":2: bad station_id 'st+1'"),
+        ("station_id,site,desk,profile\nst-1,a/b,D1,hotline-5s\n", ":2: bad site 'a/b'"),
+        ("station_id,site,desk,profile,broker\nst-1,a,D1,hotline-5s,http://x\n", ":2: broker 'http://x'"),
+    ],
+)
 def test_bad_inventory_is_one_line_exit_2(tmp_path, text, message):
     path = tmp_path / "inv.csv"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "provision", str(path), "--out", str(tmp_path / "o"),
-                           "--broker", "mqtt://b.test"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "provision",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+            "--broker",
+            "mqtt://b.test",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"{path}{message}" in proc.stderr, proc.stderr
@@ -184,6 +203,7 @@ def test_collector_user_can_share_subscribe(inventory, tmp_path, fleet_broker_fa
     from headset_fleet.collector import Collector
     from headset_fleet.connect import parse_broker_url
     from headset_fleet.store import open_store
+
     out = tmp_path / "out"
     provision(inventory, out)
     broker = fleet_broker_factory(passwd=out / "broker" / "passwd", acl=out / "broker" / "acl")
@@ -194,8 +214,17 @@ def test_collector_user_can_share_subscribe(inventory, tmp_path, fleet_broker_fa
     assert col.wait_connected(5)
     time.sleep(0.3)
     st1, _ = _client(broker, "st-001", (out / "stations" / "st-001" / "mqtt-password").read_text().strip(), "st1")
-    ev = {"type": "hook", "t": 0, "ts": "2026-11-22T04:00:00.000Z", "station": "st-001", "seq": 1, "id": "abc", "call": None}
+    ev = {
+        "type": "hook",
+        "t": 0,
+        "ts": "2026-11-22T04:00:00.000Z",
+        "station": "st-001",
+        "seq": 1,
+        "id": "abc",
+        "call": None,
+    }
     import json
+
     st1.publish("hs/sh-a/st-001/event", json.dumps(ev), qos=1).wait_for_publish(5)
     assert wait_until(lambda: col.stats.stored == 1, 5), col.stats
     col.stop()
@@ -261,15 +290,22 @@ def test_tls_client_certificates_are_the_station_identity(tmp_path, fleet_broker
 
     port = free_port()
     inv = tmp_path / "inv.csv"
-    inv.write_text("station_id,site,desk,profile,broker\n"
-                   f"st-001,sh-a,D01,hotline-5s,mqtts://127.0.0.1:{port}\n"
-                   f"st-002,sh-a,D02,hotline-5s,mqtts://127.0.0.1:{port}\n")
+    inv.write_text(
+        "station_id,site,desk,profile,broker\n"
+        f"st-001,sh-a,D01,hotline-5s,mqtts://127.0.0.1:{port}\n"
+        f"st-002,sh-a,D02,hotline-5s,mqtts://127.0.0.1:{port}\n"
+    )
     out, ca_dir = tmp_path / "out", tmp_path / "ca"
     provision(inv, out, ca_dir=ca_dir)
     b = out / "broker"
-    fleet_broker_factory(port=port, acl=b / "acl", extra=(
-        f"cafile {b / 'ca.crt'}\ncertfile {b / 'server.crt'}\nkeyfile {b / 'server.key'}\n"
-        "require_certificate true\nuse_identity_as_username true\n"))
+    fleet_broker_factory(
+        port=port,
+        acl=b / "acl",
+        extra=(
+            f"cafile {b / 'ca.crt'}\ncertfile {b / 'server.crt'}\nkeyfile {b / 'server.key'}\n"
+            "require_certificate true\nuse_identity_as_username true\n"
+        ),
+    )
     ca_key, ca_cert = cred.load_or_create_ca(ca_dir)
     mon_key, mon_crt = cred.issue_cert("_monitor", ca_key, ca_cert)
     (tmp_path / "mon.key").write_bytes(mon_key)
@@ -287,8 +323,13 @@ def test_tls_client_certificates_are_the_station_identity(tmp_path, fleet_broker
     sdir = out / "stations" / "st-001"
     table = tomllib.loads((sdir / "station.toml").read_text())
     table["station"]["state_dir"] = str(tmp_path / "state")
-    table["mqtt"].update(password_file="", username="", ca_file=str(sdir / "ca.crt"),
-                         cert_file=str(sdir / "client.crt"), key_file=str(sdir / "client.key"))
+    table["mqtt"].update(
+        password_file="",
+        username="",
+        ca_file=str(sdir / "ca.crt"),
+        cert_file=str(sdir / "client.crt"),
+        key_file=str(sdir / "client.key"),
+    )
     settings = settings_from_dict(table)
     outbox = Outbox.in_state_dir(settings.station.state_dir)
     reporter = Reporter(settings, outbox, profile_name="hotline-5s")
@@ -318,6 +359,7 @@ def test_tls_client_certificates_are_the_station_identity(tmp_path, fleet_broker
 def test_password_hash_matches_mosquitto_passwd(tmp_path):
     """Our $7$ entries and mosquitto_passwd's (2.0.11) are the same format, both ways."""
     import shutil
+
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd not installed (tools/dev installs mosquitto)")
     f = tmp_path / "pw"

@@ -29,30 +29,36 @@ def known_events() -> list[tuple[str, dict]]:
     on the next day that the report must ignore."""
     out = []
     a = EventFactory("st-1", EPOCH)
-    out += [("sh", a.make("call.start", 0, "c1", rings=2)),
-            ("sh", a.make("hold.start", 10, "c1", after_s=0.0)),
-            ("sh", a.make("hold.end", 40, "c1", duration_s=30.0)),
-            ("sh", a.make("overtalk", 50, "c1", duration_s=0.8)),
-            ("sh", a.make("call.end", 60, "c1", duration_s=60.0, hold_s=30.0)),
-            ("sh", a.make("call.start", 100, "c2", rings=5)),
-            ("sh", a.make("rule.violation", 100, "c2", rule="answer-rings", detail="5 rings")),
-            ("sh", a.make("hold.start", 110, "c2", after_s=0.0)),
-            ("sh", a.make("rule.violation", 170, "c2", rule="hold-limit", detail="60 s")),
-            ("sh", a.make("hold.end", 185, "c2", duration_s=75.0)),
-            ("sh", a.make("dead_air", 200, "c2", duration_s=7.0)),
-            ("sh", a.make("overtalk", 210, "c2", duration_s=0.6)),
-            ("sh", a.make("call.end", 220, "c2", duration_s=120.0, hold_s=75.0))]
+    out += [
+        ("sh", a.make("call.start", 0, "c1", rings=2)),
+        ("sh", a.make("hold.start", 10, "c1", after_s=0.0)),
+        ("sh", a.make("hold.end", 40, "c1", duration_s=30.0)),
+        ("sh", a.make("overtalk", 50, "c1", duration_s=0.8)),
+        ("sh", a.make("call.end", 60, "c1", duration_s=60.0, hold_s=30.0)),
+        ("sh", a.make("call.start", 100, "c2", rings=5)),
+        ("sh", a.make("rule.violation", 100, "c2", rule="answer-rings", detail="5 rings")),
+        ("sh", a.make("hold.start", 110, "c2", after_s=0.0)),
+        ("sh", a.make("rule.violation", 170, "c2", rule="hold-limit", detail="60 s")),
+        ("sh", a.make("hold.end", 185, "c2", duration_s=75.0)),
+        ("sh", a.make("dead_air", 200, "c2", duration_s=7.0)),
+        ("sh", a.make("overtalk", 210, "c2", duration_s=0.6)),
+        ("sh", a.make("call.end", 220, "c2", duration_s=120.0, hold_s=75.0)),
+    ]
     b = EventFactory("st-2", EPOCH)
-    out += [("sh", b.make("call.start", 5, "d1", rings=1)),
-            ("sh", b.make("script.step", 12, "d1", script="silent-call", step=1, prompt="", final=False)),
-            ("sh", b.make("script.step", 17, "d1", script="silent-call", step=2, prompt="", final=True)),
-            ("sh", b.make("call.end", 65, "d1", duration_s=60.0, hold_s=0.0))]
+    out += [
+        ("sh", b.make("call.start", 5, "d1", rings=1)),
+        ("sh", b.make("script.step", 12, "d1", script="silent-call", step=1, prompt="", final=False)),
+        ("sh", b.make("script.step", 17, "d1", script="silent-call", step=2, prompt="", final=True)),
+        ("sh", b.make("call.end", 65, "d1", duration_s=60.0, hold_s=0.0)),
+    ]
     c = EventFactory("st-3", EPOCH + 5 * 3600)
-    out += [("bj", c.make("call.start", 0, "e1", rings=4)),
-            ("bj", c.make("rule.violation", 2.5, "e1", rule="greet-in-time", detail="no greeting")),
-            ("bj", c.make("hold.start", 10, "e1", after_s=0.0)),
-            ("bj", c.make("hold.end", 71, "e1", duration_s=61.0)),
-            ("bj", c.make("call.end", 100, "e1", duration_s=100.0, hold_s=61.0))]
+    out += [
+        ("bj", c.make("call.start", 0, "e1", rings=4)),
+        ("bj", c.make("rule.violation", 2.5, "e1", rule="greet-in-time", detail="no greeting")),
+        ("bj", c.make("hold.start", 10, "e1", after_s=0.0)),
+        ("bj", c.make("hold.end", 71, "e1", duration_s=61.0)),
+        ("bj", c.make("call.end", 100, "e1", duration_s=100.0, hold_s=61.0)),
+    ]
     nxt = EventFactory("st-1", EPOCH + 86400)
     out.append(("sh", nxt.make("call.start", 0, "x", rings=9)))
     return out
@@ -64,10 +70,12 @@ def shanghai_events() -> list[tuple[str, dict]]:
     16:30 UTC on DAY (00:30 local the next day, not on DAY)."""
     f = EventFactory("st-9", datetime(2026, 11, 23, 1, 30, tzinfo=UTC).timestamp())
     who = {"desk": "A-01", "agent": "ann"}
-    out = [("sh", f.make("call.start", 0, "k1", rings=1, **who)),
-           ("sh", f.make("dead_air", 40, "k1", duration_s=6.0, **who)),
-           ("sh", f.make("overtalk", 50, "k1", duration_s=0.7, **who)),
-           ("sh", f.make("call.end", 90, "k1", duration_s=90.0, hold_s=0.0, **who))]
+    out = [
+        ("sh", f.make("call.start", 0, "k1", rings=1, **who)),
+        ("sh", f.make("dead_air", 40, "k1", duration_s=6.0, **who)),
+        ("sh", f.make("overtalk", 50, "k1", duration_s=0.7, **who)),
+        ("sh", f.make("call.end", 90, "k1", duration_s=90.0, hold_s=0.0, **who)),
+    ]
     early = EventFactory("st-9", datetime(2026, 11, 22, 17, 0, tzinfo=UTC).timestamp())
     out += [("sh", early.make("call.start", 0, "k0", rings=2, desk="A-01"))]
     late = EventFactory("st-9", datetime(2026, 11, 23, 16, 30, tzinfo=UTC).timestamp())
@@ -128,8 +136,9 @@ def test_shanghai_site_reports_its_local_day_and_hours(tmp_path):
 def test_site_zone_comes_from_the_inventory(tmp_path):
     url = _store(f"sqlite:///{tmp_path / 'events.db'}", shanghai_events())
     inventory = tmp_path / "fleet.csv"
-    inventory.write_text("station_id,site,desk,profile,tz\nst-9,sh,A-01,hotline-5s,Asia/Shanghai\n"
-                         "st-10,bj,B-01,hotline-5s,\n")
+    inventory.write_text(
+        "station_id,site,desk,profile,tz\nst-9,sh,A-01,hotline-5s,Asia/Shanghai\nst-10,bj,B-01,hotline-5s,\n"
+    )
     report = load_report(url, DAY, inventory=inventory)
     by_site = {s.site: s for s in report.sites}
     assert by_site["sh"].tz == SHANGHAI and by_site["sh"].calls_by_hour[9] == 1
@@ -139,8 +148,12 @@ def test_site_zone_comes_from_the_inventory(tmp_path):
 
 
 def test_empty_day_says_no_data(db, tmp_path):
-    proc = subprocess.run([*CLI, "--db", db, "--day", "2026-01-01", "--tz", "Asia/Shanghai",
-                           "--html", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*CLI, "--db", db, "--day", "2026-01-01", "--tz", "Asia/Shanghai", "--html", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no data" in proc.stdout
     page = (tmp_path / "r.html").read_text()
@@ -149,14 +162,36 @@ def test_empty_day_says_no_data(db, tmp_path):
 
 def test_cli_writes_csv_pngs_and_html(db, tmp_path):
     out_csv, png, page = tmp_path / "r" / "day.csv", tmp_path / "png", tmp_path / "r" / "day.html"
-    proc = subprocess.run([*CLI, "--db", db, "--day", DAY.isoformat(), "--tz", "UTC", "--csv", str(out_csv),
-                           "--png", str(png), "--html", str(page)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            *CLI,
+            "--db",
+            db,
+            "--day",
+            DAY.isoformat(),
+            "--tz",
+            "UTC",
+            "--csv",
+            str(out_csv),
+            "--png",
+            str(png),
+            "--html",
+            str(page),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "st-1" in proc.stdout and "st-3" in proc.stdout and "UTC" in proc.stdout
     rows = list(csv.DictReader(out_csv.open()))
     assert [(r["scope"], r["site"], r["station"]) for r in rows] == [
-        ("desk", "bj", "st-3"), ("site", "bj", ""),
-        ("desk", "sh", "st-1"), ("desk", "sh", "st-2"), ("site", "sh", "")]
+        ("desk", "bj", "st-3"),
+        ("site", "bj", ""),
+        ("desk", "sh", "st-1"),
+        ("desk", "sh", "st-2"),
+        ("site", "sh", ""),
+    ]
     assert rows[2]["holds_over_limit"] == "1" and rows[2]["v:hold-limit"] == "1" and rows[2]["day"] == "2026-11-23"
     assert rows[4]["calls"] == "3" and rows[4]["overtalk_per_100"] == "66.7" and rows[4]["tz"] == "UTC"
     for name in ("sh.png", "bj.png"):
@@ -167,8 +202,11 @@ def test_cli_writes_csv_pngs_and_html(db, tmp_path):
 
 
 def test_bad_arguments_are_one_line(db):
-    cases = [(["--day", "23/11/2026"], 2, "YYYY-MM-DD"), (["--day", "2026-11-23", "--tz", "Mars/Base"], 2, "Mars/Base"),
-             (["--day", "2026-11-23", "--hold-limit-s", "nan"], 2, "--hold-limit-s")]
+    cases = [
+        (["--day", "23/11/2026"], 2, "YYYY-MM-DD"),
+        (["--day", "2026-11-23", "--tz", "Mars/Base"], 2, "Mars/Base"),
+        (["--day", "2026-11-23", "--hold-limit-s", "nan"], 2, "--hold-limit-s"),
+    ]
     for args, code, word in cases:
         proc = subprocess.run([*CLI, "--db", db, *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == code and proc.stderr.count("\n") == 1 and word in proc.stderr, proc.stderr

@@ -35,9 +35,11 @@ FLEET = [sys.executable, "-m", "headset_fleet.cli"]
 
 
 def write_inventory(path: Path, port: int, scheme: str = "mqtt") -> Path:
-    path.write_text("station_id,site,desk,profile,broker\n"
-                    f"st-a,s1,D01,hotline-5s,{scheme}://127.0.0.1:{port}\n"
-                    f"st-b,s1,D02,hotline-5s,{scheme}://127.0.0.1:{port}\n")
+    path.write_text(
+        "station_id,site,desk,profile,broker\n"
+        f"st-a,s1,D01,hotline-5s,{scheme}://127.0.0.1:{port}\n"
+        f"st-b,s1,D02,hotline-5s,{scheme}://127.0.0.1:{port}\n"
+    )
     return path
 
 
@@ -56,10 +58,15 @@ def provisioned_broker(tmp_path):
     def start(out: Path, port: int, *, user: str | None = None, persistence: bool = True) -> Broker:
         broker = Broker(tmp_path / f"mosq{len(brokers)}", port=port)
         user = user or ("root" if os.geteuid() == 0 else None)
-        lines = [f"persistence {'true' if persistence else 'false'}", f"persistence_location {broker.dir}/",
-                 "autosave_interval 1", "connection_messages true", "log_type all",
-                 "log_dest stderr" if user == "mosquitto" else f"log_dest file {broker.dir}/mosquitto.log",
-                 f"include_dir {out / 'broker'}"]
+        lines = [
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {broker.dir}/",
+            "autosave_interval 1",
+            "connection_messages true",
+            "log_type all",
+            "log_dest stderr" if user == "mosquitto" else f"log_dest file {broker.dir}/mosquitto.log",
+            f"include_dir {out / 'broker'}",
+        ]
         if user:
             lines.insert(0, f"user {user}")
         (broker.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
@@ -74,8 +81,18 @@ def provisioned_broker(tmp_path):
 class Client:
     """A paho client logging in as `user`; records what it receives and its disconnects."""
 
-    def __init__(self, port: int, user: str, password: str, client_id: str, *, v5: bool = True,
-                 clean: bool = True, will: tuple | None = None, subscribe: str | None = None):
+    def __init__(
+        self,
+        port: int,
+        user: str,
+        password: str,
+        client_id: str,
+        *,
+        v5: bool = True,
+        clean: bool = True,
+        will: tuple | None = None,
+        subscribe: str | None = None,
+    ):
         kw = {"protocol": mqtt.MQTTv5} if v5 else {"protocol": mqtt.MQTTv311, "clean_session": clean}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **kw)
         self.client.username_pw_set(user, password)
@@ -111,8 +128,14 @@ def test_no_station_can_take_another_stations_or_a_collectors_session(tmp_path, 
     monitor = Client(port, "_monitor", secret(out, "_monitor"), "mon", subscribe="hs/#")
 
     # station -> station: st-a logs in with its own password but st-b's client id(s).
-    b = Client(port, "st-b", pw_b, "hs-s1-st-b", v5=False,
-               will=("hs/s1/st-b/status", b'{"status":"offline","reason":"will"}', 1, True))
+    b = Client(
+        port,
+        "st-b",
+        pw_b,
+        "hs-s1-st-b",
+        v5=False,
+        will=("hs/s1/st-b/status", b'{"status":"offline","reason":"will"}', 1, True),
+    )
     for stolen_id in ("hs-s1-st-b", "st-b"):
         a = Client(port, "st-a", pw_a, stolen_id, v5=False)
         assert not a.reason.is_failure
@@ -122,7 +145,9 @@ def test_no_station_can_take_another_stations_or_a_collectors_session(tmp_path, 
     assert not [t for t, p in monitor.messages if t == "hs/s1/st-b/status" and b"will" in p]
 
     # station -> collector: the collector is away with a persistent session and 50 events queued.
-    login = parse_login(f"mqtt://_collector-c1@127.0.0.1:{port}", password_file=str(out / "broker" / "collector-c1-password"))
+    login = parse_login(
+        f"mqtt://_collector-c1@127.0.0.1:{port}", password_file=str(out / "broker" / "collector-c1-password")
+    )
     collector = Collector(login, open_store(fleet_pg_url), group="g1")
     assert collector.client_id == "_collector-c1"
     collector.start()
@@ -180,8 +205,9 @@ def test_collector_takes_station_and_site_from_the_topic(tmp_path, provisioned_b
 
 
 def run_cli(args, env=None, timeout=60):
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          check=False)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
+    )
 
 
 def test_operator_sends_commands_and_reads_replies(tmp_path, provisioned_broker):
@@ -194,19 +220,31 @@ def test_operator_sends_commands_and_reads_replies(tmp_path, provisioned_broker)
     table["station"]["state_dir"] = str(tmp_path / "state")
     table["mqtt"].update(password_file=str(sdir / "mqtt-password"))
     settings = settings_from_dict(table)
-    handler = CommandHandler(get_config=lambda: {"profile": "hotline-5s"}, apply_overrides=lambda o: None,
-                             led_test=lambda: None, restart=lambda: None, state_dir=settings.station.state_dir)
+    handler = CommandHandler(
+        get_config=lambda: {"profile": "hotline-5s"},
+        apply_overrides=lambda o: None,
+        led_test=lambda: None,
+        restart=lambda: None,
+        state_dir=settings.station.state_dir,
+    )
     with Outbox.in_state_dir(settings.station.state_dir) as outbox:
         reporter = Reporter(settings, outbox, profile_name="hotline-5s", on_command=handler)
         reporter.start()
         try:
             assert wait_until(lambda: reporter.connected, 10)
-            op = ["--broker", f"mqtt://_operator@127.0.0.1:{port}", "--password-file", str(out / "broker" / "operator-password")]
+            op = [
+                "--broker",
+                f"mqtt://_operator@127.0.0.1:{port}",
+                "--password-file",
+                str(out / "broker" / "operator-password"),
+            ]
             proc = run_cli(FLEET + ["command", "st-a", "ping", *op])  # the site from st-a's retained status
             assert proc.returncode == 0, proc.stderr
             reply = json.loads(proc.stdout)
             assert reply["ok"] is True and reply["pong"] is True and reply["cmd"] == "ping"
-            proc = run_cli(FLEET + ["command", "st-a", "set-config", '{"set": {"hold_limit_s": 90}}', "--site", "s1", *op])
+            proc = run_cli(
+                FLEET + ["command", "st-a", "set-config", '{"set": {"hold_limit_s": 90}}', "--site", "s1", *op]
+            )
             assert proc.returncode == 0 and json.loads(proc.stdout)["overrides"] == {"hold_limit_s": 90}, proc.stderr
             proc = run_cli(FLEET + ["command", "st-a", "set-config", '{"set": {"hold_limit_s": -1}}', *op])
             assert proc.returncode == 1 and json.loads(proc.stdout)["ok"] is False
@@ -215,8 +253,10 @@ def test_operator_sends_commands_and_reads_replies(tmp_path, provisioned_broker)
             proc = run_cli(FLEET + ["command", "st-z", "ping", "--site", "s1", "--timeout", "1", *op])
             assert proc.returncode == 69 and proc.stderr.count("\n") == 1 and "no reply" in proc.stderr, proc.stderr
             # A station's own login is no operator: the broker refuses its command.
-            proc = run_cli(FLEET + ["command", "st-b", "ping", "--site", "s1", "--broker", f"mqtt://st-a@127.0.0.1:{port}"],
-                           env={"HS_MQTT_PASSWORD": secret(out, "st-a")})
+            proc = run_cli(
+                FLEET + ["command", "st-b", "ping", "--site", "s1", "--broker", f"mqtt://st-a@127.0.0.1:{port}"],
+                env={"HS_MQTT_PASSWORD": secret(out, "st-a")},
+            )
             assert proc.returncode == 69 and "refused" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
             proc = run_cli(FLEET + ["command", "st-a", "ping", "--timeout", "nan", *op])
             assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--timeout" in proc.stderr
@@ -230,9 +270,13 @@ def test_service_passwords_come_from_a_file_or_the_environment(tmp_path, provisi
     provision(write_inventory(tmp_path / "inv.csv", port), out)
     provisioned_broker(out, port, persistence=False)
     st = Client(port, "st-a", secret(out, "st-a"), "st-a", v5=False)
-    st.client.publish("hs/s1/st-a/status", b'{"status":"online","bdSeq":1,"boot_id":"x"}', 1, retain=True).wait_for_publish(5)
+    st.client.publish(
+        "hs/s1/st-a/status", b'{"status":"online","bdSeq":1,"boot_id":"x"}', 1, retain=True
+    ).wait_for_publish(5)
     url = f"mqtt://_monitor@127.0.0.1:{port}"
-    by_file = run_cli(FLEET + ["monitor", "--json", "--broker", url, "--password-file", str(out / "broker" / "monitor-password")])
+    by_file = run_cli(
+        FLEET + ["monitor", "--json", "--broker", url, "--password-file", str(out / "broker" / "monitor-password")]
+    )
     by_env = run_cli(FLEET + ["monitor", "--json", "--broker", url], env={"HS_MQTT_PASSWORD": secret(out, "_monitor")})
     for proc in (by_file, by_env):
         assert proc.returncode == 0, proc.stderr
@@ -242,8 +286,9 @@ def test_service_passwords_come_from_a_file_or_the_environment(tmp_path, provisi
     loose.chmod(0o644)
     proc = run_cli(FLEET + ["monitor", "--json", "--broker", url, "--password-file", str(loose)])
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "chmod 600" in proc.stderr
-    proc = run_cli(FLEET + ["collect", "--broker", f"mqtt://127.0.0.1:{port}", "--duration-s", "1"],
-                   env={"HS_MQTT_PASSWORD": "x"})
+    proc = run_cli(
+        FLEET + ["collect", "--broker", f"mqtt://127.0.0.1:{port}", "--duration-s", "1"], env={"HS_MQTT_PASSWORD": "x"}
+    )
     assert proc.returncode == 2 and "names no user" in proc.stderr
     st.close()
 
@@ -253,6 +298,7 @@ def test_mosquitto_running_as_its_own_user_reads_the_provisioned_files(provision
     """A broker started as root with `user mosquitto` (as the Debian service) loads the passwd,
     ACL and server key exactly as provision wrote them, and serves TLS with them."""
     import grp
+
     gid = grp.getgrnam("mosquitto").gr_gid
     root = Path(tempfile.mkdtemp(prefix="hs-fleetsec-"))  # pytest's tmp dirs are 0700: not for `mosquitto`
     try:
@@ -274,14 +320,30 @@ def test_mosquitto_running_as_its_own_user_reads_the_provisioned_files(provision
         c.loop_start()
         assert wait_until(lambda: "reason" in got, 10)
         assert not got["reason"].is_failure, got
-        c.publish("hs/s1/st-a/status", b'{"status":"online","bdSeq":1,"boot_id":"x"}', 1, retain=True).wait_for_publish(5)
+        c.publish("hs/s1/st-a/status", b'{"status":"online","bdSeq":1,"boot_id":"x"}', 1, retain=True).wait_for_publish(
+            5
+        )
         c.disconnect()
         c.loop_stop()
         # The monitor over TLS with its provisioned certificate and password file.
         b = out / "broker"
-        proc = run_cli(FLEET + ["monitor", "--json", "--broker", f"mqtts://_monitor@127.0.0.1:{port}",
-                                "--password-file", str(b / "monitor-password"), "--ca-file", str(b / "ca.crt"),
-                                "--cert-file", str(b / "monitor.crt"), "--key-file", str(b / "monitor.key")])
+        proc = run_cli(
+            FLEET
+            + [
+                "monitor",
+                "--json",
+                "--broker",
+                f"mqtts://_monitor@127.0.0.1:{port}",
+                "--password-file",
+                str(b / "monitor-password"),
+                "--ca-file",
+                str(b / "ca.crt"),
+                "--cert-file",
+                str(b / "monitor.crt"),
+                "--key-file",
+                str(b / "monitor.key"),
+            ]
+        )
         assert proc.returncode == 0, proc.stderr
         assert [s["station"] for s in json.loads(proc.stdout)["stations"]] == ["st-a"]
     finally:
@@ -299,12 +361,16 @@ def test_shipped_example_config_binds_sessions_on_every_listener(tmp_path, mqtt_
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, f"pw-{user}"], check=True)
     tls_port, plain_port = broker.port, free_port()
     text = (conf_dir / "mosquitto.conf.example").read_text()
-    for old, new in {"/etc/mosquitto/headset.passwd": str(passwd), "/etc/mosquitto/headset.acl": str(conf_dir / "acl.example"),
-                     "/var/lib/mosquitto/": f"{broker.dir}/", "listener 8883": f"listener {tls_port} 127.0.0.1",
-                     "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
-                     "/etc/mosquitto/ca_certificates/headset-ca.crt": str(mqtt_ca["ca"]),
-                     "/etc/mosquitto/certs/broker.crt": str(mqtt_ca["cert"]),
-                     "/etc/mosquitto/certs/broker.key": str(mqtt_ca["key"])}.items():
+    for old, new in {
+        "/etc/mosquitto/headset.passwd": str(passwd),
+        "/etc/mosquitto/headset.acl": str(conf_dir / "acl.example"),
+        "/var/lib/mosquitto/": f"{broker.dir}/",
+        "listener 8883": f"listener {tls_port} 127.0.0.1",
+        "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
+        "/etc/mosquitto/ca_certificates/headset-ca.crt": str(mqtt_ca["ca"]),
+        "/etc/mosquitto/certs/broker.crt": str(mqtt_ca["cert"]),
+        "/etc/mosquitto/certs/broker.key": str(mqtt_ca["key"]),
+    }.items():
         assert old in text, old
         text = text.replace(old, new)
     (broker.dir / "mosquitto.conf").write_text(text + ("user root\n" if os.geteuid() == 0 else ""))

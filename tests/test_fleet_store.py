@@ -26,15 +26,34 @@ OLD_TS = ["2026-11-23T01:30:00.000Z", "2026-11-23T09:30:00+08:00", "2026-11-23T0
 def _old_rows() -> list[tuple]:
     rows = []
     for i, ts in enumerate(OLD_TS):
-        body = json.dumps({"id": f"old{i}", "type": "dead_air", "ts": ts, "station": "st-1", "seq": i, "call": "c1",
-                           "duration_s": 6.5, "detail": "nul \u0000 here"}, ensure_ascii=False)
+        body = json.dumps(
+            {
+                "id": f"old{i}",
+                "type": "dead_air",
+                "ts": ts,
+                "station": "st-1",
+                "seq": i,
+                "call": "c1",
+                "duration_s": 6.5,
+                "detail": "nul \u0000 here",
+            },
+            ensure_ascii=False,
+        )
         rows.append((f"old{i}", "st-1", "sh", "dead_air", i, ts, "c1", body, 0.0))
     return rows
 
 
 def _event(i: int, type_: str, ts: datetime, **fields) -> dict:
-    return {"id": f"ev{i}", "type": type_, "ts": ts.isoformat().replace("+00:00", "Z"), "station": f"st-{i % 3}",
-            "seq": i, "call": f"c{i // 4}", "t": float(i), **fields}
+    return {
+        "id": f"ev{i}",
+        "type": type_,
+        "ts": ts.isoformat().replace("+00:00", "Z"),
+        "station": f"st-{i % 3}",
+        "seq": i,
+        "call": f"c{i // 4}",
+        "t": float(i),
+        **fields,
+    }
 
 
 def sample_events() -> list[tuple[str, dict]]:
@@ -44,8 +63,13 @@ def sample_events() -> list[tuple[str, dict]]:
         ts = t0 + timedelta(minutes=7 * i)
         site = "sh" if i % 2 else "bj"
         kind = ("call.start", "hold.end", "dead_air", "overtalk", "rule.violation", "call.end")[i % 6]
-        fields = {"rings": 2} if kind == "call.start" else {"rule": "hold-limit", "detail": "x"} \
-            if kind == "rule.violation" else {"duration_s": 30.0 + i * 3}
+        fields = (
+            {"rings": 2}
+            if kind == "call.start"
+            else {"rule": "hold-limit", "detail": "x"}
+            if kind == "rule.violation"
+            else {"duration_s": 30.0 + i * 3}
+        )
         out.append((site, _event(i, kind, ts, desk=f"D-{i % 3}", **fields)))
     out.append(("sh", _event(99, "hold.end", t0, duration_s="junk")))  # a non-number must not break a panel
     return out
@@ -54,21 +78,31 @@ def sample_events() -> list[tuple[str, dict]]:
 @pytest.mark.integration
 def test_postgres_schema_is_typed_and_indexed(fleet_pg_url):
     import psycopg
+
     with open_store(fleet_pg_url) as store:
         store.insert_many([event_row(site, e, 1.0) for site, e in sample_events()])
     with psycopg.connect(fleet_pg_url) as conn:
-        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                  "WHERE table_name = 'events'").fetchall())
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'"
+            ).fetchall()
+        )
         assert types["ts"] == "timestamp with time zone" and types["body"] == "jsonb"
         assert types["desk"] == types["agent"] == "text"
-        indexes = {name: sql for name, sql in conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'").fetchall()}
+        indexes = {
+            name: sql
+            for name, sql in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'"
+            ).fetchall()
+        }
         assert "(station, ts)" in indexes["events_station_ts"] and "(type, ts)" in indexes["events_type_ts"]
         assert "(call)" in indexes["events_call"]
         # Standard SQL without casts: jsonb operators and time arithmetic.
-        n, longest = conn.execute("SELECT count(*), max((body->>'duration_s')::float8) FROM events "
-                                  "WHERE type = 'hold.end' AND jsonb_typeof(body->'duration_s') = 'number' "
-                                  "AND ts >= '2026-11-23T09:00:00+08:00'").fetchone()
+        n, longest = conn.execute(
+            "SELECT count(*), max((body->>'duration_s')::float8) FROM events "
+            "WHERE type = 'hold.end' AND jsonb_typeof(body->'duration_s') = 'number' "
+            "AND ts >= '2026-11-23T09:00:00+08:00'"
+        ).fetchone()
         assert n == 4 and longest == 30.0 + 19 * 3
         assert conn.execute("SELECT desk FROM events WHERE id = 'ev5'").fetchone() == ("D-2",)
 
@@ -76,21 +110,26 @@ def test_postgres_schema_is_typed_and_indexed(fleet_pg_url):
 @pytest.mark.integration
 def test_postgres_store_made_by_an_older_version_is_migrated(fleet_pg_url):
     import psycopg
+
     with psycopg.connect(fleet_pg_url, autocommit=True) as conn:
         conn.execute(OLD_SCHEMA)
         conn.execute("CREATE INDEX events_ts ON events (ts)")
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", _old_rows())
     with open_store(fleet_pg_url) as store:  # migrates
-        events = store.events_between(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc),
-                                      datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+        events = store.events_between(
+            datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc), datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+        )
         assert sorted(e["id"] for e in events) == ["old0", "old1", "old2", "old3"]  # every old form is 01:30 UTC
         assert all(e["duration_s"] == 6.5 and e["detail"] == "nul \ufffd here" for e in events)
         assert store.insert_many([event_row("sh", e, 1.0) for _, e in sample_events()]) == 25
         assert store.count() == 29
     with psycopg.connect(fleet_pg_url) as conn:
-        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                  "WHERE table_name = 'events'").fetchall())
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'"
+            ).fetchall()
+        )
         assert (types["ts"], types["body"], types["desk"]) == ("timestamp with time zone", "jsonb", "text")
         stamps = [r[0] for r in conn.execute("SELECT ts FROM events WHERE id LIKE 'old%' ORDER BY id")]
         assert stamps[:3] == [datetime(2026, 11, 23, 1, 30, tzinfo=timezone.utc)] * 3
@@ -102,8 +141,17 @@ def test_postgres_store_made_by_an_older_version_is_migrated(fleet_pg_url):
 @pytest.mark.integration
 def test_postgres_takes_events_it_would_refuse_as_is(fleet_pg_url):
     """NaN (not JSON) and NUL (not in jsonb) in a body: stored (cleaned), not a failing batch."""
-    odd = {"id": "odd1", "type": "dead_air", "ts": "2026-11-23T01:30:00Z", "station": "st-1", "seq": 1,
-           "call": None, "duration_s": float("nan"), "detail": "a\x00b", "agent": "x" * 65}
+    odd = {
+        "id": "odd1",
+        "type": "dead_air",
+        "ts": "2026-11-23T01:30:00Z",
+        "station": "st-1",
+        "seq": 1,
+        "call": None,
+        "duration_s": float("nan"),
+        "detail": "a\x00b",
+        "agent": "x" * 65,
+    }
     with open_store(fleet_pg_url) as store:
         assert store.insert_many([event_row("sh", odd, 0.0)]) == 1
         (event,) = store.events_for_day(DAY)
@@ -118,8 +166,9 @@ def test_sqlite_store_made_by_an_older_version_is_migrated(tmp_path):
     conn.commit()
     conn.close()
     with open_store(f"sqlite:///{path}", create=False) as store:
-        events = store.events_between(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc),
-                                      datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+        events = store.events_between(
+            datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc), datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+        )
         assert sorted(e["id"] for e in events) == ["old0", "old1", "old2", "old3"]
         store.insert_many([event_row("sh", {**e, "agent": "ann"}, 1.0) for _, e in sample_events()[:2]])
         (first,) = [e for e in store.events_for_day(DAY) if e["id"] == "ev0"]
@@ -139,19 +188,24 @@ def test_grafana_dashboard_is_well_formed():
     for word in ("hold", "violations per rule", "dead air", "overtalk", "calls per site"):
         assert word in titles
     for p in dash["panels"]:
-        assert p["targets"] and all(t["rawSql"].strip() and t["format"] in ("time_series", "table") for t in p["targets"])
+        assert p["targets"] and all(
+            t["rawSql"].strip() and t["format"] in ("time_series", "table") for t in p["targets"]
+        )
         assert set(p["gridPos"]) == {"h", "w", "x", "y"}
 
 
 def grafana_sql(sql: str, lo: datetime, hi: datetime, sites: list[str]) -> str:
     """The SQL Grafana's PostgreSQL data source sends for `sql`: its macros expanded as it does."""
+
     def group(m):
         col, interval = m.group(1).strip(), m.group(2).strip().strip("'")
         seconds = int(interval[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[interval[-1]]
         return f'floor(extract(epoch from {col})/{seconds})*{seconds} AS "time"'
+
     sql = re.sub(r"\$__timeGroupAlias\(([^,]+),([^)]+)\)", group, sql)
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
-                 lambda m: f"{m.group(1)} BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'", sql)
+    sql = re.sub(
+        r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m.group(1)} BETWEEN '{lo.isoformat()}' AND '{hi.isoformat()}'", sql
+    )
     sql = sql.replace("$site", ", ".join(f"'{s}'" for s in sites))
     assert "$" not in sql, sql
     return sql
@@ -160,6 +214,7 @@ def grafana_sql(sql: str, lo: datetime, hi: datetime, sites: list[str]) -> str:
 @pytest.mark.integration
 def test_every_grafana_panel_query_runs(fleet_pg_url):
     import psycopg
+
     dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     with open_store(fleet_pg_url) as store:
         store.insert_many([event_row(site, e, 1.0) for site, e in sample_events()])
@@ -187,6 +242,7 @@ def test_two_collectors_opening_an_old_store_at_once_migrate_it_once(fleet_pg_ur
     import threading
 
     import psycopg
+
     with psycopg.connect(fleet_pg_url, autocommit=True) as conn:
         conn.execute(OLD_SCHEMA)
         with conn.cursor() as cur:

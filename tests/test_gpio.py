@@ -36,7 +36,7 @@ def test_pull_up_hook_switch_closed_means_handset_lifted(factory):
         assert inputs.initial() == {"hook_off": False, "muted": False}
         pin = inputs.pin("hook")
         t0 = time.monotonic()
-        pin.drive_low()                      # switch closes to ground
+        pin.drive_low()  # switch closes to ground
         t, name, value = next_edge(edges)
         assert (name, value) == ("hook", "off")
         assert t0 <= t < t0 + 0.02, "the edge is stamped with the first raw change, not the settle time"
@@ -60,7 +60,7 @@ def test_contact_bounce_gives_one_edge_and_keeps_the_final_level(factory):
     inputs, edges = open_inputs(factory, bounce_s=0.05)
     with inputs:
         pin = inputs.pin("hook")
-        for _ in range(5):                   # a bouncing contact, 5 ms apart
+        for _ in range(5):  # a bouncing contact, 5 ms apart
             pin.drive_low()
             time.sleep(0.005)
             pin.drive_high()
@@ -86,9 +86,9 @@ def test_toggle_mute_key_flips_hold_on_each_press(factory):
             time.sleep(0.06)
             pin.drive_high()
             assert next_edge(edges)[1:] == ("mute", want)
-            time.sleep(0.06)                 # a release shorter than the bounce time would be a bounce
+            time.sleep(0.06)  # a release shorter than the bounce time would be a bounce
         with pytest.raises(queue.Empty):
-            edges.get(timeout=0.1)           # releases are not edges in toggle mode
+            edges.get(timeout=0.1)  # releases are not edges in toggle mode
 
 
 def test_momentary_mute_and_ring_detect(factory):
@@ -108,10 +108,10 @@ def test_drive_moves_the_mock_pins_like_a_scenario(factory):
     with inputs:
         inputs.drive("hook", "off")
         assert next_edge(edges)[1:] == ("hook", "off")
-        inputs.drive("mute", True)           # toggle key: a press and a release
+        inputs.drive("mute", True)  # toggle key: a press and a release
         assert next_edge(edges)[1:] == ("mute", True)
         time.sleep(0.1)
-        inputs.drive("mute", True)           # already on hold: nothing to do
+        inputs.drive("mute", True)  # already on hold: nothing to do
         inputs.drive("mute", False)
         assert next_edge(edges)[1:] == ("mute", False)
 
@@ -120,13 +120,13 @@ def test_close_is_safe_twice_and_frees_the_pins(factory):
     inputs, _ = open_inputs(factory)
     inputs.close()
     inputs.close()
-    again, _ = open_inputs(factory)          # the pins can be claimed again
+    again, _ = open_inputs(factory)  # the pins can be claimed again
     again.close()
 
 
 def test_pin_clash_and_unknown_factory_are_gpio_errors(factory):
     with pytest.raises(GpioError, match="mute_pin 17"):
-        open_inputs(factory, mute_pin=17)    # same pin as the hook switch
+        open_inputs(factory, mute_pin=17)  # same pin as the hook switch
     with pytest.raises(GpioError, match="unknown"):
         make_pin_factory("no-such-factory")
 
@@ -138,4 +138,4 @@ def test_factory_comes_from_config_or_environment(monkeypatch):
     if Path("/dev/gpiochip0").exists():
         pytest.skip("a machine with GPIO: gpiozero's own choice would work here")
     with pytest.raises(GpioError, match="use --simulate"):
-        make_pin_factory("")                 # gpiozero's own choice (lgpio on a Pi): none here
+        make_pin_factory("")  # gpiozero's own choice (lgpio on a Pi): none here

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args, timeout_s=60):
-    return subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout_s,
+    )
 
 
 def one_line_refusal(proc, code, *needles):
@@ -54,8 +59,10 @@ def test_read_password_refuses_a_fifo_without_blocking(fifo_password):
 
 def test_replay_publish_with_a_fifo_password_file_is_refused(tmp_path, fifo_password):
     cfg = tmp_path / "station.toml"
-    cfg.write_text(f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1"]\npassword_file = "{fifo_password}"\n'
-                   f'[station]\nstate_dir = "{tmp_path / "state"}"\n')
+    cfg.write_text(
+        f'[mqtt]\nbrokers = ["mqtt://127.0.0.1:1"]\npassword_file = "{fifo_password}"\n'
+        f'[station]\nstate_dir = "{tmp_path / "state"}"\n'
+    )
     scenario = tmp_path / "call.toml"
     scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n')
     proc = run_cli("replay", "--config", cfg, "--publish", "--drain-timeout", "1", scenario, timeout_s=30)
@@ -66,14 +73,17 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_directory(tmp_path)
     """check-config used to resolve them from its own working directory and the service from
     /var/lib/headset-station (its WorkingDirectory): one file, two meanings."""
     from firmware.config.settings import load_settings
+
     conf_dir = tmp_path / "etc"
     conf_dir.mkdir()
     (conf_dir / "pw").write_text("secret\n")
     (conf_dir / "pw").chmod(0o600)
     cfg = conf_dir / "station.toml"
-    cfg.write_text('[station]\nstate_dir = "state"\nprofile = "profiles/mine.toml"\n'
-                   '[audio]\nwav_tx = "tx.wav"\n'
-                   '[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\nca_file = "/abs/ca.pem"\n')
+    cfg.write_text(
+        '[station]\nstate_dir = "state"\nprofile = "profiles/mine.toml"\n'
+        '[audio]\nwav_tx = "tx.wav"\n'
+        '[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\nca_file = "/abs/ca.pem"\n'
+    )
     s = load_settings(cfg)
     assert s.station.state_dir == str(conf_dir / "state")
     assert s.station.profile == str(conf_dir / "profiles" / "mine.toml")
@@ -82,11 +92,17 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_directory(tmp_path)
     assert s.mqtt.ca_file == "/abs/ca.pem", "absolute paths stay"
     assert load_settings(None).station.state_dir == "var/state", "a default is not from a file"
     # the same from any working directory, through the CLI
-    cfg.write_text('[station]\nstate_dir = "state"\n'
-                   '[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\n')
+    cfg.write_text(
+        '[station]\nstate_dir = "state"\n[mqtt]\nbrokers = ["mqtt://127.0.0.1:1883"]\npassword_file = "pw"\n'
+    )
     for cwd in (ROOT, tmp_path):
-        proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
-                              capture_output=True, text=True, cwd=cwd, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "firmware.runtime.cli", "check-config", str(cfg)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
 
 
@@ -94,11 +110,13 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_directory(tmp_path)
 def test_dead_air_after_dead_air_busy_is_refused(tmp_path, overrides):
     """The system-delay announcement must not come before the wait announcement."""
     from firmware.config.profiles import load_profile
+
     with pytest.raises(ConfigError, match="dead_air_s"):
         load_profile("outbound-10086", overrides)
     cfg = tmp_path / "station.toml"
-    cfg.write_text('[station]\nprofile = "outbound-10086"\n[profile]\n'
-                   + "".join(f"{k} = {v}\n" for k, v in overrides.items()))
+    cfg.write_text(
+        '[station]\nprofile = "outbound-10086"\n[profile]\n' + "".join(f"{k} = {v}\n" for k, v in overrides.items())
+    )
     one_line_refusal(run_cli("check-config", cfg), 78, "dead_air_s", "dead_air_busy_s")
     assert load_profile("outbound-10086", {"dead_air_s": 10.0}).dead_air_s == 10.0, "equal is fine"
 
@@ -108,9 +126,11 @@ def test_root_does_not_leave_root_owned_files_in_the_service_users_state_dir(tmp
     """`sudo headset-station replay --publish` / `run` used to create outbox.db, its lock and
     seq.hwm as root in the service user's state dir; the service then could not write them."""
     import pwd
+
     nobody = pwd.getpwnam("nobody")
     import shutil
     import tempfile
+
     outside = Path(tempfile.mkdtemp(prefix="hs-root-"))  # pytest's tmp dirs are 0700 root: nobody cannot enter
     outside.chmod(0o755)
     try:
@@ -124,13 +144,24 @@ def _root_run_refused(tmp_path, state, nobody):
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
     scenario = tmp_path / "call.toml"
     scenario.write_text('[[inputs]]\nt = 0.5\nhook = "off"\n')
-    proc = run_cli("replay", "--publish", "--drain-timeout", "1", "--broker", "mqtt://127.0.0.1:1",
-                   "--state-dir", state, scenario, timeout_s=60)
+    proc = run_cli(
+        "replay",
+        "--publish",
+        "--drain-timeout",
+        "1",
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--state-dir",
+        state,
+        scenario,
+        timeout_s=60,
+    )
     one_line_refusal(proc, 2, "belongs to nobody", "sudo -u nobody")  # the CLI refuses before the outbox is opened
     assert list(state.iterdir()) == [], "nothing created as root"
     # files an earlier root run left behind are named as such, not as an unwritable directory
     (state / "outbox.db.lock").touch(mode=0o600)
     from firmware.reporting.outbox import Outbox
+
     os.seteuid(nobody.pw_uid)  # the service user, as the unit runs it (reverted below)
     try:
         with pytest.raises(ConfigError) as refused:
@@ -168,6 +199,7 @@ def test_a_flood_of_led_tests_runs_one_per_interval(tmp_path):
     """Each led-test holds the rules loop ~1 s (LEDs on in turn): 64 queued led-tests kept the
     loop busy for over a minute, dropping audio blocks; now one runs per LED_TEST_INTERVAL_S."""
     from firmware.reporting.commands import LED_TEST_INTERVAL_S, CommandHandler
+
     runs = []
     h = CommandHandler(lambda: {}, lambda o: None, lambda: runs.append(1), lambda: None, tmp_path)
     replies = [h.handle("led-test", b"{}") for _ in range(64)]
@@ -190,9 +222,24 @@ def test_command_json_nested_too_deeply_is_bad_input(tmp_path):
     the same RecursionError on a (hostile) station's reply ended the operator's command with 70."""
     from firmware.errors import InputError
     from firmware.protocol.command_client import parse_request
+
     with pytest.raises(InputError, match="nested too deeply"):
         parse_request("[" * 20000 + "]" * 20000)
-    proc = subprocess.run([sys.executable, "-m", "headset_fleet.cli", "command", "st", "ping",
-                           "[" * 20000 + "]" * 20000, "--broker", "mqtt://_op:pw@127.0.0.1:1"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "headset_fleet.cli",
+            "command",
+            "st",
+            "ping",
+            "[" * 20000 + "]" * 20000,
+            "--broker",
+            "mqtt://_op:pw@127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     one_line_refusal(proc, 2, "JSON", "nested too deeply")

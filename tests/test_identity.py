@@ -38,15 +38,26 @@ def test_agent_command_sets_persists_and_logs_out(tmp_path):
     h = _handler(tmp_path, agents)
     assert load_agent(tmp_path) is None  # never set: the config's station.agent applies
     assert h.handle("agent", '{"agent": "王芳 (Fang Wang)", "id": 3}'.encode()) == {
-        "ok": True, "cmd": "agent", "id": 3, "agent": "王芳 (Fang Wang)"}
+        "ok": True,
+        "cmd": "agent",
+        "id": 3,
+        "agent": "王芳 (Fang Wang)",
+    }
     assert load_agent(tmp_path) == "王芳 (Fang Wang)" and agents.set == ["王芳 (Fang Wang)"]
     assert h.handle("agent", b'{"agent": null}')["ok"]
     assert load_agent(tmp_path) == "" and agents.set[-1] is None  # logged out, and that survives a restart
 
 
-BAD_AGENTS = [b'{"agent": ""}', b'{"agent": "   "}', b'{"agent": 42}', b'{"agent": ["x"]}',
-              b'{"agent": "tab\\there"}', ('{"agent": "' + "x" * 65 + '"}').encode(), b"{}",
-              b'{"agent": "ann", "desk": "B-2"}']
+BAD_AGENTS = [
+    b'{"agent": ""}',
+    b'{"agent": "   "}',
+    b'{"agent": 42}',
+    b'{"agent": ["x"]}',
+    b'{"agent": "tab\\there"}',
+    ('{"agent": "' + "x" * 65 + '"}').encode(),
+    b"{}",
+    b'{"agent": "ann", "desk": "B-2"}',
+]
 
 
 @pytest.mark.parametrize("payload", BAD_AGENTS)
@@ -81,10 +92,12 @@ def test_station_config_checks_desk_agent_and_tz():
 
 def test_inventory_desk_agent_and_tz_reach_the_station_config(tmp_path):
     inv = tmp_path / "fleet.csv"
-    inv.write_text("station_id,site,desk,profile,agent,tz\n"
-                   "st-1,sh,A-01,hotline-5s,ann,Asia/Shanghai\n"
-                   "st-2,sh,A-02,hotline-5s,,Asia/Shanghai\n"
-                   "st-3,bj,,hotline-5s,,\n")
+    inv.write_text(
+        "station_id,site,desk,profile,agent,tz\n"
+        "st-1,sh,A-01,hotline-5s,ann,Asia/Shanghai\n"
+        "st-2,sh,A-02,hotline-5s,,Asia/Shanghai\n"
+        "st-3,bj,,hotline-5s,,\n"
+    )
     provision(inv, tmp_path / "out", default_broker="mqtt://127.0.0.1:1883")
     st1 = tomllib.loads((tmp_path / "out/stations/st-1/station.toml").read_text())["station"]
     assert (st1["desk"], st1["agent"], st1["tz"]) == ("A-01", "ann", "Asia/Shanghai")
@@ -92,9 +105,11 @@ def test_inventory_desk_agent_and_tz_reach_the_station_config(tmp_path):
     assert st2["desk"] == "A-02" and "agent" not in st2
     st3 = tomllib.loads((tmp_path / "out/stations/st-3/station.toml").read_text())["station"]
     assert not {"desk", "agent", "tz"} & set(st3)
-    for body, word in (("st-1,sh,A-01,hotline-5s,ann,Mars/Base\n", "tz"),
-                       ("st-1,sh,A-01,hotline-5s,ann,Asia/Shanghai\nst-2,sh,A-02,hotline-5s,,Europe/Paris\n", "differs"),
-                       ("st-1,sh,A-01,hotline-5s," + "x" * 65 + ",\n", "agent")):
+    for body, word in (
+        ("st-1,sh,A-01,hotline-5s,ann,Mars/Base\n", "tz"),
+        ("st-1,sh,A-01,hotline-5s,ann,Asia/Shanghai\nst-2,sh,A-02,hotline-5s,,Europe/Paris\n", "differs"),
+        ("st-1,sh,A-01,hotline-5s," + "x" * 65 + ",\n", "agent"),
+    ):
         inv.write_text("station_id,site,desk,profile,agent,tz\n" + body)
         with pytest.raises(InventoryError, match=word) as err:
             read_inventory(inv, "mqtt://127.0.0.1:1883")
@@ -104,17 +119,26 @@ def test_inventory_desk_agent_and_tz_reach_the_station_config(tmp_path):
 @pytest.mark.integration
 def test_desk_and_agent_reach_status_state_events_and_the_store(mqtt_broker, tmp_path):
     import paho.mqtt.publish as publish
+
     collector = Collector(mqtt_broker)
     state_dir = tmp_path / "state"
     settings = settings_for().replace(
-        station={"id": "desk-3", "site": "s1", "state_dir": str(state_dir), "desk": "A-01", "agent": "ann",
-                 "tz": "Asia/Shanghai"},
-        mqtt={"brokers": [mqtt_broker.url]})
+        station={
+            "id": "desk-3",
+            "site": "s1",
+            "state_dir": str(state_dir),
+            "desk": "A-01",
+            "agent": "ann",
+            "tz": "Asia/Shanghai",
+        },
+        mqtt={"brokers": [mqtt_broker.url]},
+    )
 
     def command(payload: dict) -> dict:
         n = len(collector.payloads("/cmd/agent/reply"))
-        publish.single("hs/s1/desk-3/cmd/agent", json.dumps(payload), qos=1, hostname="127.0.0.1",
-                       port=mqtt_broker.port)
+        publish.single(
+            "hs/s1/desk-3/cmd/agent", json.dumps(payload), qos=1, hostname="127.0.0.1", port=mqtt_broker.port
+        )
         assert collector.wait_for(lambda c: len(c.payloads("/cmd/agent/reply")) > n, 10)
         return collector.payloads("/cmd/agent/reply")[n]
 
@@ -128,8 +152,13 @@ def test_desk_and_agent_reach_status_state_events_and_the_store(mqtt_broker, tmp
         svc.gpio.pin("hook").drive_low()
         start = rec.wait_for("call.start")
         assert (start["desk"], start["agent"]) == ("A-01", "ann")
-        assert collector.wait_for(lambda c: any(s.get("hook") == "off" and s.get("agent") == "ann"
-                                                and s.get("desk") == "A-01" for s in c.payloads("/state")), 10)
+        assert collector.wait_for(
+            lambda c: any(
+                s.get("hook") == "off" and s.get("agent") == "ann" and s.get("desk") == "A-01"
+                for s in c.payloads("/state")
+            ),
+            10,
+        )
         assert command({"agent": "bob", "id": 1}) == {"ok": True, "cmd": "agent", "id": 1, "agent": "bob"}
         assert collector.wait_for(lambda c: c.payloads("/state")[-1].get("agent") == "bob", 10)
         assert collector.wait_for(lambda c: c.payloads("/status")[-1].get("agent") == "bob", 10)
@@ -142,7 +171,9 @@ def test_desk_and_agent_reach_status_state_events_and_the_store(mqtt_broker, tmp
         svc.gpio.pin("hook").drive_low()
         assert wait_until(lambda: len(rec.of("call.start")) == 2, 10)
         assert "agent" not in rec.of("call.start")[-1]
-        assert collector.wait_for(lambda c: len([e for e in c.payloads("/event") if e["type"] == "call.start"]) == 2, 10)
+        assert collector.wait_for(
+            lambda c: len([e for e in c.payloads("/event") if e["type"] == "call.start"]) == 2, 10
+        )
     finally:
         stop_service(svc, thread)
     starts = [e for e in collector.payloads("/event") if e["type"] == "call.start"]

@@ -34,6 +34,7 @@ def _write_prompt(path: Path) -> None:
 
 # --- voice prompts -------------------------------------------------------------------------
 
+
 def test_prompts_found_in_the_wav_packages_own_directory(tmp_path, monkeypatch):
     """asterisk-core-sounds-en-wav alone: en/ is missing, en_US_f_Allison/ has the prompts."""
     en, allison = tmp_path / "en", tmp_path / "en_US_f_Allison"
@@ -75,8 +76,9 @@ def _tiny_scenario(tmp_path: Path) -> Path:
     for ch in ("rx", "tx"):
         speech.write(tmp_path / f"{ch}.wav", speech.silence(1.0, rate), rate)
     path = tmp_path / "s.toml"
-    path.write_text('profile = "hotline-5s"\n[audio]\nrx = "rx.wav"\ntx = "tx.wav"\n'
-                    '[[inputs]]\nt = 0.0\nhook = "off"\n')
+    path.write_text(
+        'profile = "hotline-5s"\n[audio]\nrx = "rx.wav"\ntx = "tx.wav"\n[[inputs]]\nt = 0.0\nhook = "off"\n'
+    )
     return path
 
 
@@ -86,6 +88,7 @@ def test_root_leaves_no_root_owned_state_in_the_service_users_dir(tmp_path, comm
     """`sudo headset-station run ...` on a station whose state dir belongs to the service user
     stops before creating anything, with the command to use instead."""
     import pwd
+
     nobody = pwd.getpwnam("nobody")
     state = tmp_path / "state"
     state.mkdir()
@@ -96,8 +99,14 @@ def test_root_leaves_no_root_owned_state_in_the_service_users_dir(tmp_path, comm
     else:
         args = ["run", "--simulate", "--scenario", str(scenario)]
     args += ["--state-dir", str(state)]
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *args], check=False,
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert f"run as the service user: sudo -u nobody headset-station {args[0]} " in line
@@ -106,19 +115,25 @@ def test_root_leaves_no_root_owned_state_in_the_service_users_dir(tmp_path, comm
 
 # --- GPIO errors ----------------------------------------------------------------------------
 
+
 def test_gpio_no_chip_on_a_machine_that_is_not_a_pi(tmp_path):
     from hal.gpio import chip_problem
+
     problem = chip_problem(chip_dir=str(tmp_path), model_files=(str(tmp_path / "model"),))
-    assert problem == (f"{tmp_path}/gpiochip0: no such device; this is not a Raspberry Pi "
-                       "(no board model in /proc/device-tree): use --simulate")
+    assert problem == (
+        f"{tmp_path}/gpiochip0: no such device; this is not a Raspberry Pi "
+        "(no board model in /proc/device-tree): use --simulate"
+    )
 
 
 def test_gpio_no_chip_on_a_pi_and_the_pi5_chip(tmp_path):
     from hal.gpio import chip_problem
+
     (tmp_path / "model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
     files = (str(tmp_path / "model"),)
     assert chip_problem(chip_dir=str(tmp_path), model_files=files) == (
-        f"{tmp_path}/gpiochip0: no such device on this Raspberry Pi 5 Model B Rev 1.0 (is the GPIO driver loaded?)")
+        f"{tmp_path}/gpiochip0: no such device on this Raspberry Pi 5 Model B Rev 1.0 (is the GPIO driver loaded?)"
+    )
     (tmp_path / "gpiochip4").touch()
     os.chmod(tmp_path / "gpiochip4", 0o666)
     assert chip_problem(chip_dir=str(tmp_path), model_files=files) is None
@@ -127,6 +142,7 @@ def test_gpio_no_chip_on_a_pi_and_the_pi5_chip(tmp_path):
 def test_gpio_permission_denied_names_the_group():
     """A user outside the chip's group (root becomes `nobody` for the check; root may open anything)."""
     from hal.gpio import chip_problem
+
     chip_dir = Path(tempfile.mkdtemp(prefix="hs-gpio-"))  # outside pytest's root-only tmp
     try:
         os.chmod(chip_dir, 0o755)
@@ -136,6 +152,7 @@ def test_gpio_permission_denied_names_the_group():
         args = {"chip_dir": str(chip_dir), "model_files": (str(chip_dir / "model"),)}
         if os.geteuid() == 0:
             import pwd
+
             nobody = pwd.getpwnam("nobody")
             os.setegid(nobody.pw_gid)
             os.seteuid(nobody.pw_uid)
@@ -149,7 +166,9 @@ def test_gpio_permission_denied_names_the_group():
             problem = chip_problem(**args)
             user = __import__("pwd").getpwuid(os.geteuid()).pw_name
         assert problem is not None
-        assert problem.startswith(f"{chip_dir}/gpiochip0: permission denied for user {user} (the chip belongs to group ")
+        assert problem.startswith(
+            f"{chip_dir}/gpiochip0: permission denied for user {user} (the chip belongs to group "
+        )
     finally:
         shutil.rmtree(chip_dir)
 
@@ -157,12 +176,19 @@ def test_gpio_permission_denied_names_the_group():
 def test_gpio_lgpio_without_a_chip_is_one_line_exit_1(tmp_path):
     """The service's own command with GPIOZERO_PIN_FACTORY=lgpio where there is no gpiochip."""
     from hal.gpio import chip_problem
+
     if chip_problem() is None:
         pytest.skip("this machine has a usable GPIO chip")
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "lgpio"}
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "run", "--state-dir", str(tmp_path / "s")],
-                          check=False, capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", "run", "--state-dir", str(tmp_path / "s")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("headset-station: error: gpio.pin_factory 'lgpio': ")
@@ -171,14 +197,20 @@ def test_gpio_lgpio_without_a_chip_is_one_line_exit_1(tmp_path):
 
 # --- the station as a wheel, as install-pi installs it ---------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory):
     """A wheel built from a copy of the checkout, installed (not editable, no dependencies) into a
     fresh venv that sees this venv's packages behind its own, as install-pi's venv sees apt's."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".hypothesis", ".ruff_cache", ".pytest_cache"))
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".hypothesis", ".ruff_cache", ".pytest_cache"
+        ),
+    )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # build isolation: pip gets the build backend (pyproject's setuptools>=68) as for any sdist
     subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(src)], check=True, timeout=600)
@@ -186,12 +218,18 @@ def wheel_venv(tmp_path_factory):
     env_dir = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
     py = env_dir / "bin" / "python"
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     import sysconfig
+
     (Path(purelib) / "_dev_venv_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([*pip, "--python", str(py), "install", "--no-deps", "--no-index", str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [*pip, "--python", str(py), "install", "--no-deps", "--no-index", str(wheel)], check=True, timeout=300
+    )
     return env_dir
 
 
@@ -202,8 +240,16 @@ def test_wheel_runs_check_config_and_replay_from_its_own_venv(wheel_venv, tmp_pa
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
 
     def run(*args, **kw):
-        return subprocess.run([str(a) for a in args], check=False, capture_output=True, text=True, cwd=tmp_path, env=env,
-                              timeout=300, **kw)
+        return subprocess.run(
+            [str(a) for a in args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=300,
+            **kw,
+        )
 
     where = run(bin_ / "python", "-c", "import firmware, hal; print(firmware.__file__); print(hal.__file__)")
     assert where.returncode == 0, where.stderr

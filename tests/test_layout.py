@@ -22,8 +22,8 @@ ALLOWED = {
     "firmware.sim": SHARED | {"firmware.analysis"},
     "firmware.station": SHARED | {"firmware.analysis"},
     "firmware.reporting": SHARED,
-    "firmware.runtime": SHARED | {"firmware.analysis", "firmware.station", "firmware.reporting", "firmware.sim",
-                                  "firmware.tech", "hal"},
+    "firmware.runtime": SHARED
+    | {"firmware.analysis", "firmware.station", "firmware.reporting", "firmware.sim", "firmware.tech", "hal"},
     "firmware.tech": SHARED | {"firmware.analysis", "firmware.runtime", "firmware.sim", "hal"},
     "hal": {"firmware.errors", "firmware.config"},
     "headset_fleet": {"firmware", "firmware.errors", "firmware.protocol", "firmware.config"},
@@ -77,10 +77,12 @@ ALL = list(modules())
 def test_dependencies_point_one_way(name, path):
     me = part_of(name)
     allowed = ALLOWED.get(me, set()) | EXCEPTIONS.get(name, set()) | {me}
-    bad = [f"{path.relative_to(ROOT)}:{line}: {me} imports {target}"
-           for target, line, _ in imports(path, name)
-           if not any(target == a or target.startswith(a + ".") for a in allowed)
-           and not (target == "firmware" and "firmware" in allowed)]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: {me} imports {target}"
+        for target, line, _ in imports(path, name)
+        if not any(target == a or target.startswith(a + ".") for a in allowed)
+        and not (target == "firmware" and "firmware" in allowed)
+    ]
     # `from firmware import __version__` is the package root, allowed where "firmware" is
     bad = [b for b in bad if not b.endswith("imports firmware.__version__") or "firmware" not in allowed]
     assert not bad, "\n".join(bad)

@@ -12,7 +12,7 @@ from firmware.config.leds import RGB_TABLE, TOWER_TABLE, CueSpec
 from firmware.config.settings import LedSettings
 from hal.leds import LedDriver
 
-TOWER = LedSettings()          # green 5, amber 6, red 13
+TOWER = LedSettings()  # green 5, amber 6, red 13
 RGB = LedSettings(kind="rgb")  # 16, 20, 21
 
 
@@ -35,7 +35,7 @@ def test_tower_blink_rate(mock_factory):
     with LedDriver(TOWER) as leds:
         amber = mock_factory.pin(6)
         amber.clear_states()
-        leds.show("hold_warn", TOWER_TABLE["hold_warn"])    # amber blink 2Hz: 0.25 s on, 0.25 s off
+        leds.show("hold_warn", TOWER_TABLE["hold_warn"])  # amber blink 2Hz: 0.25 s on, 0.25 s off
         time.sleep(1.1)
         leds.show("idle", TOWER_TABLE["idle"])
     amber.assert_states_and_times([(0.0, 0), (0.0, 1), (0.25, 0), (0.25, 1), (0.25, 0), (0.25, 1)])
@@ -48,7 +48,7 @@ def test_tower_pulse_fades(mock_factory):
         leds.show("call_back", CueSpec({"green": "off", "amber": "off", "red": "pulse 2Hz"}, 65))
         time.sleep(0.6)
         values = [s.state for s in red.states]
-    assert len(values) > 10                          # many PWM steps, not on/off
+    assert len(values) > 10  # many PWM steps, not on/off
     assert max(values) > 0.9 and 0 < sorted(values)[len(values) // 2] < 1
     # one fade in + fade out per 0.5 s period: the first peak is near 0.25 s
     elapsed, peak_t = 0.0, None
@@ -69,7 +69,7 @@ def test_pulse_without_pwm_falls_back_to_blink():
             assert leds.pwm is False
             amber = Device.pin_factory.pin(6)
             amber.clear_states()
-            leds.show("hold", TOWER_TABLE["hold"])          # amber pulse 0.5Hz -> blink 1 s on/off
+            leds.show("hold", TOWER_TABLE["hold"])  # amber pulse 0.5Hz -> blink 1 s on/off
             time.sleep(0.3)
             assert amber.state == 1
     finally:
@@ -80,12 +80,12 @@ def test_pulse_without_pwm_falls_back_to_blink():
 def test_rgb_colours(mock_factory):
     with LedDriver(RGB) as leds:
         r, g, b = pins(mock_factory, 16, 20, 21)
-        leds.show("pause", RGB_TABLE["pause"])              # amber
+        leds.show("pause", RGB_TABLE["pause"])  # amber
         assert (r.state, g.state, b.state) == (1.0, 0.5, 0.0)
         leds.show("on_call", RGB_TABLE["on_call"])
         assert (r.state, g.state, b.state) == (0.0, 1.0, 0.0)
         b.clear_states()
-        leds.show("hold_warn", RGB_TABLE["hold_warn"])      # blue blink 2Hz
+        leds.show("hold_warn", RGB_TABLE["hold_warn"])  # blue blink 2Hz
         time.sleep(0.6)
         leds.show("idle", RGB_TABLE["idle"])
         assert (r.state, g.state, b.state) == (0, 0, 0)
@@ -104,7 +104,7 @@ def test_station_drives_the_leds(mock_factory):
         h = answered("hotline-5s", leds=leds)
         assert leds.shown == "greet"
         h.speech("tx", 0.3, 1.5)
-        assert leds.shown == "pause" and (green.state, amber.state) == (0, 1)   # wait for the customer
+        assert leds.shown == "pause" and (green.state, amber.state) == (0, 1)  # wait for the customer
         h.speech("rx", 2.0, 3.0)
         assert leds.shown == "on_call" and green.state == 1
         h.input(4.0, "mute", True)

@@ -54,7 +54,7 @@ def test_speech_track_has_the_asked_active_level():
     assert segs[0][1] == pytest.approx(1.0) and segs[1][1] == pytest.approx(segs[0][2] + 0.7, abs=1e-3)
     assert len(x) / RATE == pytest.approx(segs[1][2], abs=1e-3)
     # The lead is silent, the prompt is not.
-    assert not x[:RATE].any() and rms_dbfs(x[int(segs[0][1] * RATE):int(segs[0][2] * RATE)]) > -45
+    assert not x[:RATE].any() and rms_dbfs(x[int(segs[0][1] * RATE) : int(segs[0][2] * RATE)]) > -45
 
 
 @pytest.mark.parametrize("kind", sp.NOISE_KINDS)
@@ -88,7 +88,7 @@ def test_missing_prompts_dir_is_a_clear_input_error(tmp_path, monkeypatch):
 def test_tone_generator_cadence_and_level():
     x = sp.tone((450.0,), (0.35, 0.35), 1.4, 8000, level_dbfs=-20.0)
     on = np.abs(x) > 0
-    assert on[: int(0.34 * 8000)][1:].all() and not on[int(0.36 * 8000):int(0.69 * 8000)].any()
+    assert on[: int(0.34 * 8000)][1:].all() and not on[int(0.36 * 8000) : int(0.69 * 8000)].any()
     assert rms_dbfs(x[: int(0.35 * 8000)]) == pytest.approx(-20.0, abs=0.1)
 
 
@@ -96,6 +96,7 @@ def test_wav_round_trip(tmp_path):
     x = sp.speech_track(["vm-intro"], 0, RATE, -25.0)
     path = sp.write(tmp_path / "a.wav", x, RATE)
     from firmware.sim.wav import read_wav
+
     rate, pcm = read_wav(path)
     assert rate == RATE and np.array_equal(pcm, sp.to_int16(x))
 

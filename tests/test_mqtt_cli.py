@@ -22,13 +22,30 @@ CLI_SOURCE = ROOT / "firmware" / "runtime" / "cli.py"
 def replay(scenario, broker, state_dir):
     exe = shutil.which("headset-station", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "firmware.runtime.cli"]
-    return subprocess.run([*cmd, "replay", str(scenario), "--publish", "--broker", broker.url,
-                           "--station", "desk-9", "--state-dir", str(state_dir)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [
+            *cmd,
+            "replay",
+            str(scenario),
+            "--publish",
+            "--broker",
+            broker.url,
+            "--station",
+            "desk-9",
+            "--state-dir",
+            str(state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
-@pytest.mark.skipif(not CLI_SOURCE.exists() or "--publish" not in CLI_SOURCE.read_text(),
-                    reason="firmware/runtime/cli.py has no replay --publish yet")
+@pytest.mark.skipif(
+    not CLI_SOURCE.exists() or "--publish" not in CLI_SOURCE.read_text(),
+    reason="firmware/runtime/cli.py has no replay --publish yet",
+)
 def test_replay_publish_delivers_every_printed_event_and_seq_continues(mqtt_broker, tmp_path):
     demo = pytest.importorskip("firmware.sim.demo")
     scenario = demo.demo_scenario(tmp_path / "demo")

@@ -46,7 +46,7 @@ def test_ping_get_config_led_test_restart(handler):
     h, station = handler
     assert h.handle("ping", b"")["pong"] is True
     assert h.handle("ping", b'{"id": 42}')["id"] == 42
-    assert h.handle("get-config", b"{}") ["config"]["profile"] == "hotline-5s"
+    assert h.handle("get-config", b"{}")["config"]["profile"] == "hotline-5s"
     assert h.handle("led-test", b"{}")["ok"] and station.led_tests == 1
     assert h.handle("restart", b"")["ok"] and station.restarts == 1
 
@@ -125,8 +125,12 @@ def test_commands_round_trip_through_the_broker(mqtt_broker, tmp_path, caplog):
     station = FakeStation()
     handler = CommandHandler(station.get_config, station.apply, station.led, station.restart, tmp_path / "s")
     outbox = Outbox.in_state_dir(tmp_path / "s")
-    reporter = Reporter(station_settings(mqtt_broker.url, state_dir=tmp_path / "s"), outbox,
-                        profile_name="hotline-5s", on_command=handler)
+    reporter = Reporter(
+        station_settings(mqtt_broker.url, state_dir=tmp_path / "s"),
+        outbox,
+        profile_name="hotline-5s",
+        on_command=handler,
+    )
     central = Collector(mqtt_broker, "hs/site-1/desk-1/cmd/+/reply")
     # A retained command is ignored: it would otherwise run again at every reconnect.
     central.client.publish("hs/site-1/desk-1/cmd/restart", b"{}", 1, retain=True).wait_for_publish(5)
@@ -141,8 +145,13 @@ def test_commands_round_trip_through_the_broker(mqtt_broker, tmp_path, caplog):
         central.client.publish(f"{base}/set-config", b'{"id": 5, "set": {"dead_air_s": 7}}', 1)
         assert central.wait_for(lambda c: len(c.messages) >= 5, 10)
         replies = [(t.split("/")[-2], json.loads(p)) for t, p, _r in central.messages]
-        assert [r for name, r in replies if name == "ping"][0] == {"ok": True, "cmd": "ping", "id": 1,
-                                                                  "pong": True, "ts": replies[0][1]["ts"]}
+        assert [r for name, r in replies if name == "ping"][0] == {
+            "ok": True,
+            "cmd": "ping",
+            "id": 1,
+            "pong": True,
+            "ts": replies[0][1]["ts"],
+        }
         errors = [(name, r["error"]) for name, r in replies if not r["ok"]]
         assert sorted(name for name, _e in errors) == ["self-destruct", "set-config", "set-config"], errors
         assert [r for name, r in replies if r.get("id") == 5][0]["ok"] and station.overrides == {"dead_air_s": 7}
@@ -161,11 +170,13 @@ def test_set_config_nan_over_the_broker_is_an_error_reply_and_nothing_persisted(
     """Issue 12: `{"set": {"hold_limit_s": NaN}}` was accepted, persisted and switched the hold rule off."""
     state = tmp_path / "s"
     applied = []
-    handler = CommandHandler(dict, lambda o: applied.append(load_profile("hotline-5s", o)), lambda: None,
-                             lambda: None, state)
+    handler = CommandHandler(
+        dict, lambda o: applied.append(load_profile("hotline-5s", o)), lambda: None, lambda: None, state
+    )
     outbox = Outbox.in_state_dir(state)
-    reporter = Reporter(station_settings(mqtt_broker.url, state_dir=state), outbox,
-                        profile_name="hotline-5s", on_command=handler)
+    reporter = Reporter(
+        station_settings(mqtt_broker.url, state_dir=state), outbox, profile_name="hotline-5s", on_command=handler
+    )
     central = Collector(mqtt_broker, "hs/site-1/desk-1/cmd/+/reply")
     reporter.start()
     try:

@@ -42,8 +42,13 @@ def station(tmp_path):
     def start(settings, **kwargs):
         outbox = Outbox.in_state_dir(settings.station.state_dir)
         faults = []
-        reporter = Reporter(settings, outbox, profile_name="hotline-5s",
-                            on_fault=lambda c, d, cleared: faults.append((c, d, cleared)), **kwargs)
+        reporter = Reporter(
+            settings,
+            outbox,
+            profile_name="hotline-5s",
+            on_fault=lambda c, d, cleared: faults.append((c, d, cleared)),
+            **kwargs,
+        )
         reporter.start()
         made.append((reporter, outbox))
         return reporter, outbox, EventFactory(settings.station.id, time.time(), seq=outbox), faults
@@ -70,7 +75,9 @@ def test_birth_state_events_and_clean_offline(mqtt_broker, station, tmp_path):
     assert birth["status"] == "online" and birth["bdSeq"] == reporter.bdseq
     assert {"version", "boot_id", "profile", "capabilities"} <= set(birth)
     reporter.stop(clean=True)
-    assert collector.wait_for(lambda c: c.payloads("/status")[-1:] and c.payloads("/status")[-1]["status"] == "offline", 5)
+    assert collector.wait_for(
+        lambda c: c.payloads("/status")[-1:] and c.payloads("/status")[-1]["status"] == "offline", 5
+    )
     assert collector.payloads("/status")[-1]["bdSeq"] == birth["bdSeq"]
     assert faults == []
     collector.close()
@@ -151,8 +158,11 @@ def test_sigkill_mid_stream_loses_nothing_and_seq_continues(mqtt_broker, tmp_pat
     collector = Collector(mqtt_broker, "hs/+/+/event")
     state = tmp_path / "state"
     # A slow drain (20/s) against 100 events/s guarantees a backlog at the moment of the kill.
-    child = subprocess.Popen([sys.executable, str(CHILD), mqtt_broker.url, str(state), "10000", "100", "20"],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), mqtt_broker.url, str(state), "10000", "100", "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     printed = []
     for line in child.stdout:
         printed.append(int(line))
@@ -163,8 +173,12 @@ def test_sigkill_mid_stream_loses_nothing_and_seq_continues(mqtt_broker, tmp_pat
     printed += [int(x) for x in child.stdout.read().split() if x.isdigit()]
     delivered_before = {e["seq"] for e in collector.payloads()}
     assert not set(printed) <= delivered_before, "the kill should have left undelivered events"
-    restart = subprocess.run([sys.executable, str(CHILD), mqtt_broker.url, str(state), "5", "50", "2000"],
-                             capture_output=True, text=True, timeout=60)
+    restart = subprocess.run(
+        [sys.executable, str(CHILD), mqtt_broker.url, str(state), "5", "50", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     after = [int(x) for x in restart.stdout.split() if x.isdigit()]
     assert "drained" in restart.stdout, restart.stderr
     assert min(after) > max(printed), "seq went back after the restart"
@@ -188,8 +202,10 @@ def test_fails_over_to_the_next_broker(mqtt_broker, station, tmp_path):
 
 def test_telemetry_carries_health_and_goes_to_its_topic(mqtt_broker, station, tmp_path):
     collector = Collector(mqtt_broker)
-    reporter, *_ = station(station_settings(mqtt_broker.url, state_dir=tmp_path / "s", telemetry_s=1.0),
-                           telemetry=lambda: {"levels_dbfs": {"tx": -30.0, "rx": -40.0}, "vad": {"tx": 0.1, "rx": 0.5}})
+    reporter, *_ = station(
+        station_settings(mqtt_broker.url, state_dir=tmp_path / "s", telemetry_s=1.0),
+        telemetry=lambda: {"levels_dbfs": {"tx": -30.0, "rx": -40.0}, "vad": {"tx": 0.1, "rx": 0.5}},
+    )
     assert collector.wait_for(lambda c: c.payloads("/telemetry"), 5)
     record = collector.payloads("/telemetry")[0]
     assert record["levels_dbfs"]["rx"] == -40.0

@@ -45,7 +45,10 @@ def test_tls_with_the_right_ca_connects_and_delivers(mqtt_broker_factory, mqtt_c
     broker = mqtt_broker_factory(tls={"ca": mqtt_ca["ca"], "cert": mqtt_ca["cert"], "key": mqtt_ca["key"]})
     assert broker.url.startswith("mqtts://")
     settings = station_settings(broker.url, state_dir=tmp_path / "s", ca_file=str(mqtt_ca["ca"]))
-    with closing(Collector(broker, ca=mqtt_ca["ca"])) as collector, running_reporter(settings) as (reporter, outbox, faults):
+    with (
+        closing(Collector(broker, ca=mqtt_ca["ca"])) as collector,
+        running_reporter(settings) as (reporter, outbox, faults),
+    ):
         event = EventFactory("desk-1", time.time(), outbox).make("mute", 0.0, None, state=True)
         reporter.sink(event)
         assert reporter.wait_drained(10)
@@ -67,16 +70,21 @@ def test_tls_with_the_wrong_ca_refuses_and_says_why(mqtt_broker_factory, mqtt_ca
 
 
 def test_client_certificate_authenticates_the_station(mqtt_broker_factory, mqtt_ca, tmp_path):
-    broker = mqtt_broker_factory(tls={"ca": mqtt_ca["ca"], "cert": mqtt_ca["cert"], "key": mqtt_ca["key"]},
-                                 extra=("require_certificate true", "use_identity_as_username true"),
-                                 acl=ACL_EXAMPLE.read_text())
+    broker = mqtt_broker_factory(
+        tls={"ca": mqtt_ca["ca"], "cert": mqtt_ca["cert"], "key": mqtt_ca["key"]},
+        extra=("require_certificate true", "use_identity_as_username true"),
+        acl=ACL_EXAMPLE.read_text(),
+    )
     cert, key = make_cert(mqtt_ca["dir"], "desk-1", (mqtt_ca["ca"], mqtt_ca["ca_key"]))  # CN = station id
     base = {"state_dir": tmp_path / "s", "ca_file": str(mqtt_ca["ca"])}
     with running_reporter(station_settings(broker.url, **base)) as (without, _outbox0, faults0):
         assert wait_until(lambda: faults0, 10) and not without.connected  # no certificate: refused
-    monitor = Collector(broker, "hs/#", ca=mqtt_ca["ca"],
-                        cert=make_cert(mqtt_ca["dir"], "_monitor", (mqtt_ca["ca"], mqtt_ca["ca_key"])))
-    settings = station_settings(broker.url, **{**base, "state_dir": tmp_path / "s2"}, cert_file=str(cert), key_file=str(key))
+    monitor = Collector(
+        broker, "hs/#", ca=mqtt_ca["ca"], cert=make_cert(mqtt_ca["dir"], "_monitor", (mqtt_ca["ca"], mqtt_ca["ca_key"]))
+    )
+    settings = station_settings(
+        broker.url, **{**base, "state_dir": tmp_path / "s2"}, cert_file=str(cert), key_file=str(key)
+    )
     with closing(monitor), running_reporter(settings) as (reporter, outbox, faults):
         event = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="off")
         reporter.sink(event)
@@ -87,11 +95,18 @@ def test_client_certificate_authenticates_the_station(mqtt_broker_factory, mqtt_
 
 def test_acl_station_cannot_publish_under_another_station(mqtt_broker_factory, tmp_path):
     broker = mqtt_broker_factory(users=USERS, acl=ACL_EXAMPLE.read_text())
-    settings = station_settings(broker.url, state_dir=tmp_path / "s", password_file=str(password_file(tmp_path, "desk-1")))
+    settings = station_settings(
+        broker.url, state_dir=tmp_path / "s", password_file=str(password_file(tmp_path, "desk-1"))
+    )
     collector = Collector(broker, "hs/#", username="_monitor", password=USERS["_monitor"])  # full read rights
-    with (closing(collector),
-          running_reporter(settings, on_command=lambda name, payload: {"ok": True, "cmd": name})
-          as (reporter, outbox, faults)):
+    with (
+        closing(collector),
+        running_reporter(settings, on_command=lambda name, payload: {"ok": True, "cmd": name}) as (
+            reporter,
+            outbox,
+            faults,
+        ),
+    ):
         own = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="off")
         reporter.sink(own)
         assert reporter.wait_drained(10)
@@ -168,12 +183,16 @@ def test_shipped_broker_config_and_acl_work_together(mqtt_ca, tmp_path):
     subprocess.run(["mosquitto_passwd", "-b", str(passwd), "desk-1", USERS["desk-1"]], check=True)
     tls_port, plain_port = broker.port, free_port()
     text = (conf_dir / "mosquitto.conf.example").read_text()
-    for old, new in {"/etc/mosquitto/headset.passwd": str(passwd), "/etc/mosquitto/headset.acl": str(ACL_EXAMPLE),
-                     "/var/lib/mosquitto/": f"{broker.dir}/", "listener 8883": f"listener {tls_port} 127.0.0.1",
-                     "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
-                     "/etc/mosquitto/ca_certificates/headset-ca.crt": str(mqtt_ca["ca"]),
-                     "/etc/mosquitto/certs/broker.crt": str(mqtt_ca["cert"]),
-                     "/etc/mosquitto/certs/broker.key": str(mqtt_ca["key"])}.items():
+    for old, new in {
+        "/etc/mosquitto/headset.passwd": str(passwd),
+        "/etc/mosquitto/headset.acl": str(ACL_EXAMPLE),
+        "/var/lib/mosquitto/": f"{broker.dir}/",
+        "listener 8883": f"listener {tls_port} 127.0.0.1",
+        "listener 1883 127.0.0.1": f"listener {plain_port} 127.0.0.1",
+        "/etc/mosquitto/ca_certificates/headset-ca.crt": str(mqtt_ca["ca"]),
+        "/etc/mosquitto/certs/broker.crt": str(mqtt_ca["cert"]),
+        "/etc/mosquitto/certs/broker.key": str(mqtt_ca["key"]),
+    }.items():
         assert old in text, old
         text = text.replace(old, new)
     if os.geteuid() == 0:
@@ -182,8 +201,12 @@ def test_shipped_broker_config_and_acl_work_together(mqtt_ca, tmp_path):
     broker.tls = True
     broker.start()
     try:
-        settings = station_settings(broker.url, state_dir=tmp_path / "s", ca_file=str(mqtt_ca["ca"]),
-                                    password_file=str(password_file(tmp_path, "desk-1")))
+        settings = station_settings(
+            broker.url,
+            state_dir=tmp_path / "s",
+            ca_file=str(mqtt_ca["ca"]),
+            password_file=str(password_file(tmp_path, "desk-1")),
+        )
         with running_reporter(settings) as (reporter, outbox, faults):
             event = EventFactory("desk-1", time.time(), outbox).make("hook", 0.0, None, state="on")
             reporter.sink(event)

@@ -16,8 +16,13 @@ FRAME_S = 0.03
 
 
 def replay(*args):
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", "replay", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", "replay", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
@@ -119,10 +124,10 @@ def test_far_end_busy_tone(tmp_path):
     rx = np.concatenate([talk, busy, speech.silence(1.0, rate)])
     speech.write(tmp_path / "rx.wav", rx, rate)
     tx = speech.speech_track(["hello-world"], 0, rate, -24.0, lead_s=0.2, tail_s=len(rx) / rate - 1.6)
-    speech.write(tmp_path / "tx.wav", tx[:len(rx)], rate)
+    speech.write(tmp_path / "tx.wav", tx[: len(rx)], rate)
     (tmp_path / "s.toml").write_text(
-        'profile = "hotline-5s"\n[audio]\nrx = "rx.wav"\ntx = "tx.wav"\n'
-        '[[inputs]]\nt = 0.0\nhook = "off"\n')
+        'profile = "hotline-5s"\n[audio]\nrx = "rx.wav"\ntx = "tx.wav"\n[[inputs]]\nt = 0.0\nhook = "off"\n'
+    )
     events = replay(tmp_path / "s.toml")
     (gone,) = of_type(events, "farend.disconnect")
     tone_start = len(talk) / rate

@@ -18,8 +18,14 @@ RATE = 16000
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def replay(*args):
@@ -34,7 +40,7 @@ def of_type(events, type_):
 
 def place(track, start_s, x):
     i = round(start_s * RATE)
-    track[i:i + len(x)] += x[: len(track) - i]
+    track[i : i + len(x)] += x[: len(track) - i]
 
 
 def speech_end_s(samples, noise_dbfs, window_s=0.01, above_db=10.0):
@@ -61,11 +67,12 @@ def test_agent_shouting_is_cued_while_still_shouting(tmp_path):
     shout_start_s = shout_s + np.flatnonzero(np.abs(shout) > 100)[0] / RATE
     tx += speech.noise("pink", len(tx), RATE, seed=1, level_dbfs=-66.0)
     rx += speech.noise("white", len(rx), RATE, seed=2, level_dbfs=-62.0)
-    scenario = write_scenario(tmp_path / "shout.toml", RATE, tx=tx, rx=rx, inputs=[(0.2, "hook", "off")],
-                              profile="hotline-5s")
+    scenario = write_scenario(
+        tmp_path / "shout.toml", RATE, tx=tx, rx=rx, inputs=[(0.2, "hook", "off")], profile="hotline-5s"
+    )
     events = replay(scenario)
     loud = of_type(events, "agent.loud")[0]
-    assert shout_s + 1.0 <= loud["t"] <= shout_start_s + 1.5   # loud for 1 s, cued within 1.5 s
+    assert shout_s + 1.0 <= loud["t"] <= shout_start_s + 1.5  # loud for 1 s, cued within 1.5 s
     assert loud["level_dbfs"] > loud["baseline_dbfs"] + 10
     cue_t = [e["t"] for e in of_type(events, "cue") if e["cue"] == "lower_voice"]
     assert cue_t and cue_t[0] == loud["t"]
@@ -86,14 +93,26 @@ def test_hang_up_exactly_at_the_pause_complies(tmp_path):
     hang_up_s = round(5.0 + speech_end_s(bye, -66.0) + 5.0, 3)
     tx += speech.noise("pink", len(tx), RATE, seed=1, level_dbfs=-66.0)
     rx += speech.noise("white", len(rx), RATE, seed=2, level_dbfs=-62.0)
-    scenario = write_scenario(tmp_path / "bye.toml", RATE, tx=tx, rx=rx,
-                              inputs=[(0.2, "hook", "off"), (hang_up_s, "hook", "on")], profile="hotline-5s")
+    scenario = write_scenario(
+        tmp_path / "bye.toml",
+        RATE,
+        tx=tx,
+        rx=rx,
+        inputs=[(0.2, "hook", "off"), (hang_up_s, "hook", "on")],
+        profile="hotline-5s",
+    )
     events = replay(scenario)
     assert of_type(events, "hook")[-1]["t"] == hang_up_s
     assert not [e for e in of_type(events, "rule.violation") if e["rule"] == "hangup-pause"]
     # 0.2 s earlier is a violation, and its message shows the measured pause
-    scenario = write_scenario(tmp_path / "soon.toml", RATE, tx=tx, rx=rx,
-                              inputs=[(0.2, "hook", "off"), (hang_up_s - 0.2, "hook", "on")], profile="hotline-5s")
+    scenario = write_scenario(
+        tmp_path / "soon.toml",
+        RATE,
+        tx=tx,
+        rx=rx,
+        inputs=[(0.2, "hook", "off"), (hang_up_s - 0.2, "hook", "on")],
+        profile="hotline-5s",
+    )
     (v,) = [e for e in of_type(replay(scenario), "rule.violation") if e["rule"] == "hangup-pause"]
     assert v["detail"].startswith("hung up 4.8 s after the last speech")
 

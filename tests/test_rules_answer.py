@@ -35,7 +35,7 @@ def test_fourth_ring_needs_an_apology():
 def test_greeting_in_time():
     h = answered("hotline-5s")
     assert h.station.state["cue"] == "greet"
-    h.speech("tx", 1.9, 3.0)          # began before the 2 s deadline, detected after it
+    h.speech("tx", 1.9, 3.0)  # began before the 2 s deadline, detected after it
     h.advance(10.0)
     assert "greet-in-time" not in h.violations()
     assert (1.9 + ONSET_S, "on_call") in h.cues()
@@ -55,7 +55,7 @@ def test_no_greeting_is_a_violation_at_the_deadline():
 
 def test_late_greeting_detected_before_the_check():
     h = answered("hotline-5s")
-    h.speech_start("tx", 2.05)        # detected 2.14, after the 2.09 check
+    h.speech_start("tx", 2.05)  # detected 2.14, after the 2.09 check
     assert h.one("rule.violation", rule="greet-in-time")["t"] == pytest.approx(2.09, abs=1e-3)
 
 

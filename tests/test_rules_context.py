@@ -11,8 +11,18 @@ from firmware.station.rules.scripts import Scripts
 
 def test_the_order_is_explicit():
     assert [r.id for r in RULE_ORDER] == [
-        "hold-limit", "answer-rings", "greet-in-time", "scripts", "dead-air", "no-interrupt",
-        "agent-volume", "hangup-pause", "far-end-gone", "call-length", "calling-hours"]
+        "hold-limit",
+        "answer-rings",
+        "greet-in-time",
+        "scripts",
+        "dead-air",
+        "no-interrupt",
+        "agent-volume",
+        "hangup-pause",
+        "far-end-gone",
+        "call-length",
+        "calling-hours",
+    ]
     h = answered()
     assert [type(r) for r in h.station.rules] == list(RULE_ORDER)
 
@@ -20,7 +30,7 @@ def test_the_order_is_explicit():
 def test_every_writer_runs_before_its_readers():
     assert order_problems() == []
     swapped = tuple(r for r in RULE_ORDER if r is not Scripts)
-    swapped = swapped[:swapped.index(DeadAir) + 1] + (Scripts,) + swapped[swapped.index(DeadAir) + 1:]
+    swapped = swapped[: swapped.index(DeadAir) + 1] + (Scripts,) + swapped[swapped.index(DeadAir) + 1 :]
     assert order_problems(swapped) == ["dead-air reads script, which scripts writes, but runs first"]
 
 

@@ -34,14 +34,14 @@ def test_short_gaps_are_not_dead_air():
 
 def test_no_dead_air_before_the_customer_spoke_or_on_hold():
     h = answered("outbound-10086")
-    h.advance(20.0)                          # nobody spoke yet
+    h.advance(20.0)  # nobody spoke yet
     assert not h.of("dead_air") and not [c for c in h.cues() if c[1] == "say_wait"]
     h.speech("tx", 20.0, 21.0)
     h.speech("rx", 21.5, 23.0)
     h.input(24.0, "mute", True)
     h.advance(40.0)
     assert not [c for c in h.cues() if c[1] == "say_wait"]
-    h.input(40.0, "mute", False)             # the gap restarts at the end of the hold
+    h.input(40.0, "mute", False)  # the gap restarts at the end of the hold
     h.advance(46.0)
     assert (45.0, "say_wait") in h.cues()
 
@@ -50,8 +50,8 @@ def test_closing_pause_before_hanging_up_is_not_dead_air():
     h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
-    h.speech("tx", 4.5, 6.0)                 # goodbye
-    h.on(11.5)                               # 5.5 s later: the required 5 s pause, plus a little
+    h.speech("tx", 4.5, 6.0)  # goodbye
+    h.on(11.5)  # 5.5 s later: the required 5 s pause, plus a little
     assert not h.of("dead_air") and h.violations() == []
 
 
@@ -59,7 +59,7 @@ def test_long_silence_then_hang_up_counts_beyond_the_closing_pause():
     h = answered("hotline-5s")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
-    h.on(24.0)                               # 20 s of silence, 5 s of it the closing pause
+    h.on(24.0)  # 20 s of silence, 5 s of it the closing pause
     assert h.one("dead_air")["duration_s"] == pytest.approx(15.0)
     assert h.one("call.end")["dead_air_s"] == pytest.approx(15.0)
 
@@ -68,7 +68,7 @@ def test_silence_after_the_agent_spoke_is_the_customers_turn():
     h = answered("outbound-10086")
     h.speech("tx", 0.5, 2.0)
     h.speech("rx", 2.5, 4.0)
-    h.speech("tx", 4.5, 6.0)                 # the agent asks a question; the customer thinks
+    h.speech("tx", 4.5, 6.0)  # the agent asks a question; the customer thinks
     h.advance(20.0)
     assert not [c for c in h.cues() if c[1] in ("say_wait", "say_busy")]
     h.speech("rx", 20.0, 21.0)

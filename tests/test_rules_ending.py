@@ -26,12 +26,15 @@ def test_hanging_up_after_the_pause():
     assert h.violations() == []
 
 
-@pytest.mark.parametrize("pause_s, detail", [
-    (4.98, None),            # within one 30 ms frame of the 5 s pause: the end of speech is only known to a frame
-    (4.97, None),
-    (4.96, "hung up 4.96 s after the last speech (at least 5 s)"),   # never "5.0 s (at least 5 s)"
-    (4.5, "hung up 4.5 s after the last speech (at least 5 s)"),
-])
+@pytest.mark.parametrize(
+    "pause_s, detail",
+    [
+        (4.98, None),  # within one 30 ms frame of the 5 s pause: the end of speech is only known to a frame
+        (4.97, None),
+        (4.96, "hung up 4.96 s after the last speech (at least 5 s)"),  # never "5.0 s (at least 5 s)"
+        (4.5, "hung up 4.5 s after the last speech (at least 5 s)"),
+    ],
+)
 def test_hanging_up_at_the_pause_to_the_frame(pause_s, detail):
     h = Harness("hotline-5s").start()
     conversation(h)
@@ -52,7 +55,7 @@ def test_far_end_gone_excuses_the_pause():
     h = Harness("hotline-5s").start()
     conversation(h)
     h.tone(11.0)
-    assert h.station.state["cue"] == "call_back"     # cut off before the call was wrapped up
+    assert h.station.state["cue"] == "call_back"  # cut off before the call was wrapped up
     h.on(11.5)
     assert h.violations() == []
     assert h.station.state["cue"] == "idle"
@@ -61,7 +64,7 @@ def test_far_end_gone_excuses_the_pause():
 def test_far_end_gone_after_the_final_script_step_needs_no_call_back():
     h = answered("service-2s")
     h.speech("tx", 0.3, 1.5)
-    h.advance(10.0)                                  # silent call: all 4 steps by 9.5
+    h.advance(10.0)  # silent call: all 4 steps by 9.5
     assert h.station.state["cue"] == "hangup_ok"
     h.tone(10.0)
     assert "call_back" not in [c for _, c in h.cues()]
@@ -99,7 +102,7 @@ def test_return_visit_waits_for_the_customer():
 def test_call_length_wrap_up():
     h = Harness("return-visit").start()
     conversation(h)
-    h.speech("rx", 100.0, 178.0)             # keep the line busy so wrap_up is the cue shown
+    h.speech("rx", 100.0, 178.0)  # keep the line busy so wrap_up is the cue shown
     h.advance(180.5)
     assert (180.0, "wrap_up") in h.cues()
     h2 = Harness("hotline-5s").start()
@@ -131,8 +134,8 @@ def test_calling_hours_system_local_time_does_not_crash():
 def test_return_visit_script_hang_up_step_allows_hanging_up_first():
     h = answered("return-visit")
     h.speech("tx", 0.3, 2.0)
-    h.speech("rx", 2.5, 4.0, level_dbfs=-55.0)    # too quiet: low-volume script
-    h.advance(30.0)                                # the agent says nothing: steps every 5 s
+    h.speech("rx", 2.5, 4.0, level_dbfs=-55.0)  # too quiet: low-volume script
+    h.advance(30.0)  # the agent says nothing: steps every 5 s
     assert h.station.state["cue"] == "hangup_ok"
     h.on(30.0)
     assert h.violations() == []

@@ -24,7 +24,7 @@ def test_hold_warn_limit_end():
     h.input(100.0, "mute", False)
     assert h.one("hold.end")["duration_s"] == pytest.approx(90.0)
     assert h.station.state["cue"] == "thank_waiting"
-    h.advance(104.5)                         # (dead air after the hold would cue say_wait at 105)
+    h.advance(104.5)  # (dead air after the hold would cue say_wait at 105)
     assert h.station.state["cue"] == "on_call"
     end_cue = [c for c in h.cues() if c[1] == "on_call"][-1]
     assert end_cue[0] == pytest.approx(104.0, abs=TOL_S)

@@ -33,14 +33,24 @@ DURATION_S = 19.0
 def scenario(tmp_path_factory):
     d = tmp_path_factory.mktemp("call")
     rate = 16000
-    return write_scenario(d / "s.toml", rate, tx=demo.place_prompts(AGENT, DURATION_S, rate, -24.0),
-                          rx=demo.place_prompts(CUSTOMER, DURATION_S, rate, -28.0), inputs=INPUTS,
-                          profile="service-2s")
+    return write_scenario(
+        d / "s.toml",
+        rate,
+        tx=demo.place_prompts(AGENT, DURATION_S, rate, -24.0),
+        rx=demo.place_prompts(CUSTOMER, DURATION_S, rate, -28.0),
+        inputs=INPUTS,
+        profile="service-2s",
+    )
 
 
 def cli(*args, timeout=120):
-    proc = subprocess.run([sys.executable, "-m", "firmware.runtime.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.runtime.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
@@ -57,8 +67,11 @@ def key(e):
 
 def test_run_gives_the_replay_events_at_the_replay_times(scenario, tmp_path):
     replayed = [e for e in cli("replay", scenario) if e["type"] in COMPARED]
-    live = [e for e in cli("run", "--simulate", "--scenario", scenario, "--format", "json",
-                           "--state-dir", tmp_path / "state") if e["type"] in COMPARED]
+    live = [
+        e
+        for e in cli("run", "--simulate", "--scenario", scenario, "--format", "json", "--state-dir", tmp_path / "state")
+        if e["type"] in COMPARED
+    ]
     # The script must have run for the comparison to mean something: steps 1 and 2, then the customer.
     steps = [e["step"] for e in replayed if e["type"] == "script.step"]
     assert steps == [1, 2], replayed

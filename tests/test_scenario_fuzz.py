@@ -9,7 +9,9 @@ from firmware.errors import InputError
 from firmware.sim.scenario import load_scenario
 
 scalars = st.one_of(
-    st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
     st.text(string.printable, max_size=12),
 )
 keys = st.sampled_from(["t", "hook", "mute", "ring", "flash", "profile", "start", "rx", "tx", "audio"])
@@ -22,8 +24,17 @@ def toml_value(v):
         return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
     if isinstance(v, int):
         return str(v)
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")\
-        .replace("\t", "\\t").replace("\x0b", "\\u000b").replace("\x0c", "\\f") + '"'
+    return (
+        '"'
+        + v.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace("\x0b", "\\u000b")
+        .replace("\x0c", "\\f")
+        + '"'
+    )
 
 
 @st.composite

@@ -40,8 +40,13 @@ def test_protocol_messages(notify_socket):
         sd.status("audio fault:\n no data")
         sd.reloading()
         sd.stopping()
-    assert messages(sock) == ["READY=1\nSTATUS=up", "WATCHDOG=1", "STATUS=audio fault: no data",
-                              "RELOADING=1", "STOPPING=1"]
+    assert messages(sock) == [
+        "READY=1\nSTATUS=up",
+        "WATCHDOG=1",
+        "STATUS=audio fault: no data",
+        "RELOADING=1",
+        "STOPPING=1",
+    ]
 
 
 def test_abstract_socket_address():
@@ -75,7 +80,7 @@ def test_watchdog_pings_only_while_every_loop_is_alive(notify_socket):
     audio, rules = Heartbeat("audio"), Heartbeat("rules")
     pinger = WatchdogPinger(sd, [audio, rules], period_s=0.4).start()
     try:
-        for _ in range(5):                     # both loops alive for 0.5 s
+        for _ in range(5):  # both loops alive for 0.5 s
             audio.beat()
             rules.beat()
             time.sleep(0.1)
@@ -87,7 +92,7 @@ def test_watchdog_pings_only_while_every_loop_is_alive(notify_socket):
             audio.beat()
             time.sleep(0.05)
         late = messages(sock, 0.05)
-        assert late.count("WATCHDOG=1") <= 2   # only those sent before rules went stale (0.2 s)
+        assert late.count("WATCHDOG=1") <= 2  # only those sent before rules went stale (0.2 s)
         assert pinger.stale == "rules"
         assert messages(sock, 0.3) == []
     finally:

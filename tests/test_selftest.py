@@ -30,9 +30,11 @@ def test_simulated_desk_passes_every_part(tmp_path):
 
 
 def test_unreachable_broker_and_missing_sound_card_fail_with_one_clear_line_each():
-    settings = Settings().replace(mqtt={"brokers": ["mqtt://127.0.0.1:9"]},
-                                  audio={"backend": "pyaudio", "device": "no-such-usb-card"},
-                                  gpio={"pin_factory": "mock"})
+    settings = Settings().replace(
+        mqtt={"brokers": ["mqtt://127.0.0.1:9"]},
+        audio={"backend": "pyaudio", "device": "no-such-usb-card"},
+        gpio={"pin_factory": "mock"},
+    )
     rc, lines = run(settings, interactive=False)
     assert rc == 1
     fails = [l for l in lines if l.startswith("FAIL")]
@@ -66,7 +68,7 @@ def track(tmp_path, name, level_dbfs=None, noise_dbfs=-66.0, seconds=3.5, seed=1
         p = speech.scale_to(speech.load_prompt("vm-intro", RATE_HZ), level_dbfs, RATE_HZ)
         start = int(0.2 * RATE_HZ)
         m = min(len(p), n - start)
-        x[start:start + m] += p[:m]
+        x[start : start + m] += p[:m]
     return str(speech.write(tmp_path / f"{name}.wav", x, RATE_HZ))
 
 

@@ -83,9 +83,12 @@ def stop_service(svc, thread, drain_timeout_s=10.0):
 def settings_for(**audio):
     base = {"backend": "silence", "rate_hz": 16000, "buffer_ms": 60}
     base.update(audio)
-    return Settings().replace(audio=base, gpio={"pin_factory": "mock", "bounce_s": 0.02},
-                              leds={"kind": "tower"},
-                              profile={"hold_warn_s": 1.0, "hold_limit_s": 2.0})
+    return Settings().replace(
+        audio=base,
+        gpio={"pin_factory": "mock", "bounce_s": 0.02},
+        leds={"kind": "tower"},
+        profile={"hold_warn_s": 1.0, "hold_limit_s": 2.0},
+    )
 
 
 def test_ready_after_setup_and_gpio_edges_reach_the_rules():
@@ -94,7 +97,7 @@ def test_ready_after_setup_and_gpio_edges_reach_the_rules():
     try:
         assert rec.sent[0] == "READY=1"
         rec.wait_for("station.online")
-        svc.gpio.pin("hook").drive_low()            # the real gpiozero Button path
+        svc.gpio.pin("hook").drive_low()  # the real gpiozero Button path
         hook = rec.wait_for("hook", state="off")
         assert 0 < hook["t"] < 10
         rec.wait_for("call.start")
@@ -115,21 +118,21 @@ def test_device_loss_faults_within_2s_keeps_hold_timing_and_recovers(pulse):
         assert not rec.of("fault"), "the pulse device is there at start"
         svc.gpio.pin("hook").drive_low()
         rec.wait_for("call.start")
-        pulse.play(speech_wav(), "front-left").wait(10)   # the agent greets: recorded speech on tx
+        pulse.play(speech_wav(), "front-left").wait(10)  # the agent greets: recorded speech on tx
         deadline = time.monotonic() + 5
         while not any(e["channel"] == "tx" and e["condition"] != "silent" for e in rec.of("line")):
             assert time.monotonic() < deadline, f"speech on tx not detected: {rec.of('line')}"
             time.sleep(0.05)
         pulse.kill()
         t_kill = svc.now()
-        svc.gpio.pin("mute").drive_low()            # hold starts while the sound card is gone
+        svc.gpio.pin("mute").drive_low()  # hold starts while the sound card is gone
         time.sleep(0.05)
         svc.gpio.pin("mute").drive_high()
         fault = rec.wait_for("fault", component="audio")
         assert fault["t"] - t_kill <= 2.0, fault
         assert svc.pipeline.station.state["faults"] == {"audio": fault["detail"]}
         assert any(e["cue"] == "fault" for e in rec.of("cue"))
-        tower = [svc.factory.pin(p) for p in (5, 6, 13)]   # the LED tower, on mock pins
+        tower = [svc.factory.pin(p) for p in (5, 6, 13)]  # the LED tower, on mock pins
         flips = sum(len(p.states) for p in tower)
         time.sleep(1.2)
         assert sum(len(p.states) for p in tower) > flips, "the LEDs blink (fault or hold cue) with no audio"
@@ -145,7 +148,7 @@ def test_device_loss_faults_within_2s_keeps_hold_timing_and_recovers(pulse):
 
 
 def test_simulated_scenario_drives_mock_pins_and_real_speech(tmp_path):
-    wav = speech_wav()                             # 8 kHz recorded speech, ~2 s
+    wav = speech_wav()  # 8 kHz recorded speech, ~2 s
     (tmp_path / "s.toml").write_text(f"""
 profile = "hotline-5s"
 [audio]
@@ -160,6 +163,7 @@ hook = "on"
     rec = Recorder()
     scenario = load_scenario(tmp_path / "s.toml")
     from firmware.runtime.wiring import simulated_settings
+
     settings = simulated_settings(settings_for(), scenario)
     svc = Service(settings, simulate=True, scenario=scenario, notifier=rec, printer=rec, install_signals=False)
     svc.setup()
@@ -172,7 +176,7 @@ hook = "on"
     assert scenario.duration_s <= wall_s < scenario.duration_s + 4, "played in real time"
     assert [e["state"] for e in rec.of("hook")] == ["off", "on"]
     end = rec.wait_for("call.end")
-    assert end["talk_s"]["tx"] > 0.8, end      # the agent's recorded speech was heard
+    assert end["talk_s"]["tx"] > 0.8, end  # the agent's recorded speech was heard
     assert "greet-in-time" not in end["violations"]
     assert rec.events[-1]["type"] == "station.offline"
 
@@ -186,7 +190,7 @@ def test_watchdog_pings_stop_when_the_rules_loop_hangs():
         rec(event)
         if event["type"] == "hook":
             hang.set()
-            release.wait(10)                       # a sink that blocks the rules loop
+            release.wait(10)  # a sink that blocks the rules loop
 
     svc = Service(settings_for(), simulate=True, notifier=rec, printer=printer, install_signals=False)
     svc.setup()
@@ -197,7 +201,7 @@ def test_watchdog_pings_stop_when_the_rules_loop_hangs():
         assert rec.sent.count("WATCHDOG=1") >= 2
         svc.gpio.pin("hook").drive_low()
         assert hang.wait(2)
-        time.sleep(0.3)                            # max age is period/2 = 0.2 s
+        time.sleep(0.3)  # max age is period/2 = 0.2 s
         pings = rec.sent.count("WATCHDOG=1")
         time.sleep(0.6)
         assert rec.sent.count("WATCHDOG=1") == pings, "no pings while the rules loop hangs"
@@ -215,21 +219,34 @@ def test_remote_commands_reach_the_running_rules_and_state_is_published(mqtt_bro
 
     import paho.mqtt.publish as publish
     from fixtures_mqtt import Collector
+
     collector = Collector(mqtt_broker)
     rec = Recorder()
-    settings = settings_for().replace(station={"id": "desk-3", "site": "s1", "state_dir": str(tmp_path / "state")},
-                                      mqtt={"brokers": [mqtt_broker.url]})
+    settings = settings_for().replace(
+        station={"id": "desk-3", "site": "s1", "state_dir": str(tmp_path / "state")},
+        mqtt={"brokers": [mqtt_broker.url]},
+    )
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
         assert collector.wait_for(lambda c: c.payloads("/event"), 10)
-        publish.single("hs/s1/desk-3/cmd/set-config", json.dumps({"set": {"hold_limit_s": 3}, "id": 7}),
-                       qos=1, hostname="127.0.0.1", port=mqtt_broker.port)
+        publish.single(
+            "hs/s1/desk-3/cmd/set-config",
+            json.dumps({"set": {"hold_limit_s": 3}, "id": 7}),
+            qos=1,
+            hostname="127.0.0.1",
+            port=mqtt_broker.port,
+        )
         assert collector.wait_for(lambda c: c.payloads("/cmd/set-config/reply"), 10)
         reply = collector.payloads("/cmd/set-config/reply")[0]
         assert reply["ok"] is True and reply["id"] == 7, reply
         assert svc.pipeline.profile.hold_limit_s == 3.0
-        publish.single("hs/s1/desk-3/cmd/set-config", json.dumps({"set": {"hold_limit_s": -1}}),
-                       qos=1, hostname="127.0.0.1", port=mqtt_broker.port)
+        publish.single(
+            "hs/s1/desk-3/cmd/set-config",
+            json.dumps({"set": {"hold_limit_s": -1}}),
+            qos=1,
+            hostname="127.0.0.1",
+            port=mqtt_broker.port,
+        )
         assert collector.wait_for(lambda c: len(c.payloads("/cmd/set-config/reply")) == 2, 10)
         assert collector.payloads("/cmd/set-config/reply")[1]["ok"] is False
         assert svc.pipeline.profile.hold_limit_s == 3.0, "a bad command changes nothing"
@@ -250,7 +267,7 @@ def test_a_hung_audio_read_stops_the_watchdog_but_a_lost_device_does_not(monkeyp
     class FlakySource(hal.audio.SilenceSource):
         def read(self):
             if mode["now"] == "hang":
-                release.wait(10)                   # a driver call that never returns
+                release.wait(10)  # a driver call that never returns
             if mode["now"] == "lost":
                 raise AudioError("device unplugged")
             return super().read()
@@ -260,12 +277,14 @@ def test_a_hung_audio_read_stops_the_watchdog_but_a_lost_device_does_not(monkeyp
     settings = settings_for(stall_fault_s=0.5, reopen_s=0.1)
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
+
         def pings_during(seconds):
             before = rec.sent.count("WATCHDOG=1")
             time.sleep(seconds)
             return rec.sent.count("WATCHDOG=1") - before
+
         assert pings_during(0.5) >= 3
-        mode["now"] = "lost"                       # the capture loop keeps retrying: still alive
+        mode["now"] = "lost"  # the capture loop keeps retrying: still alive
         rec.wait_for("fault", component="audio", timeout_s=2)
         assert pings_during(0.6) >= 3
         mode["now"] = "ok"
@@ -287,9 +306,11 @@ def test_a_storage_fault_raised_inside_the_rules_loop_with_the_audio_queue_full_
     from fixtures_mqtt import free_port
 
     from firmware.protocol.envelope import to_json
+
     settings = settings_for(buffer_ms=10).replace(
         station={"state_dir": str(tmp_path / "state")},
-        mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"], "outbox_max_mb": 1.0})  # nobody listening
+        mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"], "outbox_max_mb": 1.0},
+    )  # nobody listening
     rec = Recorder()
     armed = threading.Event()
 
@@ -326,10 +347,12 @@ def test_a_storage_fault_raised_inside_the_rules_loop_with_the_audio_queue_full_
 def test_disk_full_raises_a_storage_fault_at_once_and_loses_nothing_once_space_returns(small_disk, mqtt_broker):
     """Issue 12 item 4: a full state directory with a live station and a real broker."""
     from fixtures_mqtt import Collector
+
     collector = Collector(mqtt_broker, "hs/+/+/event")
     rec = Recorder()
-    settings = settings_for().replace(station={"state_dir": str(small_disk.path / "state")},
-                                      mqtt={"brokers": [mqtt_broker.url]})
+    settings = settings_for().replace(
+        station={"state_dir": str(small_disk.path / "state")}, mqtt={"brokers": [mqtt_broker.url]}
+    )
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
         rec.wait_for("station.online")
@@ -353,8 +376,9 @@ def test_disk_full_raises_a_storage_fault_at_once_and_loses_nothing_once_space_r
         stop_service(svc, thread)
     printed = [e["seq"] for e in rec.events]
     assert len(rec.of("call.start")) == 6
-    assert collector.wait_for(lambda c: {e["seq"] for e in c.payloads()} >= set(printed), 20), \
+    assert collector.wait_for(lambda c: {e["seq"] for e in c.payloads()} >= set(printed), 20), (
         f"lost: {sorted(set(printed) - {e['seq'] for e in collector.payloads()})[:10]}"
+    )
     first = []
     for e in collector.payloads():
         if e["seq"] not in first:
@@ -366,12 +390,14 @@ def test_disk_full_raises_a_storage_fault_at_once_and_loses_nothing_once_space_r
 def test_a_corrupt_outbox_is_moved_aside_and_the_station_runs_with_a_storage_fault(tmp_path):
     """Issue 12 item 5: it used to stop the station with no LED cue until a technician moved the file."""
     from fixtures_mqtt import free_port
+
     state = tmp_path / "state"
     state.mkdir()
     (state / "outbox.db").write_bytes(b"garbage, not SQLite " * 200)
     rec = Recorder()
-    settings = settings_for().replace(station={"state_dir": str(state)},
-                                      mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]})
+    settings = settings_for().replace(
+        station={"state_dir": str(state)}, mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]}
+    )
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
         fault = rec.wait_for("fault", component="storage", timeout_s=5)
@@ -389,12 +415,14 @@ def test_invalid_persisted_overrides_do_not_stop_the_station(tmp_path):
     """A persisted set-config that no longer passes the checks (an old NaN, a type error) used
     to stop `run` at start; the station now runs on its config file with a storage fault."""
     from fixtures_mqtt import free_port
+
     state = tmp_path / "state"
     state.mkdir()
     (state / "overrides.json").write_text('{"hold_limit_s": "x"}')
     rec = Recorder()
-    settings = settings_for().replace(station={"state_dir": str(state)},
-                                      mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]})
+    settings = settings_for().replace(
+        station={"state_dir": str(state)}, mqtt={"brokers": [f"mqtt://127.0.0.1:{free_port()}"]}
+    )
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
         fault = rec.wait_for("fault", component="storage", timeout_s=5)
@@ -437,22 +465,27 @@ def test_a_foreign_status_payload_is_healed(mqtt_broker, tmp_path, status):
 
     import paho.mqtt.publish as publish
     from fixtures_mqtt import Collector
+
     collector = Collector(mqtt_broker)
     rec = Recorder()
-    settings = settings_for().replace(station={"id": "desk-4", "site": "s1", "state_dir": str(tmp_path / "state")},
-                                      mqtt={"brokers": [mqtt_broker.url]})
+    settings = settings_for().replace(
+        station={"id": "desk-4", "site": "s1", "state_dir": str(tmp_path / "state")},
+        mqtt={"brokers": [mqtt_broker.url]},
+    )
     svc, thread, _ = start_service(settings, rec, simulate=True)
     try:
         assert collector.wait_for(lambda c: c.payloads("/event"), 10)
         publish.single("hs/s1/desk-4/status", status, qos=1, retain=True, hostname="127.0.0.1", port=mqtt_broker.port)
-        publish.single("hs/s1/desk-4/cmd/ping", json.dumps({"id": 1}), qos=1, hostname="127.0.0.1",
-                       port=mqtt_broker.port)
+        publish.single(
+            "hs/s1/desk-4/cmd/ping", json.dumps({"id": 1}), qos=1, hostname="127.0.0.1", port=mqtt_broker.port
+        )
         assert collector.wait_for(lambda c: c.payloads("/cmd/ping/reply"), 10), "the station still answers"
 
         def healed(c):
             with c.lock:
                 last = [p for t, p, _r in c.messages if t.endswith("/status")][-1]
             return last.startswith(b'{"') and json.loads(last).get("status") == "online"
+
         assert collector.wait_for(healed, 10), "and heals its status"
     finally:
         stop_service(svc, thread)

@@ -61,8 +61,14 @@ def start(tmp_path, notify_path, profile="hotline-5s"):
     config = tmp_path / "station.toml"
     config.write_text(CONFIG.format(profile=profile, state=tmp_path / "state"))
     env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(config)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, config
 
 
@@ -71,7 +77,7 @@ def test_sigterm_sends_stopping_publishes_offline_and_exits_0(tmp_path, notify):
     proc, _ = start(tmp_path, path)
     try:
         recv_until(sock, "READY=1")
-        recv_until(sock, "WATCHDOG=1", timeout_s=3)   # WatchdogSec=1 s: pings every 0.25 s
+        recv_until(sock, "WATCHDOG=1", timeout_s=3)  # WatchdogSec=1 s: pings every 0.25 s
         proc.send_signal(signal.SIGTERM)
         recv_until(sock, "STOPPING=1", timeout_s=5)
         out, err = proc.communicate(timeout=10)
@@ -81,7 +87,7 @@ def test_sigterm_sends_stopping_publishes_offline_and_exits_0(tmp_path, notify):
     events = [json.loads(line) for line in out.splitlines()]
     assert events[0]["type"] == "station.online" and events[-1]["type"] == "station.offline"
     assert all(e["station"] == "desk-7" for e in events)
-    assert "[desk-7]" in err and "SIGTERM" in err          # journal lines carry the station id
+    assert "[desk-7]" in err and "SIGTERM" in err  # journal lines carry the station id
 
 
 def test_sighup_reloads_the_profile_without_a_restart(tmp_path, notify):
@@ -109,6 +115,7 @@ def test_sighup_reloads_the_profile_without_a_restart(tmp_path, notify):
 
 def test_sigterm_with_a_broker_publishes_offline_and_flushes_the_outbox(tmp_path, notify, mqtt_broker):
     from fixtures_mqtt import Collector
+
     path, sock = notify
     collector = Collector(mqtt_broker)
     try:
@@ -117,8 +124,14 @@ def test_sigterm_with_a_broker_publishes_offline_and_flushes_the_outbox(tmp_path
         proc.wait()
         config.write_text(config.read_text() + f'[mqtt]\nbrokers = ["{mqtt_broker.url}"]\n')
         env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(config)], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             recv_until(sock, "READY=1")
             assert collector.wait_for(lambda c: any(e["type"] == "station.online" for e in c.payloads()), 10)
@@ -131,7 +144,13 @@ def test_sigterm_with_a_broker_publishes_offline_and_flushes_the_outbox(tmp_path
         printed = [json.loads(line)["seq"] for line in out.splitlines()]
         published = sorted(e["seq"] for e in collector.payloads() if e["station"] == "desk-7")
         assert published == printed, "every event reached the broker before the process exited"
-        assert collector.wait_for(lambda c: any(json.loads(p).get("status", json.loads(p).get("state")) == "offline"
-                                                for t, p, _r in c.messages if t.endswith("/status")), 5)
+        assert collector.wait_for(
+            lambda c: any(
+                json.loads(p).get("status", json.loads(p).get("state")) == "offline"
+                for t, p, _r in c.messages
+                if t.endswith("/status")
+            ),
+            5,
+        )
     finally:
         collector.close()

@@ -17,7 +17,7 @@ def edges_of(pcm, block_s):
     step = round(block_s * RATE)
     out = []
     for i in range(0, len(pcm), step):
-        out += a.process(i / RATE, pcm[i:i + step])
+        out += a.process(i / RATE, pcm[i : i + step])
     return out
 
 
@@ -26,7 +26,7 @@ def talk():
     """1 s of line noise, 4 s of continuous speech at -20 dBFS, 2 s of line noise."""
     x = np.zeros(7 * RATE)
     p = speech.scale_to(speech.load_prompt("demo-congrats", RATE)[: 4 * RATE], -20.0, RATE)
-    x[RATE:RATE + len(p)] += p
+    x[RATE : RATE + len(p)] += p
     x += speech.noise("pink", len(x), RATE, seed=3, level_dbfs=-66.0)
     return speech.to_int16(x)
 

@@ -24,7 +24,7 @@ def test_answered_call_summary():
         h.input(t, "ring", True)
         h.input(t + 1.0, "ring", False)
     h.off(6.0)
-    h.speech("tx", 6.5, 8.0)                 # greeting
+    h.speech("tx", 6.5, 8.0)  # greeting
     h.speech("rx", 8.6, 12.0)
     h.speech("tx", 12.4, 15.0)
     h.speech("rx", 15.5, 16.0)
@@ -69,7 +69,7 @@ def test_ring_burst_counts_as_one_ring():
 
 def test_mute_on_hook_and_hook_flapping():
     h = Harness().start()
-    h.input(1.0, "mute", True)                   # on hook: no call, no hold
+    h.input(1.0, "mute", True)  # on hook: no call, no hold
     assert not h.of("hold.start") and h.one("mute")["state"] is True
     h.input(1.5, "mute", False)
     h.off(2.0)
@@ -137,7 +137,7 @@ def test_farend_disconnect_once_per_call_and_not_outside_calls():
 
 def test_audio_stops_timers_still_run():
     h = answered()
-    h.speech_start("tx", 0.5)       # the audio stops mid-utterance: no SpeechEnd ever
+    h.speech_start("tx", 0.5)  # the audio stops mid-utterance: no SpeechEnd ever
     h.input(1.0, "mute", True)
     h.advance(100.0)
     assert h.one("hold.limit")["t"] == pytest.approx(61.0, abs=TOL_S)
@@ -190,6 +190,7 @@ def test_bad_hook_value_is_reported():
 
 def test_line_event_with_digital_silence_is_valid_json():
     import json
+
     h = Harness().start()
     h.line(1.0, "rx", "silent", level=float("-inf"), noise=float("-inf"))
     e = h.one("line")

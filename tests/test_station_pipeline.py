@@ -29,10 +29,21 @@ TOL_S = FRAME_S + SETTINGS.analysis.hangover_ms / 1000
 EXACT_S = 1e-3
 AGENT_DBFS, CUSTOMER_DBFS = -22.0, -26.0
 PROFILES = ("hotline-5s", "service-2s", "outbound-10086", "return-visit")
-AGENT_PROMPTS = ("dir-welcome", "please-try-call-later", "sorry-youre-having-problems", "vm-leavemsg",
-                 "pls-hold-while-try", "check-number-dial-again")
-CUSTOMER_PROMPTS = ("vm-nobodyavail", "something-terribly-wrong", "cannot-complete-as-dialed",
-                    "conf-onlyperson", "all-circuits-busy-now")
+AGENT_PROMPTS = (
+    "dir-welcome",
+    "please-try-call-later",
+    "sorry-youre-having-problems",
+    "vm-leavemsg",
+    "pls-hold-while-try",
+    "check-number-dial-again",
+)
+CUSTOMER_PROMPTS = (
+    "vm-nobodyavail",
+    "something-terribly-wrong",
+    "cannot-complete-as-dialed",
+    "conf-onlyperson",
+    "all-circuits-busy-now",
+)
 
 
 class Call:
@@ -47,7 +58,7 @@ class Call:
         x = sp.load_prompt(prompt, RATE_HZ)
         x = sp.scale_to(x, level_dbfs or (AGENT_DBFS if ch == "tx" else CUSTOMER_DBFS), RATE_HZ)
         i = int(start_s * RATE_HZ)
-        self.tracks[ch][i:i + len(x)] += x[: self.n - i]
+        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
         # true span: first/last 10 ms frame within 30 dB of the prompt's loudest frame
         m = RATE_HZ // 100
         db = power_to_dbfs(frame_power(x[: len(x) // m * m].reshape(-1, m)))
@@ -56,13 +67,19 @@ class Call:
 
     def add(self, ch, x, start_s):
         i = int(start_s * RATE_HZ)
-        self.tracks[ch][i:i + len(x)] += x[: self.n - i]
+        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
 
     def run(self, profile, start="2026-11-23T10:45:00+08:00"):
         events = []
-        scen = Scenario(path=None, rate_hz=RATE_HZ, tx=sp.to_int16(self.tracks["tx"]),
-                        rx=sp.to_int16(self.tracks["rx"]), inputs=sorted(self.inputs, key=lambda x: x[0]),
-                        start=datetime.fromisoformat(start), audio_s=self.n / RATE_HZ)
+        scen = Scenario(
+            path=None,
+            rate_hz=RATE_HZ,
+            tx=sp.to_int16(self.tracks["tx"]),
+            rx=sp.to_int16(self.tracks["rx"]),
+            inputs=sorted(self.inputs, key=lambda x: x[0]),
+            start=datetime.fromisoformat(start),
+            audio_s=self.n / RATE_HZ,
+        )
         scen.duration_s = max([scen.audio_s] + [t for t, _, _ in self.inputs])
         replay(scen, SETTINGS, load_profile(profile), events.append)
         return events
@@ -78,12 +95,12 @@ def test_silent_call_script_with_real_speech(profile):
     steps = prof.scripts["silent-call"]
     c = Call(60.0)
     c.inputs.append((1.0, "hook", "off"))
-    _s, end = c.say("tx", AGENT_PROMPTS[0], 1.3)            # the greeting
+    _s, end = c.say("tx", AGENT_PROMPTS[0], 1.3)  # the greeting
     expected = []
     for k in range(len(steps)):
         due = end + prof.pause_s
         expected.append(due)
-        if k < len(steps) - 1:                                 # the agent says the step 1 s after its cue
+        if k < len(steps) - 1:  # the agent says the step 1 s after its cue
             _s, end = c.say("tx", AGENT_PROMPTS[k + 1], due + 1.0)
     c.inputs.append((expected[-1] + 1.0, "hook", "on"))
     ev = c.run(profile)
@@ -106,7 +123,7 @@ def test_hold_warning_and_limit_with_real_speech(profile):
     _s, e2 = c.say("tx", "pls-hold-while-try", e1 + 0.7)
     hold_t = e2 + 0.5
     c.inputs += [(hold_t, "mute", True), (hold_t + 65.0, "mute", False)]
-    _s, e3 = c.say("tx", "vm-leavemsg", hold_t + 65.5)       # "thank you for waiting"
+    _s, e3 = c.say("tx", "vm-leavemsg", hold_t + 65.5)  # "thank you for waiting"
     _s, e4 = c.say("rx", "conf-onlyperson", e3 + 0.8)
     c.inputs.append((e4 + prof.hangup_pause_s + 2.0, "hook", "on"))
     ev = c.run(profile)
@@ -129,17 +146,22 @@ def test_hold_warning_and_limit_with_real_speech(profile):
 def test_clean_ordinary_call_fires_nothing(profile):
     prof = load_profile(profile)
     c = Call(45.0)
-    c.inputs += [(0.0, "ring", True), (1.0, "ring", False), (4.0, "ring", True), (4.6, "hook", "off"),
-                 (4.6, "ring", False)]
+    c.inputs += [
+        (0.0, "ring", True),
+        (1.0, "ring", False),
+        (4.0, "ring", True),
+        (4.6, "hook", "off"),
+        (4.6, "ring", False),
+    ]
     t = 4.9
     spans = []
-    for k in range(4):                                          # four turns each, no overlap
+    for k in range(4):  # four turns each, no overlap
         s, e = c.say("tx", AGENT_PROMPTS[k], t)
         spans.append((s, e))
         s, e = c.say("rx", CUSTOMER_PROMPTS[k], e + 0.8)
         spans.append((s, e))
         t = e + 0.9
-    if prof.wait_customer_hangup:                               # the customer hangs up first
+    if prof.wait_customer_hangup:  # the customer hangs up first
         c.add("rx", sp.tone([450.0], (0.35, 0.35), 4.0, RATE_HZ, -20.0), t + 1.0)
         hook_on_t = t + 5.5
     else:
@@ -185,9 +207,14 @@ def test_low_volume_script_with_real_speech(profile):
     assert of(ev, "rule.violation") == []
 
 
-@pytest.mark.parametrize("start,outside", [("2026-11-23T13:00:00+08:00", True),   # lunch: outside
-                                           ("2026-11-23T07:30:00+00:00", True),   # 07:30 local
-                                           ("2026-11-23T15:10:00-05:00", False)])  # 15:10 local
+@pytest.mark.parametrize(
+    "start,outside",
+    [
+        ("2026-11-23T13:00:00+08:00", True),  # lunch: outside
+        ("2026-11-23T07:30:00+00:00", True),  # 07:30 local
+        ("2026-11-23T15:10:00-05:00", False),
+    ],
+)  # 15:10 local
 def test_calling_hours_use_the_scenario_start_offset(start, outside):
     c = Call(10.0)
     c.inputs += [(1.0, "hook", "off"), (9.0, "hook", "on")]
@@ -206,14 +233,13 @@ def test_noisy_line_script_with_real_noise(profile):
     c = Call(40.0)
     c.inputs.append((1.0, "hook", "off"))
     _s, e0 = c.say("tx", AGENT_PROMPTS[0], 1.3)
-    c.add("rx", sp.noise("pink", c.n, RATE_HZ, seed=3, level_dbfs=-35.0)[: c.n - int((e0 + 0.5) * RATE_HZ)],
-          e0 + 0.5)
+    c.add("rx", sp.noise("pink", c.n, RATE_HZ, seed=3, level_dbfs=-35.0)[: c.n - int((e0 + 0.5) * RATE_HZ)], e0 + 0.5)
     first = c.run(profile)
     noisy_t = [e["t"] for e in of(first, "line") if e["channel"] == "rx" and e["condition"] == "noisy"][0]
     expected = [noisy_t]
-    _s, end = c.say("tx", AGENT_PROMPTS[1], noisy_t + 1.0)   # the agent says step 1
+    _s, end = c.say("tx", AGENT_PROMPTS[1], noisy_t + 1.0)  # the agent says step 1
     expected.append(end + prof.pause_s)
-    while len(expected) < n_steps:                             # then silent: one step per pause_s
+    while len(expected) < n_steps:  # then silent: one step per pause_s
         expected.append(expected[-1] + prof.pause_s)
     c.inputs.append((expected[-1] + 1.0, "hook", "on"))
     ev = c.run(profile)

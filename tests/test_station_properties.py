@@ -17,30 +17,38 @@ step = st.one_of(
     st.tuples(st.just("ring"), st.booleans()),
     st.tuples(st.just("speech"), st.sampled_from(["tx", "rx"]), st.floats(-70.0, -5.0)),
     st.tuples(st.just("line"), st.sampled_from(["tx", "rx"]), st.sampled_from(["ok", "silent", "low", "noisy"])),
-    st.tuples(st.just("tone"),),
-    st.tuples(st.just("wait"),),
+    st.tuples(
+        st.just("tone"),
+    ),
+    st.tuples(
+        st.just("wait"),
+    ),
 )
 
 
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(profile=st.sampled_from(PROFILES), start_off=st.booleans(), start_muted=st.booleans(),
-       steps=st.lists(st.tuples(st.floats(0.0, 30.0), step), max_size=40))
+@given(
+    profile=st.sampled_from(PROFILES),
+    start_off=st.booleans(),
+    start_muted=st.booleans(),
+    steps=st.lists(st.tuples(st.floats(0.0, 30.0), step), max_size=40),
+)
 def test_random_sequences_keep_invariants(profile, start_off, start_muted, steps):
     h = Harness(profile).start(0.0, hook_off=start_off, muted=start_muted)
     s = h.station
     t = 0.0
-    open_speech = {}       # channel -> start_t of an utterance whose end is still to come
+    open_speech = {}  # channel -> start_t of an utterance whose end is still to come
     for gap_s, item in steps:
         t += gap_s
         kind = item[0]
         if kind in ("hook", "mute", "ring"):
             s.on_input(t, kind, item[1])
         elif kind == "speech":
-            ch, level = item[1], item[2]   # toggles: starts an utterance, or ends the open one
+            ch, level = item[1], item[2]  # toggles: starts an utterance, or ends the open one
             if ch in open_speech:
                 start_t = open_speech.pop(ch)
                 end_t = max(start_t + 0.03, t - HANGOVER_S)
-                t = max(t, end_t + HANGOVER_S)   # detected a hangover after the end; time never goes back
+                t = max(t, end_t + HANGOVER_S)  # detected a hangover after the end; time never goes back
                 s.on_edge(SpeechEnd(ch, t, end_t, level, end_t - start_t))
             else:
                 open_speech[ch] = t - ONSET_S
@@ -52,7 +60,7 @@ def test_random_sequences_keep_invariants(profile, start_off, start_muted, steps
         else:
             s.advance(t)
     t += 400.0
-    s.advance(t)               # every timer (hold limit, scripts, brief cues) runs out
+    s.advance(t)  # every timer (hold limit, scripts, brief cues) runs out
     s.stop(t + 1.0)
 
     ev = h.events
@@ -103,5 +111,6 @@ def test_random_sequences_keep_invariants(profile, start_off, start_muted, steps
             prev = e
     assert s.state["cue"] == "idle" and s.state["call"] is None
     assert ev[-1]["type"] == "station.offline"
-    assert not s.timers._live or all(not k.startswith(("hold", "script", "dead_air", "greet", "cue"))
-                                     for k in s.timers._live)
+    assert not s.timers._live or all(
+        not k.startswith(("hold", "script", "dead_air", "greet", "cue")) for k in s.timers._live
+    )

@@ -37,8 +37,12 @@ def test_lifecycle_directives():
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed (apt install systemd)")
 def test_exposure_score_is_2_or_lower():
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout + proc.stderr)
     assert match, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert float(match.group(1)) <= 2.0, proc.stdout
@@ -49,6 +53,7 @@ def test_example_station_config_is_valid_and_lists_every_key():
     import tomllib
 
     from firmware.config.settings import SECTIONS, load_settings
+
     path = UNIT.parent.parent / "config" / "station.example.toml"
     load_settings(path)
     data = tomllib.loads(path.read_text())
@@ -61,6 +66,12 @@ def test_install_script_is_valid_bash_and_sets_up_the_unit():
     script = UNIT.parent.parent / "tools" / "install-pi"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
-    for needle in ("useradd --system", "gpio,audio", "/opt/headset-station", "/etc/headset-station",
-                   "systemctl enable", "headset-station.service"):
+    for needle in (
+        "useradd --system",
+        "gpio,audio",
+        "/opt/headset-station",
+        "/etc/headset-station",
+        "systemctl enable",
+        "headset-station.service",
+    ):
         assert needle in text

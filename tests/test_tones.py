@@ -73,7 +73,7 @@ def test_goertzel_share_is_one_for_the_tone_and_small_for_noise():
     t = np.arange(4 * n) / rate
     tone = (3000 * (np.sin(2 * np.pi * 480 * t) + np.sin(2 * np.pi * 620 * t))).reshape(4, n).astype(np.float32)
     noise = np.random.default_rng(0).normal(0, 3000, (4, n)).astype(np.float32)
-    one = (3000 * np.sin(2 * np.pi * 480 * t)).reshape(4, n).astype(np.float32)   # half the pair
+    one = (3000 * np.sin(2 * np.pi * 480 * t)).reshape(4, n).astype(np.float32)  # half the pair
     for frames, lo, hi in ((tone, 0.9, 1.1), (noise, 0.0, 0.05), (one, 0.0, 0.01)):
         share = det.tone_share(frames, np.einsum("ij,ij->i", frames, frames))
         assert np.all((share >= lo) & (share <= hi))
@@ -99,8 +99,11 @@ def test_fast_tone_test_matches_the_share():
         rng = np.random.default_rng(2)
         t = np.arange(n) / rate
         tone = sum(np.sin(2 * np.pi * f * t) for f in TONE_PLANS[plan].freqs_hz)
-        frames = np.stack([3000 * tone + rng.normal(0, s, n) for s in (0, 300, 1000, 2000, 4000, 8000)] +
-                          [rng.normal(0, 1, n), np.zeros(n)]).astype(np.float32)
+        frames = np.stack(
+            [3000 * tone + rng.normal(0, s, n) for s in (0, 300, 1000, 2000, 4000, 8000)]
+            + [rng.normal(0, 1, n), np.zeros(n)]
+        ).astype(np.float32)
         energy = np.einsum("ij,ij->i", frames, frames)
         from firmware.analysis.tones import TONE_SHARE
+
         assert np.array_equal(det.tone_on(frames, energy / n), det.tone_share(frames, energy) >= TONE_SHARE)

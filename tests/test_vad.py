@@ -24,21 +24,21 @@ def test_decimator_keeps_the_voice_band_and_removes_what_would_alias(factor):
         t = np.arange(rate) / rate
         x = (10000 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
         d = Decimator(factor)
-        y = np.concatenate([d.process(x[i:i + 960]) for i in range(0, rate, 960)])
+        y = np.concatenate([d.process(x[i : i + 960]) for i in range(0, rate, 960)])
         assert len(y) == rate // factor
         return rms_dbfs(y[200:]) - rms_dbfs(x)
 
     assert through(300) == pytest.approx(0.0, abs=0.2)
     assert through(1000) == pytest.approx(0.0, abs=0.3)
     assert through(3000) > -1.5
-    assert through(14000) < -35      # would fold to 2 kHz, inside what the VAD listens to
+    assert through(14000) < -35  # would fold to 2 kHz, inside what the VAD listens to
 
 
 def test_decimator_output_does_not_depend_on_block_size():
     x = np.random.default_rng(1).standard_normal(48000 * 2).astype(np.float32) * 1000
     a = Decimator(3).process(x)
     d = Decimator(3)
-    b = np.concatenate([d.process(x[i:i + 1440]) for i in range(0, len(x), 1440)])
+    b = np.concatenate([d.process(x[i : i + 1440]) for i in range(0, len(x), 1440)])
     assert np.allclose(a, b, atol=1e-3)
 
 
@@ -63,7 +63,7 @@ def test_weak_evidence_continues_but_never_starts_an_utterance():
     s = Smoother(onset_frames=2, hangover_frames=2)
     out = s.run_block(0, [1, 1, 1, 1, 2, 2, 1, 0, 1, 1, 0, 0, 1, 1], [1.0] * 14, [])
     assert out[0] == ("start", 5, 4)
-    assert out[1][:4] == ("end", 11, 4, 9)     # weak frames 6, 8, 9 kept it going
+    assert out[1][:4] == ("end", 11, 4, 9)  # weak frames 6, 8, 9 kept it going
     assert len(out) == 2
 
 
@@ -72,7 +72,7 @@ def test_smoother_state_carries_across_blocks():
     whole = Smoother(2, 3).run_block(0, raw, [1.0] * len(raw), [])
     s, parts = Smoother(2, 3), []
     for i in range(0, len(raw), 3):
-        parts += s.run_block(i, raw[i:i + 3], [1.0] * len(raw[i:i + 3]), [])
+        parts += s.run_block(i, raw[i : i + 3], [1.0] * len(raw[i : i + 3]), [])
     assert parts == whole
 
 
@@ -108,19 +108,19 @@ def test_quiet_speech_found_where_webrtcvad_alone_misses_it(level, aggressivenes
     sc = scenario(level, 20.0, "white")
     vad = webrtcvad.Vad(aggressiveness)
     n = 480
-    raw = np.array([vad.is_speech(sc.pcm[i:i + n].tobytes(), 16000) for i in range(0, len(sc.pcm) - n + 1, n)])
-    truth = sc.truth_frames[:len(raw)]
-    assert raw[truth].mean() < 0.3                       # webrtcvad misses most of it...
+    raw = np.array([vad.is_speech(sc.pcm[i : i + n].tobytes(), 16000) for i in range(0, len(sc.pcm) - n + 1, n)])
+    truth = sc.truth_frames[: len(raw)]
+    assert raw[truth].mean() < 0.3  # webrtcvad misses most of it...
     edges = analyse(sc.pcm, 16000, settings=AnalysisSettings(vad_aggressiveness=aggressiveness))
     pred = predicted_frames(edges, len(sc.truth_frames))
-    assert f1(pred, sc.truth_frames) >= 0.88             # ...the analyser does not
+    assert f1(pred, sc.truth_frames) >= 0.88  # ...the analyser does not
 
 
 @pytest.mark.parametrize("kind", ["babble", "white"])
 def test_noise_alone_is_not_speech_although_webrtcvad_says_so(kind):
     x = sp.to_int16(sp.noise(kind, 16000 * 20, 16000, seed=9, level_dbfs=-35.0))
     vad = webrtcvad.Vad(2)
-    raw = [vad.is_speech(x[i:i + 480].tobytes(), 16000) for i in range(0, len(x) - 479, 480)]
+    raw = [vad.is_speech(x[i : i + 480].tobytes(), 16000) for i in range(0, len(x) - 479, 480)]
     if kind == "babble":
         assert np.mean(raw) > 0.5
     edges = analyse(x, 16000)
@@ -133,7 +133,7 @@ def _edges_in_blocks(pcm, sizes):
     out, i, k = [], 0, 0
     while i < len(pcm):
         n = sizes[k % len(sizes)]
-        out += a.process(i / 16000, pcm[i:i + n])
+        out += a.process(i / 16000, pcm[i : i + n])
         i, k = i + n, k + 1
     return out
 
@@ -160,7 +160,7 @@ def test_time_never_goes_backwards_and_silence_start_is_not_reported():
     pcm = sp.to_int16(sp.speech_track(["vm-intro", "vm-leavemsg"], 0.8, 16000, -25.0, tail_s=2.0))
     last, t0 = -1.0, 5.0
     for i in range(0, len(pcm), 777):
-        for e in a.process(t0 + i / 16000, pcm[i:i + 777]):
+        for e in a.process(t0 + i / 16000, pcm[i : i + 777]):
             assert e.t >= last and e.t <= t0 + (i + 777) / 16000 + 1e-9
             last = e.t
     assert last > 5.0 and a.level_dbfs == pytest.approx(-25.0, abs=3.0)
@@ -180,8 +180,8 @@ def test_a_gap_in_the_capture_re_anchors_the_clock():
     sc = scenario(-25.0, 30.0, "white")
     pcm = sc.pcm
     a = ChannelAnalyzer("rx", 16000, 30, AnalysisSettings(), -40, -45, 10)
-    half = 16000 * 10 + 123                   # not a whole number of frames
+    half = 16000 * 10 + 123  # not a whole number of frames
     first = a.process(0.0, pcm[:half])
-    later = a.process(100.0, pcm[half:])      # the device stalled for ~90 s
+    later = a.process(100.0, pcm[half:])  # the device stalled for ~90 s
     assert first and later and all(e.t >= 100.0 for e in later)
     assert all(getattr(e, "start_t", 100.0) >= 100.0 for e in later if isinstance(e, SpeechStart))

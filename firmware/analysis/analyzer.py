@@ -63,33 +63,33 @@ from firmware.errors import AudioFormatError
 
 RATES_HZ = (8000, 16000, 32000, 48000)
 FRAME_MS = (10, 20, 30)
-UPDATE_S = 0.24             # noise floor / line condition re-evaluated this often
+UPDATE_S = 0.24  # noise floor / line condition re-evaluated this often
 NOISE_QUANTILE = 0.10
 NOISE_SPREAD_DB = 6.0
-VAD_MARGIN_DB = 3.0         # webrtcvad speech must also be this far above the floor,
-VAD_SPREAD_FACTOR = 1.2     # plus this many times the floor's spread (babble fluctuates)
-SUSTAIN_FRAMES = 3          # webrtcvad speech whose mean power over this many frames is...
-SUSTAIN_MARGIN_DB = 2.0     # ...this far above the floor, plus SUSTAIN_SPREAD_FACTOR times the
+VAD_MARGIN_DB = 3.0  # webrtcvad speech must also be this far above the floor,
+VAD_SPREAD_FACTOR = 1.2  # plus this many times the floor's spread (babble fluctuates)
+SUSTAIN_FRAMES = 3  # webrtcvad speech whose mean power over this many frames is...
+SUSTAIN_MARGIN_DB = 2.0  # ...this far above the floor, plus SUSTAIN_SPREAD_FACTOR times the
 SUSTAIN_SPREAD_FACTOR = 1.0  # squared spread (little over steady noise, a lot over bursts), is speech too
 ENERGY_MIN_MARGIN_DB = 3.0  # level-only speech: this far over steady noise, plus twice the spread
-MAX_MARGIN_DB = 14.0        # the margins over the most non-stationary noise (babble)
+MAX_MARGIN_DB = 14.0  # the margins over the most non-stationary noise (babble)
 MIN_SPEECH_DBFS = -70.0
-WEAK_VAD_MARGIN_DB = -1.0   # webrtcvad speech this far above the floor continues an utterance,
-WEAK_MARGIN_DB = 1.0        # and so does any frame this far above it,
-WEAK_SPREAD_FACTOR = 0.5    # both plus this many times the spread (babble is always near its floor)
-TAIL_RANGE_DB = 30.0        # weak evidence this far below the recent speech peak does not count
-PEAK_DECAY_DB_PER_S = 3.0   # how fast that peak is forgotten
-MAX_WEAK_S = 3.0            # weak evidence holds an utterance at most this long after strong
-HISTORY_CHUNK = 1024        # frames written to the history buffer between two compactions
+WEAK_VAD_MARGIN_DB = -1.0  # webrtcvad speech this far above the floor continues an utterance,
+WEAK_MARGIN_DB = 1.0  # and so does any frame this far above it,
+WEAK_SPREAD_FACTOR = 0.5  # both plus this many times the spread (babble is always near its floor)
+TAIL_RANGE_DB = 30.0  # weak evidence this far below the recent speech peak does not count
+PEAK_DECAY_DB_PER_S = 3.0  # how fast that peak is forgotten
+MAX_WEAK_S = 3.0  # weak evidence holds an utterance at most this long after strong
+HISTORY_CHUNK = 1024  # frames written to the history buffer between two compactions
 WARMUP_SPREAD_DB = 7.5
-SPEECH_MEMORY_S = 8.0       # speech this recent decides ok/low/noisy; after it, "silent"
-SPEECH_PRESENT_S = 0.5      # at least this much utterance time in the memory
-LEVEL_WINDOW_S = 1.0        # SpeechLevel: the level of an utterance's last second, once it
-LEVEL_EVERY_S = 0.5         # has lasted that long and every half second after
-LINE_QUANTILE = 0.5         # the line floor: noise frames around their median...
-LINE_GUARD = 2              # ...that are this many quiet frames away from any speech evidence
-STEADY_SPREAD_DB = 3.0      # a fast floor this steady is the line's noise, speech or not
-LINE_MIN_S = 0.3            # noise frames (outside speech) the line floor needs in its window
+SPEECH_MEMORY_S = 8.0  # speech this recent decides ok/low/noisy; after it, "silent"
+SPEECH_PRESENT_S = 0.5  # at least this much utterance time in the memory
+LEVEL_WINDOW_S = 1.0  # SpeechLevel: the level of an utterance's last second, once it
+LEVEL_EVERY_S = 0.5  # has lasted that long and every half second after
+LINE_QUANTILE = 0.5  # the line floor: noise frames around their median...
+LINE_GUARD = 2  # ...that are this many quiet frames away from any speech evidence
+STEADY_SPREAD_DB = 3.0  # a fast floor this steady is the line's noise, speech or not
+LINE_MIN_S = 0.3  # noise frames (outside speech) the line floor needs in its window
 
 
 class ChannelAnalyzer:
@@ -103,9 +103,19 @@ class ChannelAnalyzer:
     `snr_db`, `peak_dbfs`, `echo_coupling_db`, `echo_delay_ms`.
     """
 
-    def __init__(self, channel: str, rate_hz: int, frame_ms: int, analysis: AnalysisSettings,
-                 low_dbfs: float, noise_dbfs: float, snr_db: float, gain_db: float = 0.0,
-                 detect_tones: bool = False, echo: bool = False):
+    def __init__(
+        self,
+        channel: str,
+        rate_hz: int,
+        frame_ms: int,
+        analysis: AnalysisSettings,
+        low_dbfs: float,
+        noise_dbfs: float,
+        snr_db: float,
+        gain_db: float = 0.0,
+        detect_tones: bool = False,
+        echo: bool = False,
+    ):
         if rate_hz not in RATES_HZ:
             raise AudioFormatError(f"{channel} audio: {rate_hz} Hz is not supported (need one of {RATES_HZ})")
         if frame_ms not in FRAME_MS:
@@ -122,9 +132,13 @@ class ChannelAnalyzer:
         self._decimator = Decimator(rate_hz // self._vad_rate) if self._vad_rate != rate_hz else None
         self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
         self._level_frames = round(LEVEL_WINDOW_S / self.frame_s)
-        self._smoother = Smoother(int(np.ceil(analysis.onset_ms / frame_ms)),
-                                  int(np.ceil(analysis.hangover_ms / frame_ms)), round(MAX_WEAK_S / self.frame_s),
-                                  self._level_frames, round(LEVEL_EVERY_S / self.frame_s))
+        self._smoother = Smoother(
+            int(np.ceil(analysis.onset_ms / frame_ms)),
+            int(np.ceil(analysis.hangover_ms / frame_ms)),
+            round(MAX_WEAK_S / self.frame_s),
+            self._level_frames,
+            round(LEVEL_EVERY_S / self.frame_s),
+        )
         self._line = LineState(low_dbfs, noise_dbfs, snr_db, analysis.hysteresis_db, analysis.condition_hold_s)
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._echo = EchoEstimator(self.frame_s) if echo else None
@@ -139,20 +153,25 @@ class ChannelAnalyzer:
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
         self._buf = np.zeros((4, self._keep + HISTORY_CHUNK))
         self._pos = 0
-        self._pending = _NO_SAMPLES   # the partial frame carried to the next block
+        self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
-        self._next_frame = 0          # global index of the next whole frame
-        self._thr: tuple[float, float, float, float, float, float] | None = None   # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
-        self._line_floor: float | None = None   # noise floor of the line condition (None: not yet known)
-        self._spread = WARMUP_SPREAD_DB   # spread of the fast floor's window, last update
+        self._next_frame = 0  # global index of the next whole frame
+        self._thr: tuple[float, float, float, float, float, float] | None = (
+            None  # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
+        )
+        self._line_floor: float | None = None  # noise floor of the line condition (None: not yet known)
+        self._spread = WARMUP_SPREAD_DB  # spread of the fast floor's window, last update
         self._speech_level: float | None = None
         self._last_t = float("-inf")
         self._recent = [0.0] * SUSTAIN_FRAMES
-        self._peak_level = SILENCE_DBFS   # decaying peak level of strong speech evidence
-        self._tone_guard = 0          # frames until the sustained-level evidence counts again after a tone
-        self._last_block: np.ndarray | None = None   # the last block's frames, for the peak (derived on read)
-        self._last_level = SILENCE_DBFS   # level of the last frame
-        self.block_ref: tuple[list[float], list[bool]] = ([], [])   # (level, speech evidence) per frame of the last block
+        self._peak_level = SILENCE_DBFS  # decaying peak level of strong speech evidence
+        self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
+        self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
+        self._last_level = SILENCE_DBFS  # level of the last frame
+        self.block_ref: tuple[list[float], list[bool]] = (
+            [],
+            [],
+        )  # (level, speech evidence) per frame of the last block
 
     def set_thresholds(self, low_dbfs: float, noise_dbfs: float, snr_db: float) -> None:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
@@ -160,7 +179,9 @@ class ChannelAnalyzer:
     def process(self, t0: float, samples: np.ndarray, ref=None) -> list[Edge]:
         samples = np.asarray(samples)
         if samples.ndim != 1 or (samples.dtype is not _INT16 and samples.dtype != _INT16):
-            raise AudioFormatError(f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}")
+            raise AudioFormatError(
+                f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}"
+            )
         if self._origin_t is None:
             self._origin_t = float(t0)
         else:
@@ -196,7 +217,7 @@ class ChannelAnalyzer:
     def _analyse(self, frames_i16: np.ndarray, ref) -> list:
         n = len(frames_i16)
         self._last_block = frames_i16
-        frames = None              # float32 samples (after the gain), made only when needed
+        frames = None  # float32 samples (after the gain), made only when needed
         if self._gain is None:
             # Exact integer sums of squares: the same value whatever the block size.
             if n == 1:
@@ -208,7 +229,7 @@ class ChannelAnalyzer:
         else:
             frames = frames_i16.astype(np.float32)
             frames *= self._gain
-            np.clip(frames, -32768.0, 32767.0, out=frames)   # the calibrated ADC still clips
+            np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
             f64 = frames.astype(np.float64)
             sums = np.einsum("ij,ij->i", f64, f64).tolist()
         inv, log10, eps = self._inv_frame_len, math.log10, EPS_POWER
@@ -218,7 +239,7 @@ class ChannelAnalyzer:
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
-            if max(level) < MIN_TONE_DBFS:        # too quiet for a tone anywhere in the block
+            if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
             else:
                 if frames is None:
@@ -234,7 +255,7 @@ class ChannelAnalyzer:
         buf, keep = self._buf, self._keep
         smoother, echo = self._smoother, self._echo
         thr: tuple[float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
-        recent = self._recent      # powers of the last SUSTAIN_FRAMES frames, oldest first
+        recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         inv_sustain = 1.0 / SUSTAIN_FRAMES
         tone_guard = self._tone_guard
         peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
@@ -242,7 +263,7 @@ class ChannelAnalyzer:
         for i in range(n):
             g = g0 + i
             if self._pos == buf.shape[1]:
-                buf[:, :keep] = buf[:, self._pos - keep:self._pos]
+                buf[:, :keep] = buf[:, self._pos - keep : self._pos]
                 self._pos = keep
             pos = self._pos
             lv, p = level[i], power[i]
@@ -266,11 +287,10 @@ class ChannelAnalyzer:
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
             quiet = not weak
             if echo is not None:
-                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS,
-                               tx_speech[i] if tx_speech else False)
-                if lv <= e + echo.margin_db:       # the agent's own echo explains the frame
+                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)
+                if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
                     strong = weak = False
-                if e > floor:                      # echo covers the noise: not a noise frame
+                if e > floor:  # echo covers the noise: not a noise frame
                     quiet = False
                 if update:
                     echo.update(floor)
@@ -288,15 +308,28 @@ class ChannelAnalyzer:
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
                 elif tr[0] == "level":  # still talking: the active level of the last LEVEL_WINDOW_S
                     w = self._level_frames
-                    mean_power = float(buf[1, pos + 1 - w:pos + 1].mean())
-                    edges.append(SpeechLevel(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs,
-                                             _active_dbfs(mean_power, self._floor_for_level()),
-                                             round((g + 1 - tr[2]) * fs, 6), round(w * fs, 6)))
+                    mean_power = float(buf[1, pos + 1 - w : pos + 1].mean())
+                    edges.append(
+                        SpeechLevel(
+                            ch,
+                            t_org + (g + 1) * fs,
+                            t_org + tr[2] * fs,
+                            _active_dbfs(mean_power, self._floor_for_level()),
+                            round((g + 1 - tr[2]) * fs, 6),
+                            round(w * fs, 6),
+                        )
+                    )
                 else:
                     _, _, start, last, mean_power = tr
-                    edges.append(SpeechEnd(ch, t_org + (g + 1) * fs, t_org + (last + 1) * fs,
-                                           _active_dbfs(mean_power, self._floor_for_level()),
-                                           round((last + 1 - start) * fs, 6)))
+                    edges.append(
+                        SpeechEnd(
+                            ch,
+                            t_org + (g + 1) * fs,
+                            t_org + (last + 1) * fs,
+                            _active_dbfs(mean_power, self._floor_for_level()),
+                            round((last + 1 - start) * fs, 6),
+                        )
+                    )
             if update:
                 change = self._line_update(g, lv)
                 if change is not None:
@@ -326,7 +359,7 @@ class ChannelAnalyzer:
         W = self._noise_win
         seen = min(g + 1, W)
         pos = self._pos
-        win = self._buf[0, pos - seen:pos]
+        win = self._buf[0, pos - seen : pos]
         srt = np.sort(win)
         if seen == W:
             r05, r10, r30 = self._ranks
@@ -334,19 +367,22 @@ class ChannelAnalyzer:
             r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
         q10 = float(srt[r10])
         spread = float(srt[r30] - srt[r05])
-        if seen * 3 < W:              # until a third of the window is seen: assume babble-like
+        if seen * 3 < W:  # until a third of the window is seen: assume babble-like
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
         near = win <= q10 + NOISE_SPREAD_DB
-        floor_power = float(np.dot(self._buf[1, pos - seen:pos], near)) / float(np.count_nonzero(near))
+        floor_power = float(np.dot(self._buf[1, pos - seen : pos], near)) / float(np.count_nonzero(near))
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
-        return (floor,
-                max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
-                max(floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB),
-                    MIN_SPEECH_DBFS),
-                max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
-                floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
-                floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread)
+        return (
+            floor,
+            max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            max(
+                floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS
+            ),
+            max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
+            floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
+        )
 
     def _line_update(self, g: int, level: float):
         """Line floor, speech memory and line condition at update frame g; a LineChange or None.
@@ -360,31 +396,31 @@ class ChannelAnalyzer:
         buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
         seen = min(g + 1, self._keep)
         if seen >= W + G:
-            quiet = buf[3, pos - W - 2 * G:pos]
-            mask = quiet[2 * G:].copy()
+            quiet = buf[3, pos - W - 2 * G : pos]
+            mask = quiet[2 * G :].copy()
             for off in range(2 * G):
-                mask *= quiet[off:off + W]
+                mask *= quiet[off : off + W]
             count = int(np.count_nonzero(mask))
             if count >= self._line_min:
-                lv = buf[0, pos - W - G:pos - G]
+                lv = buf[0, pos - W - G : pos - G]
                 sel = np.sort(lv[mask > 0.0])
                 med = float(sel[int(count * LINE_QUANTILE)])
                 near = (lv >= med - NOISE_SPREAD_DB) & (lv <= med + NOISE_SPREAD_DB) & (mask > 0.0)
-                fp = float(np.dot(buf[1, pos - W - G:pos - G], near)) / float(np.count_nonzero(near))
+                fp = float(np.dot(buf[1, pos - W - G : pos - G], near)) / float(np.count_nonzero(near))
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
                 # noise (a noise that rose under continuous speech; speech is never this steady).
-                assert self._thr is not None   # set at frame 0, before any update
+                assert self._thr is not None  # set at frame 0, before any update
                 self._line_floor = self._thr[0]
         S = min(g + 1, self._speech_win)
-        flags = buf[2, pos - S:pos]
+        flags = buf[2, pos - S : pos]
         n_speech = float(flags.sum())
         fs = self.frame_s
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(np.dot(flags, buf[1, pos - S:pos]))
+            spow = float(np.dot(flags, buf[1, pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level

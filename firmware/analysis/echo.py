@@ -35,15 +35,15 @@ import math
 import numpy as np
 
 MAX_DELAY_S = 0.25
-WINDOW_S = 4.0          # agent speech frames the coupling is estimated over
-MIN_ROWS_S = 0.5        # agent speech needed before the estimate replaces the prior
+WINDOW_S = 4.0  # agent speech frames the coupling is estimated over
+MIN_ROWS_S = 0.5  # agent speech needed before the estimate replaces the prior
 QUANTILE = 0.15
 SPREAD_QUANTILE = 0.35
 PRIOR_DB = -6.0
-MARGIN_DB = 4.0         # customer speech must be this far above the predicted echo...
-MAX_MARGIN_DB = 12.0    # ...plus the echo's own spread, up to this
-KNOWN_SPREAD_DB = 6.0   # the estimate is reported when the echo is this consistent...
-VISIBLE_DB = 6.0        # ...and this far above the rx noise floor
+MARGIN_DB = 4.0  # customer speech must be this far above the predicted echo...
+MAX_MARGIN_DB = 12.0  # ...plus the echo's own spread, up to this
+KNOWN_SPREAD_DB = 6.0  # the estimate is reported when the echo is this consistent...
+VISIBLE_DB = 6.0  # ...and this far above the rx noise floor
 
 
 class EchoEstimator:
@@ -56,15 +56,15 @@ class EchoEstimator:
         self.lags = int(math.ceil(MAX_DELAY_S / frame_s)) + 1
         self.window = max(8, round(WINDOW_S / frame_s))
         self.min_rows = max(4, round(MIN_ROWS_S / frame_s))
-        self._tx = [SILENCE] * self.lags          # tx level d frames ago at [d]
+        self._tx = [SILENCE] * self.lags  # tx level d frames ago at [d]
         self._tx_speech = [False] * self.lags
         # Rows [rx - tx(d) for each lag d] + [rx] of the last `window` agent frames, in a ring
         # (their order does not matter: only quantiles are taken).
         self._rows = np.zeros((self.window, self.lags + 1))
-        self._n_rows = 0              # rows written so far
-        self._fresh = False           # rows written since the last update
-        self._coupling = [PRIOR_DB] * self.lags   # per lag, when no echo path is known
-        self._path: tuple[int, int, float] | None = None                         # (first lag, last lag + 1, coupling dB)
+        self._n_rows = 0  # rows written so far
+        self._fresh = False  # rows written since the last update
+        self._coupling = [PRIOR_DB] * self.lags  # per lag, when no echo path is known
+        self._path: tuple[int, int, float] | None = None  # (first lag, last lag + 1, coupling dB)
         self.margin_db = MARGIN_DB
         self.coupling_db: float | None = None
         self.delay_ms: int | None = None
@@ -75,8 +75,10 @@ class EchoEstimator:
         tx.insert(0, tx_level)
         act.pop()
         act.insert(0, tx_speech)
-        if True in act:   # the agent talked within the delay range: a row for the estimate
-            self._rows[self._n_rows % self.window] = [rx_level - x if a else _INF for x, a in zip(tx, act, strict=False)] + [rx_level]
+        if True in act:  # the agent talked within the delay range: a row for the estimate
+            self._rows[self._n_rows % self.window] = [
+                rx_level - x if a else _INF for x, a in zip(tx, act, strict=False)
+            ] + [rx_level]
             self._n_rows += 1
             self._fresh = True
         if self._path is not None:
@@ -91,7 +93,7 @@ class EchoEstimator:
             return
         self._fresh = False
         rows = np.sort(self._rows[:n], axis=0)
-        count = np.isfinite(rows[:, :-1]).sum(axis=0)        # agent frames per lag
+        count = np.isfinite(rows[:, :-1]).sum(axis=0)  # agent frames per lag
         ok = count >= self.min_rows
         if not ok.any():
             return

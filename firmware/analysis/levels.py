@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 FULL_SCALE = 32768.0
-SINE_POWER_FS = FULL_SCALE * FULL_SCALE / 2.0   # mean square of a full-scale int16 sine
-SILENCE_DBFS = -100.0                            # what digital silence reads (not -inf)
-EPS_POWER = SINE_POWER_FS * 10.0 ** (SILENCE_DBFS / 10.0)   # the power of SILENCE_DBFS, added before log
+SINE_POWER_FS = FULL_SCALE * FULL_SCALE / 2.0  # mean square of a full-scale int16 sine
+SILENCE_DBFS = -100.0  # what digital silence reads (not -inf)
+EPS_POWER = SINE_POWER_FS * 10.0 ** (SILENCE_DBFS / 10.0)  # the power of SILENCE_DBFS, added before log
 
 
 def frame_power(frames: np.ndarray) -> np.ndarray:
@@ -47,8 +47,7 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return float(power_to_dbfs(np.mean(x * x)) if x.size else SILENCE_DBFS)
 
 
-def active_level_dbfs(samples: np.ndarray, rate_hz: int, margin_db: float = 15.9,
-                      hangover_s: float = 0.2) -> float:
+def active_level_dbfs(samples: np.ndarray, rate_hz: int, margin_db: float = 15.9, hangover_s: float = 0.2) -> float:
     """Active speech level of a whole (clean) signal, in the spirit of ITU-T P.56 method B.
 
     The signal is cut in 10 ms frames; a frame is active if its level is within `margin_db`

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 
 class LineState:
-    def __init__(self, low_dbfs: float, noise_dbfs: float, snr_db: float,
-                 hysteresis_db: float, hold_s: float):
+    def __init__(self, low_dbfs: float, noise_dbfs: float, snr_db: float, hysteresis_db: float, hold_s: float):
         self.low_dbfs, self.noise_dbfs, self.snr_db = low_dbfs, noise_dbfs, snr_db
         self.half_band_db = hysteresis_db / 2.0
         self.hold_s = hold_s
-        self.condition = "silent"      # initial condition; not reported as a change
+        self.condition = "silent"  # initial condition; not reported as a change
         self._pending: str | None = None
         self._pending_since = 0.0
 
@@ -31,7 +30,7 @@ class LineState:
         cur, h = self.condition, self.half_band_db
         # In each test the band is shifted so that staying needs less than entering.
         noisy_h = -h if cur == "noisy" else h
-        if noise_dbfs is None:      # no noise frames seen yet: the speech alone decides
+        if noise_dbfs is None:  # no noise frames seen yet: the speech alone decides
             noise_dbfs = float("-inf")
         if noise_dbfs > self.noise_dbfs + noisy_h:
             return "noisy"

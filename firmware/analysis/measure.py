@@ -21,19 +21,21 @@ FRAME_MS = 30
 
 @dataclass(frozen=True)
 class ChannelReport:
-    level_dbfs: float          # RMS over the whole recording
-    noise_dbfs: float          # 10th percentile of the 30 ms frame levels
-    speech_dbfs: float         # active level of the speech frames (SILENCE_DBFS if none)
-    speech_share: float        # fraction of frames the VAD calls speech
+    level_dbfs: float  # RMS over the whole recording
+    noise_dbfs: float  # 10th percentile of the 30 ms frame levels
+    speech_dbfs: float  # active level of the speech frames (SILENCE_DBFS if none)
+    speech_share: float  # fraction of frames the VAD calls speech
     peak_dbfs: float
-    digital_silence: bool      # every sample zero: a dead channel, not a quiet one
+    digital_silence: bool  # every sample zero: a dead channel, not a quiet one
 
     def line(self) -> str:
         if self.digital_silence:
             return "digital silence (channel not connected?)"
         speech = f"speech {self.speech_share:.0%} at {self.speech_dbfs:.1f} dBFS" if self.speech_share else "no speech"
-        return (f"level {self.level_dbfs:.1f} dBFS, peak {self.peak_dbfs:.1f} dBFS, "
-                f"noise floor {self.noise_dbfs:.1f} dBFS, {speech}")
+        return (
+            f"level {self.level_dbfs:.1f} dBFS, peak {self.peak_dbfs:.1f} dBFS, "
+            f"noise floor {self.noise_dbfs:.1f} dBFS, {speech}"
+        )
 
 
 def measure(samples: np.ndarray, rate_hz: int, aggressiveness: int = 2) -> ChannelReport:
@@ -62,11 +64,18 @@ def _vad_flags(x: np.ndarray, rate_hz: int, n: int, aggressiveness: int) -> np.n
     y = x[::step] if step > 1 else x  # crude decimation is fine for a yes/no speech check
     m = n // step
     vad = make_vad(aggressiveness)
-    return np.array([vad.is_speech(y[i:i + m].tobytes(), vad_rate) for i in range(0, len(y) - m + 1, m)], bool)
+    return np.array([vad.is_speech(y[i : i + m].tobytes(), vad_rate) for i in range(0, len(y) - m + 1, m)], bool)
 
 
-def echo_coupling(tx: np.ndarray, rx: np.ndarray, rate_hz: int, analysis: AnalysisSettings | None = None,
-                  frame_ms: int = FRAME_MS, tx_gain_db: float = 0.0, rx_gain_db: float = 0.0):
+def echo_coupling(
+    tx: np.ndarray,
+    rx: np.ndarray,
+    rate_hz: int,
+    analysis: AnalysisSettings | None = None,
+    frame_ms: int = FRAME_MS,
+    tx_gain_db: float = 0.0,
+    rx_gain_db: float = 0.0,
+):
     """(coupling dB, delay ms) of the agent's voice on the customer channel, as the streaming
     analyser estimates it over the whole recording; None when no consistent echo is seen."""
     analysis = analysis or AnalysisSettings()

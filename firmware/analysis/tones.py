@@ -19,15 +19,15 @@ from firmware.analysis.levels import dbfs_to_power
 
 @dataclass(frozen=True)
 class Cadence:
-    name: str            # reported tone name, e.g. "busy-cn"
+    name: str  # reported tone name, e.g. "busy-cn"
     on_s: float
     off_s: float
 
 
 @dataclass(frozen=True)
 class TonePlan:
-    freqs_hz: tuple      # component frequencies (all must be present)
-    cadences: tuple      # Cadence, ...
+    freqs_hz: tuple  # component frequencies (all must be present)
+    cadences: tuple  # Cadence, ...
 
 
 TONE_PLANS = {
@@ -36,11 +36,11 @@ TONE_PLANS = {
     "etsi": TonePlan((425.0,), (Cadence("busy-etsi", 0.5, 0.5),)),
 }
 
-CONFIRM_CYCLES = 2          # whole on/off cycles before the tone is reported
-TONE_SHARE = 0.6            # share of frame power in the tone for a frame to be "on"
-MIN_TONE_DBFS = -60.0       # quieter frames are never "on"
-TOLERANCE_S = 0.08          # + 20% of the nominal: frame quantisation and line jitter
-REARM_S = 2.0               # a run this long (silence or steady tone) ends a confirmed tone
+CONFIRM_CYCLES = 2  # whole on/off cycles before the tone is reported
+TONE_SHARE = 0.6  # share of frame power in the tone for a frame to be "on"
+MIN_TONE_DBFS = -60.0  # quieter frames are never "on"
+TOLERANCE_S = 0.08  # + 20% of the nominal: frame quantisation and line jitter
+REARM_S = 2.0  # a run this long (silence or steady tone) ends a confirmed tone
 
 
 class ToneDetector:
@@ -58,18 +58,18 @@ class ToneDetector:
         self._min_energy = dbfs_to_power(MIN_TONE_DBFS) * frame_len
         self._min_power = float(dbfs_to_power(MIN_TONE_DBFS))
         self._on_factor = TONE_SHARE * frame_len * frame_len / 2.0
-        self.state = False        # is the current run "on"
-        self.run_frames = 0       # length of the current run
-        self.segments: list[tuple[bool, float]] = []        # recent completed (is_on, seconds), newest last
-        self.confirmed: str | None = None     # name of the tone being reported until it stops
+        self.state = False  # is the current run "on"
+        self.run_frames = 0  # length of the current run
+        self.segments: list[tuple[bool, float]] = []  # recent completed (is_on, seconds), newest last
+        self.confirmed: str | None = None  # name of the tone being reported until it stops
 
     def tone_share(self, frames: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Per frame: the share of the frame's power (`energy` = sum of squares) that is in the
         plan's frequencies, 1.0 for exactly the tone; 0 when one component is missing (a
         dual tone needs both) or the frame is quieter than MIN_TONE_DBFS. The readable form
         of `tone_on`."""
-        xy = frames @ self._basis                      # (n_frames, 2 * nf)
-        p = xy[:, :self._nf] ** 2 + xy[:, self._nf:] ** 2
+        xy = frames @ self._basis  # (n_frames, 2 * nf)
+        p = xy[:, : self._nf] ** 2 + xy[:, self._nf :] ** 2
         share = p * self._scale / np.maximum(energy, 1e-9)[:, None]
         total = share.sum(axis=1)
         # Every component must carry a fair part, so one matching frequency is not enough.
@@ -148,11 +148,11 @@ class ToneDetector:
     def _close_run(self, frame: int, out: list) -> None:
         seconds = self.run_frames * self.frame_s
         self.segments.append((self.state, seconds))
-        del self.segments[:-2 * CONFIRM_CYCLES - 1]
+        del self.segments[: -2 * CONFIRM_CYCLES - 1]
         # A run ending now is complete; an "off" run ending means a new "on" starts at `frame`.
         if self.state or self.confirmed:
             return
-        segs = self.segments[-2 * CONFIRM_CYCLES:]
+        segs = self.segments[-2 * CONFIRM_CYCLES :]
         if len(segs) < 2 * CONFIRM_CYCLES or not segs[0][0]:
             return
         for cad in self.plan.cadences:

@@ -39,13 +39,18 @@ def frame_classifier(vad: webrtcvad.Vad, rate_hz: int, frame_bytes: int):
     n = frame_bytes // 2
     if process is None or handle is None:
         is_speech = vad.is_speech
-        return lambda data: [is_speech(mv[i:i + frame_bytes], rate_hz)
-                             for mv in (memoryview(data),) for i in range(0, len(data), frame_bytes)]
+        return lambda data: [
+            is_speech(mv[i : i + frame_bytes], rate_hz)
+            for mv in (memoryview(data),)
+            for i in range(0, len(data), frame_bytes)
+        ]
+
     def classify(data):
-        if len(data) == frame_bytes:          # the live path: one frame a block
+        if len(data) == frame_bytes:  # the live path: one frame a block
             return [process(handle, rate_hz, data, n)]
         mv = memoryview(data)
-        return [process(handle, rate_hz, mv[i:i + frame_bytes], n) for i in range(0, len(data), frame_bytes)]
+        return [process(handle, rate_hz, mv[i : i + frame_bytes], n) for i in range(0, len(data), frame_bytes)]
+
     return classify
 
 
@@ -66,19 +71,19 @@ class Decimator:
         h = np.sinc(n * cutoff) * np.kaiser(n_taps, 5.0)
         h = (h / h.sum())[::-1]  # reversed: we correlate, y[n] = sum h[k] x[nM - k]
         # Split into `groups` consecutive chunks of `factor` taps for the reshape trick.
-        self._h = [h[g * factor:(g + 1) * factor].astype(np.float32) for g in range(self.groups)]
+        self._h = [h[g * factor : (g + 1) * factor].astype(np.float32) for g in range(self.groups)]
         self._hist = np.zeros((self.groups - 1) * factor, dtype=np.float32)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Decimate `x` (length a multiple of factor); returns len(x)//factor samples."""
         m = self.factor
         ext = np.concatenate((self._hist, x.astype(np.float32, copy=False)))
-        self._hist = ext[len(ext) - len(self._hist):]
-        rows = ext.reshape(-1, m)          # row r = samples r*m .. r*m+m-1
+        self._hist = ext[len(ext) - len(self._hist) :]
+        rows = ext.reshape(-1, m)  # row r = samples r*m .. r*m+m-1
         n_out = len(x) // m
         y = rows[0:n_out] @ self._h[0]
         for g in range(1, self.groups):
-            y += rows[g:g + n_out] @ self._h[g]
+            y += rows[g : g + n_out] @ self._h[g]
         return y
 
 
@@ -96,12 +101,33 @@ class Smoother:
     inside words included, the trailing hangover excluded).
     """
 
-    __slots__ = ("onset_frames", "hangover_frames", "max_weak_frames", "speaking", "run", "gap",
-                 "start_frame", "last_speech_frame", "last_strong_frame", "power_sum", "gap_power",
-                 "weak_power", "run_power", "level_frames", "level_every", "next_level")
+    __slots__ = (
+        "onset_frames",
+        "hangover_frames",
+        "max_weak_frames",
+        "speaking",
+        "run",
+        "gap",
+        "start_frame",
+        "last_speech_frame",
+        "last_strong_frame",
+        "power_sum",
+        "gap_power",
+        "weak_power",
+        "run_power",
+        "level_frames",
+        "level_every",
+        "next_level",
+    )
 
-    def __init__(self, onset_frames: int, hangover_frames: int, max_weak_frames: int = 0,
-                 level_frames: int = 0, level_every: int = 1):
+    def __init__(
+        self,
+        onset_frames: int,
+        hangover_frames: int,
+        max_weak_frames: int = 0,
+        level_frames: int = 0,
+        level_every: int = 1,
+    ):
         self.onset_frames = max(1, onset_frames)
         self.hangover_frames = max(1, hangover_frames)
         self.max_weak_frames = max(0, max_weak_frames)
@@ -111,15 +137,15 @@ class Smoother:
         self.level_every = max(1, level_every)
         self.next_level = 0
         self.speaking = False
-        self.run = 0              # consecutive speech frames while not speaking
-        self.gap = 0              # consecutive non-speech frames while speaking
+        self.run = 0  # consecutive speech frames while not speaking
+        self.gap = 0  # consecutive non-speech frames while speaking
         self.start_frame = 0
         self.last_speech_frame = 0
         self.last_strong_frame = 0
-        self.power_sum = 0.0      # power of the utterance's frames so far (gap included)
-        self.gap_power = 0.0      # power of the trailing non-speech frames, removed at the end
-        self.weak_power = 0.0     # power of the frames after the last strong one
-        self.run_power = 0.0      # power of the onset run, credited once it starts
+        self.power_sum = 0.0  # power of the utterance's frames so far (gap included)
+        self.gap_power = 0.0  # power of the trailing non-speech frames, removed at the end
+        self.weak_power = 0.0  # power of the frames after the last strong one
+        self.run_power = 0.0  # power of the onset run, credited once it starts
 
     def run_block(self, first_frame: int, raw: list, power: list, flags: list) -> list:
         """Feed one block of decisions; `first_frame` is the global index of raw[0].

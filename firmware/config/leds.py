@@ -18,9 +18,14 @@ from firmware.config.validate import Check, check_value, show
 
 TOWER_LEDS = ("green", "amber", "red")
 RGB_COLOURS = {
-    "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
-    "amber": (1.0, 0.5, 0.0), "yellow": (1.0, 1.0, 0.0), "white": (1.0, 1.0, 1.0),
-    "cyan": (0.0, 1.0, 1.0), "magenta": (1.0, 0.0, 1.0),
+    "red": (1.0, 0.0, 0.0),
+    "green": (0.0, 1.0, 0.0),
+    "blue": (0.0, 0.0, 1.0),
+    "amber": (1.0, 0.5, 0.0),
+    "yellow": (1.0, 1.0, 0.0),
+    "white": (1.0, 1.0, 1.0),
+    "cyan": (0.0, 1.0, 1.0),
+    "magenta": (1.0, 0.0, 1.0),
 }
 
 PRIORITY = Check(lo=0, hi=1000)
@@ -53,7 +58,7 @@ def parse_rgb(text: str) -> tuple[str, str, float]:
 
 @dataclass(frozen=True)
 class CueSpec:
-    leds: dict       # led name -> pattern text (every LED of the board)
+    leds: dict  # led name -> pattern text (every LED of the board)
     priority: int
 
 
@@ -113,8 +118,11 @@ def _override_spec(name: str, entry, kind: str, base: CueSpec) -> tuple[CueSpec 
     where = f"leds.cues.{name}"
     if not isinstance(entry, dict):
         return None, [f"{where}: expected a table {{leds=..., pattern=..., priority=...}}"]
-    problems = [f"{where}.{k}: unknown key (known: leds, pattern, priority)"
-                for k in entry if k not in ("leds", "pattern", "priority")]
+    problems = [
+        f"{where}.{k}: unknown key (known: leds, pattern, priority)"
+        for k in entry
+        if k not in ("leds", "pattern", "priority")
+    ]
     priority = entry.get("priority", base.priority)
     if check_value(f"{where}.priority", priority, int, PRIORITY)[1]:
         problems.append(f"{where}.priority: expected an integer 0-1000, got {show(priority)}")

@@ -50,23 +50,26 @@ class Timing(NamedTuple):
 
 
 # key: (default, lo, hi, doc). None default = "the profile does not enforce this".
-TIMING_KEYS: dict[str, Timing] = {k: Timing(*v) for k, v in {
-    "pause_s": (5.0, 0.5, 60.0, "pause between scripted steps, counted from the end of the agent's speech"),
-    "greet_s": (2.0, 0.0, 30.0, "greeting due this long after answering; 0 = not checked"),
-    "hold_warn_s": (45.0, 1.0, 3600.0, "hold warning"),
-    "hold_limit_s": (60.0, 1.0, 3600.0, "hold limit"),
-    "dead_air_s": (5.0, 0.5, 600.0, "announce the wait"),
-    "dead_air_busy_s": (10.0, 0.5, 600.0, "announce a system delay"),
-    "hangup_pause_s": (None, 0.0, 60.0, "minimum pause between the last word and hanging up; default pause_s"),
-    "max_rings": (3, 0, 50, "rings allowed before an apology is due"),
-    "low_dbfs": (-40.0, -90.0, 0.0, "customer speech below this active level is too low"),
-    "noise_dbfs": (-45.0, -90.0, 0.0, "a noise floor above this makes the line noisy"),
-    "snr_db": (10.0, 0.0, 60.0, "speech less than this above the noise floor makes the line noisy"),
-    "shout_db": (10.0, 1.0, 60.0, "agent speech this far above the agent's call baseline is loud"),
-    "overtalk_min_s": (0.5, 0.0, 10.0, "customer speech this long before a cut-in counts"),
-    "max_call_s": (0.0, 0.0, 86400.0, "wrap-up cue after this long; 0 = no limit"),
-    "apologize_s": (5.0, 0.0, 60.0, "how long the apologize_wait cue shows after a late answer"),
-}.items()}
+TIMING_KEYS: dict[str, Timing] = {
+    k: Timing(*v)
+    for k, v in {
+        "pause_s": (5.0, 0.5, 60.0, "pause between scripted steps, counted from the end of the agent's speech"),
+        "greet_s": (2.0, 0.0, 30.0, "greeting due this long after answering; 0 = not checked"),
+        "hold_warn_s": (45.0, 1.0, 3600.0, "hold warning"),
+        "hold_limit_s": (60.0, 1.0, 3600.0, "hold limit"),
+        "dead_air_s": (5.0, 0.5, 600.0, "announce the wait"),
+        "dead_air_busy_s": (10.0, 0.5, 600.0, "announce a system delay"),
+        "hangup_pause_s": (None, 0.0, 60.0, "minimum pause between the last word and hanging up; default pause_s"),
+        "max_rings": (3, 0, 50, "rings allowed before an apology is due"),
+        "low_dbfs": (-40.0, -90.0, 0.0, "customer speech below this active level is too low"),
+        "noise_dbfs": (-45.0, -90.0, 0.0, "a noise floor above this makes the line noisy"),
+        "snr_db": (10.0, 0.0, 60.0, "speech less than this above the noise floor makes the line noisy"),
+        "shout_db": (10.0, 1.0, 60.0, "agent speech this far above the agent's call baseline is loud"),
+        "overtalk_min_s": (0.5, 0.0, 10.0, "customer speech this long before a cut-in counts"),
+        "max_call_s": (0.0, 0.0, 86400.0, "wrap-up cue after this long; 0 = no limit"),
+        "apologize_s": (5.0, 0.0, 60.0, "how long the apologize_wait cue shows after a late answer"),
+    }.items()
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,13 @@ class Profile:
         return dataclasses.replace(self, timings=timings)
 
     def describe(self) -> dict:
-        return {"name": self.name, "source": self.source, "direction": self.direction,
-                **self.timings,
-                "scripts": {k: [p.as_dict() for p in v] for k, v in self.scripts.items()}}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "direction": self.direction,
+            **self.timings,
+            "scripts": {k: [p.as_dict() for p in v] for k, v in self.scripts.items()},
+        }
 
 
 def _num(key, value):
@@ -126,8 +133,10 @@ def check_overrides(overrides: dict, prefix: str = "profile") -> list[str]:
     problems = []
     for key, value in overrides.items():
         if key not in TIMING_KEYS:
-            problems.append(f"{prefix}.{show(key) if not isinstance(key, str) else key[:64]}: unknown profile key "
-                            f"(known: {', '.join(TIMING_KEYS)})")
+            problems.append(
+                f"{prefix}.{show(key) if not isinstance(key, str) else key[:64]}: unknown profile key "
+                f"(known: {', '.join(TIMING_KEYS)})"
+            )
             continue
         timing = TIMING_KEYS[key]
         problems += check_value(f"{prefix}.{key}", value, timing.type, timing.check)[1]
@@ -138,11 +147,15 @@ def check_timings(timings: dict, prefix: str) -> list[str]:
     """Contradictions between timing keys that are each in range (on resolved timings)."""
     problems = []
     if timings["hold_warn_s"] > timings["hold_limit_s"]:
-        problems.append(f"{prefix}.hold_warn_s: {timings['hold_warn_s']:g} s is above {prefix}.hold_limit_s "
-                        f"{timings['hold_limit_s']:g} s; the warning must come before the limit")
+        problems.append(
+            f"{prefix}.hold_warn_s: {timings['hold_warn_s']:g} s is above {prefix}.hold_limit_s "
+            f"{timings['hold_limit_s']:g} s; the warning must come before the limit"
+        )
     if timings["dead_air_s"] > timings["dead_air_busy_s"]:
-        problems.append(f"{prefix}.dead_air_s: {timings['dead_air_s']:g} s is above {prefix}.dead_air_busy_s "
-                        f"{timings['dead_air_busy_s']:g} s; 'please wait' must come before 'system busy'")
+        problems.append(
+            f"{prefix}.dead_air_s: {timings['dead_air_s']:g} s is above {prefix}.dead_air_busy_s "
+            f"{timings['dead_air_busy_s']:g} s; 'please wait' must come before 'system busy'"
+        )
     return problems
 
 
@@ -197,7 +210,7 @@ def profile_from_dict(data: dict, source: str) -> Profile:
     hours = []
     spans = data.get("calling_hours", [])
     if not isinstance(spans, list):
-        problems.append(f"calling_hours: expected an array of \"HH:MM-HH:MM\", got {show(spans)}")
+        problems.append(f'calling_hours: expected an array of "HH:MM-HH:MM", got {show(spans)}')
         spans = []
     for span in spans:
         m = _HOURS.match(span) if isinstance(span, str) else None
@@ -212,9 +225,15 @@ def profile_from_dict(data: dict, source: str) -> Profile:
     if problems:
         raise ConfigError(problems, source)
     return Profile(
-        name=str(data.get("name", Path(source).stem)), source=str(data.get("source", "")),
-        direction=direction, greeting=greeting, scripts=scripts, calling_hours=tuple(hours),
-        wait_customer_hangup=bool(data.get("wait_customer_hangup", False)), timings=_resolve(timings))
+        name=str(data.get("name", Path(source).stem)),
+        source=str(data.get("source", "")),
+        direction=direction,
+        greeting=greeting,
+        scripts=scripts,
+        calling_hours=tuple(hours),
+        wait_customer_hangup=bool(data.get("wait_customer_hangup", False)),
+        timings=_resolve(timings),
+    )
 
 
 def profile_names() -> list[str]:
@@ -227,8 +246,9 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> Profile:
     try:
         if path.suffix != ".toml":
             if name_or_path not in profile_names():
-                raise ConfigError(f"station.profile: unknown profile {show(name_or_path)} "
-                                  f"(shipped: {', '.join(profile_names())})")
+                raise ConfigError(
+                    f"station.profile: unknown profile {show(name_or_path)} (shipped: {', '.join(profile_names())})"
+                )
             shipped = SHIPPED / f"{name_or_path}.toml"
             path = Path(str(shipped))
             data = parse_toml(shipped.read_bytes())

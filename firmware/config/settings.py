@@ -60,10 +60,29 @@ def _zone_problem(name: str) -> str | None:
 BCM_PIN = Check(lo=0, hi=27)
 
 
-def _f(default, *, lo=None, hi=None, choices=None, pattern=None, pattern_doc="", items=None, length=None,
-       validate=None, doc=""):
-    check = Check(lo=lo, hi=hi, choices=choices, pattern=pattern, pattern_doc=pattern_doc, items=items,
-                  length=length, validate=validate)
+def _f(
+    default,
+    *,
+    lo=None,
+    hi=None,
+    choices=None,
+    pattern=None,
+    pattern_doc="",
+    items=None,
+    length=None,
+    validate=None,
+    doc="",
+):
+    check = Check(
+        lo=lo,
+        hi=hi,
+        choices=choices,
+        pattern=pattern,
+        pattern_doc=pattern_doc,
+        items=items,
+        length=length,
+        validate=validate,
+    )
     meta = {"check": check, "doc": doc}
     if isinstance(default, (list, dict)):
         return field(default_factory=functools.partial(type(default), default), metadata=meta)
@@ -110,19 +129,40 @@ class _Section:
 
 @dataclass(frozen=True)
 class StationSettings(_Section):
-    id: str = _f("station-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="station id, used in MQTT topics and events")
-    site: str = _f("site-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="site name, the second level of the MQTT topic")
-    profile: str = _f("hotline-5s", doc="service profile name (a shipped profile: `headset-station profiles`) or a path to a profile file")
+    id: str = _f(
+        "station-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="station id, used in MQTT topics and events"
+    )
+    site: str = _f(
+        "site-1", pattern=TOPIC_LEVEL, pattern_doc=TOPIC_LEVEL_DOC, doc="site name, the second level of the MQTT topic"
+    )
+    profile: str = _f(
+        "hotline-5s",
+        doc="service profile name (a shipped profile: `headset-station profiles`) or a path to a profile file",
+    )
     state_dir: str = _f("var/state", doc="outbox and persisted seq")
-    log_level: str = _f("info", choices=("debug", "info", "warning", "error"), doc="least severe log messages written to the journal")
-    local_config: str = _f("", doc="per-desk TOML merged over this file when it exists (calibrate writes there; "
-                               "provision never touches it); relative to this file's directory")
-    desk: str = _f("", validate=_optional_name,
-                   doc="desk name for the board and reports (provisioned from the inventory); empty = none")
-    agent: str = _f("", validate=_optional_name,
-                    doc="agent at this desk at start; `cmd/agent` changes it at run time (kept in state_dir)")
-    tz: str = _f("", validate=_zone_problem,
-                 doc="the site's time zone, an IANA name such as Asia/Shanghai (reports, calling hours); empty = the Pi's local time")
+    log_level: str = _f(
+        "info", choices=("debug", "info", "warning", "error"), doc="least severe log messages written to the journal"
+    )
+    local_config: str = _f(
+        "",
+        doc="per-desk TOML merged over this file when it exists (calibrate writes there; "
+        "provision never touches it); relative to this file's directory",
+    )
+    desk: str = _f(
+        "",
+        validate=_optional_name,
+        doc="desk name for the board and reports (provisioned from the inventory); empty = none",
+    )
+    agent: str = _f(
+        "",
+        validate=_optional_name,
+        doc="agent at this desk at start; `cmd/agent` changes it at run time (kept in state_dir)",
+    )
+    tz: str = _f(
+        "",
+        validate=_zone_problem,
+        doc="the site's time zone, an IANA name such as Asia/Shanghai (reports, calling hours); empty = the Pi's local time",
+    )
 
 
 @dataclass(frozen=True)
@@ -152,12 +192,20 @@ class AnalysisSettings(_Section):
     noise_window_s: float = _f(3.0, lo=0.5, hi=30.0, doc="window of the adaptive noise-floor estimate")
     condition_hold_s: float = _f(1.0, lo=0.0, hi=10.0, doc="a line condition must persist this long to change")
     hysteresis_db: float = _f(3.0, lo=0.0, hi=20.0, doc="level hysteresis around the low/noisy thresholds")
-    echo: str = _f("auto", choices=("auto", "off"), doc="auto = the agent's own voice on rx (sidetone, line echo) is not customer speech; off = no echo analysis")
+    echo: str = _f(
+        "auto",
+        choices=("auto", "off"),
+        doc="auto = the agent's own voice on rx (sidetone, line echo) is not customer speech; off = no echo analysis",
+    )
 
 
 @dataclass(frozen=True)
 class GpioSettings(_Section):
-    pin_factory: str = _f("", validate=_pin_factory_problem, doc="gpiozero pin factory (lgpio, rpigpio, mock); empty = GPIOZERO_PIN_FACTORY or gpiozero's default")
+    pin_factory: str = _f(
+        "",
+        validate=_pin_factory_problem,
+        doc="gpiozero pin factory (lgpio, rpigpio, mock); empty = GPIOZERO_PIN_FACTORY or gpiozero's default",
+    )
     hook_pin: int = _f(17, lo=0, hi=27, doc="BCM pin of the hook switch")
     hook_pull_up: bool = _f(True, doc="internal pull-up on the hook pin (switch to ground)")
     hook_off_when_pressed: bool = _f(True, doc="switch closed = handset lifted")
@@ -175,17 +223,25 @@ class LedSettings(_Section):
     green_pin: int = _f(5, lo=0, hi=27, doc="BCM pin of the tower's green LED")
     amber_pin: int = _f(6, lo=0, hi=27, doc="BCM pin of the tower's amber LED")
     red_pin: int = _f(13, lo=0, hi=27, doc="BCM pin of the tower's red LED")
-    rgb_pins: list[int] = _f([16, 20, 21], items=BCM_PIN, validate=_three_pins, doc="red, green, blue BCM pins of the RGB LED")
+    rgb_pins: list[int] = _f(
+        [16, 20, 21], items=BCM_PIN, validate=_three_pins, doc="red, green, blue BCM pins of the RGB LED"
+    )
     active_high: bool = _f(True, doc="an LED lights when its pin is high (false: when low)")
     cues: dict[str, dict] = _f({}, doc="overrides of the cue table: cue = {leds=..., pattern=..., priority=...}")
 
 
 @dataclass(frozen=True)
 class MqttSettings(_Section):
-    brokers: list[str] = _f([], validate=_brokers_problem, doc="broker URLs tried in order (mqtt://host:port, mqtts://host:port); empty = no publishing")
+    brokers: list[str] = _f(
+        [],
+        validate=_brokers_problem,
+        doc="broker URLs tried in order (mqtt://host:port, mqtts://host:port); empty = no publishing",
+    )
     client_id: str = _f("", doc="empty = hs-<site>-<station>")
     keepalive_s: int = _f(30, lo=5, hi=3600, doc="MQTT keepalive; the broker sends the Last Will after 1.5x this")
-    reconnect_max_s: int = _f(60, lo=1, hi=3600, doc="longest wait between reconnect attempts (the wait doubles from 1 s)")
+    reconnect_max_s: int = _f(
+        60, lo=1, hi=3600, doc="longest wait between reconnect attempts (the wait doubles from 1 s)"
+    )
     username: str = _f("", doc="MQTT user name; empty = the station id when a password file is set")
     password_file: str = _f("", doc="file holding the password; must be readable only by the service user")
     ca_file: str = _f("", doc="CA bundle for mqtts://; empty = system CAs")
@@ -206,7 +262,9 @@ class Settings:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     leds: LedSettings = field(default_factory=LedSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
-    profile: dict[str, float] = field(default_factory=dict)  # overrides of profile keys, checked by firmware.config.profiles
+    profile: dict[str, float] = field(
+        default_factory=dict
+    )  # overrides of profile keys, checked by firmware.config.profiles
     source: str = "defaults"
 
     def __post_init__(self):
@@ -229,8 +287,12 @@ class Settings:
 
 
 SECTIONS = {
-    "station": StationSettings, "audio": AudioSettings, "analysis": AnalysisSettings,
-    "gpio": GpioSettings, "leds": LedSettings, "mqtt": MqttSettings,
+    "station": StationSettings,
+    "audio": AudioSettings,
+    "analysis": AnalysisSettings,
+    "gpio": GpioSettings,
+    "leds": LedSettings,
+    "mqtt": MqttSettings,
 }
 _PREFIX = {cls: name for name, cls in SECTIONS.items()}
 
@@ -297,8 +359,11 @@ def _pins(s: Settings) -> list[tuple[str, int]]:
     if s.gpio.ring_pin >= 0:
         pins.append(("gpio.ring_pin", s.gpio.ring_pin))
     if s.leds.kind == "tower":
-        pins += [("leds.green_pin", s.leds.green_pin), ("leds.amber_pin", s.leds.amber_pin),
-                 ("leds.red_pin", s.leds.red_pin)]
+        pins += [
+            ("leds.green_pin", s.leds.green_pin),
+            ("leds.amber_pin", s.leds.amber_pin),
+            ("leds.red_pin", s.leds.red_pin),
+        ]
     elif s.leds.kind == "rgb":
         pins += [(f"leds.rgb_pins[{i}]", p) for i, p in enumerate(s.leds.rgb_pins)]
     return pins
@@ -329,8 +394,11 @@ def cross_check(s: Settings) -> list[str]:
 # Keys naming files: a relative path *in a config file* is relative to that file's directory,
 # for check-config, run, replay and selftest alike (the service runs in its own working
 # directory). Defaults and command-line options stay relative to the working directory.
-PATH_KEYS = {"station": ("state_dir", "profile"), "audio": ("wav_tx", "wav_rx"),
-             "mqtt": ("password_file", "ca_file", "cert_file", "key_file")}
+PATH_KEYS = {
+    "station": ("state_dir", "profile"),
+    "audio": ("wav_tx", "wav_rx"),
+    "mqtt": ("password_file", "ca_file", "cert_file", "key_file"),
+}
 
 
 def _anchor_paths(data: dict, base_dir: Path) -> dict:
@@ -374,7 +442,9 @@ def _merge(base: dict, over: dict) -> dict:
     """`over`'s keys over `base`'s, table by table."""
     merged = dict(base)
     for key, value in over.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -409,5 +479,3 @@ def describe_defaults() -> str:
             lines.append(f"{f.name} = {val}" + (f"  # {doc}" if doc else ""))
         lines.append("")
     return "\n".join(lines)
-
-

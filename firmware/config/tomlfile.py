@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 MAX_BYTES = 1024 * 1024  # a station config is a few KiB; a scenario names its WAVs
-MAX_DEPTH = 32           # the deepest legitimate value is 4 levels (scripts.<name>[i].zh)
+MAX_DEPTH = 32  # the deepest legitimate value is 4 levels (scripts.<name>[i].zh)
 
 
 class TomlFileError(ValueError):

@@ -56,10 +56,10 @@ class Check:
     lo: float | None = None
     hi: float | None = None
     choices: tuple | None = None
-    pattern: str | None = None                      # a str must match this regex in full
-    pattern_doc: str = ""                           # what the pattern means, for the message
-    items: Check | None = None                      # the check of each item of a list
-    length: int | None = None                       # exact length of a list
+    pattern: str | None = None  # a str must match this regex in full
+    pattern_doc: str = ""  # what the pattern means, for the message
+    items: Check | None = None  # the check of each item of a list
+    length: int | None = None  # exact length of a list
     validate: Callable[[Any], str | None] | None = None  # extra check; returns a problem or None
 
     def describe(self) -> str:
@@ -76,6 +76,7 @@ class Check:
 
 
 NO_CHECK = Check()
+
 
 def type_name(typ) -> str:
     """'int', 'float', 'list', ... as in the messages check-config has always printed."""
@@ -114,8 +115,11 @@ def check_value(where: str, value: Any, typ, rule: Check = NO_CHECK) -> tuple[An
         item_type = args[0] if args else object
         items, problems = [], []
         for i, item in enumerate(value):
-            checked, errs = (check_value(f"{where}[{i}]", item, item_type, rule.items or NO_CHECK)
-                             if item_type is not object else (item, []))
+            checked, errs = (
+                check_value(f"{where}[{i}]", item, item_type, rule.items or NO_CHECK)
+                if item_type is not object
+                else (item, [])
+            )
             problems += errs
             items.append(checked)
         if problems:
@@ -141,14 +145,18 @@ def check_value(where: str, value: Any, typ, rule: Check = NO_CHECK) -> tuple[An
 
 def number_arg(typ=float, *, lo: float | None = None, hi: float | None = None):
     """An argparse `type=` for a number option: finite and in range, else a usage error (exit 2)."""
+
     def parse(text: str):
         try:
             value = typ(text)
         except (ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number" if typ is float else f"{text!r} is not an integer") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number" if typ is float else f"{text!r} is not an integer"
+            ) from None
         _checked, problems = check_value("value", value, typ, Check(lo=lo, hi=hi))
         if problems:
             raise argparse.ArgumentTypeError(problems[0].removeprefix("value: "))
         return value
+
     parse.__name__ = typ.__name__  # argparse names the type in its own messages
     return parse

@@ -52,8 +52,9 @@ def read_first_line(path: str) -> str:
         if not stat.S_ISREG(st.st_mode):
             raise PasswordFileError(f"{path} is not a regular file")
         if st.st_mode & 0o077:
-            raise PasswordFileError(f"{path} is accessible by group or others "
-                                    f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600 {path}")
+            raise PasswordFileError(
+                f"{path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600 {path}"
+            )
         raw = os.read(fd, MAX_PASSWORD_FILE_BYTES)
     except OSError as exc:
         raise PasswordFileError(f"cannot read {path} ({exc.strerror})") from None
@@ -90,8 +91,12 @@ def configure_client(client, m, station_id: str, tls: bool, *, check_files: bool
                 raise ConfigError(f"mqtt.{key}: {getattr(m, key)} does not exist")
         if bool(m.cert_file) != bool(m.key_file):
             raise ConfigError("mqtt.cert_file: a client certificate needs mqtt.key_file too (and vice versa)")
-    client.tls_set(ca_certs=m.ca_file or None, certfile=m.cert_file or None, keyfile=m.key_file or None,
-                   cert_reqs=ssl.CERT_REQUIRED)
+    client.tls_set(
+        ca_certs=m.ca_file or None,
+        certfile=m.cert_file or None,
+        keyfile=m.key_file or None,
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
     client.tls_insecure_set(m.tls_insecure)
 
 

@@ -113,8 +113,10 @@ class _Session:
                 self._acked.wait(left)
             bad = [r for r in self._acks.pop(mid) if r.is_failure]
         if bad:
-            raise CommandFailed(f"{self.login.url}: the broker refused the {what} for user "
-                                f"{self.login.username!r}: {bad[0]} (check the ACL)")
+            raise CommandFailed(
+                f"{self.login.url}: the broker refused the {what} for user "
+                f"{self.login.username!r}: {bad[0]} (check the ACL)"
+            )
 
     def subscribe(self, topic: str, deadline: float) -> None:
         _rc, mid = self.client.subscribe(topic, QOS_COMMAND)
@@ -149,8 +151,15 @@ def find_site(session: _Session, station: str, deadline: float) -> str:
     raise CommandFailed(f"station {station!r}: no retained status on the broker, so its site is unknown; give --site")
 
 
-def send_command(login: BrokerLogin, station: str, name: str, request: dict | None = None, *,
-                 site: str | None = None, timeout_s: float = 10.0) -> dict:
+def send_command(
+    login: BrokerLogin,
+    station: str,
+    name: str,
+    request: dict | None = None,
+    *,
+    site: str | None = None,
+    timeout_s: float = 10.0,
+) -> dict:
     """Send `name` with `request` to `station`; return the station's reply dict.
 
     Raises InputError for bad arguments, CommandFailed if no reply arrives in time."""
@@ -179,8 +188,10 @@ def send_command(login: BrokerLogin, station: str, name: str, request: dict | No
                 continue
             if isinstance(reply, dict) and reply.get("id") == request["id"]:
                 return reply
-        raise CommandFailed(f"station {station!r} at site {site!r}: no reply to {name!r} within {timeout_s:g} s "
-                            "(station offline, or its commands are disabled)")
+        raise CommandFailed(
+            f"station {station!r} at site {site!r}: no reply to {name!r} within {timeout_s:g} s "
+            "(station offline, or its commands are disabled)"
+        )
     finally:
         session.close()
 
@@ -189,9 +200,17 @@ def add_arguments(parser) -> None:
     """The `command` subcommand's arguments (both CLIs)."""
     parser.add_argument("station", metavar="STATION")
     parser.add_argument("name", metavar="NAME", help="ping, get-config, set-config, led-test, restart, ...")
-    parser.add_argument("json", metavar="JSON", nargs="?", default=None, help='the command\'s JSON object, e.g. \'{"set": {"hold_limit_s": 90}}\'')
+    parser.add_argument(
+        "json",
+        metavar="JSON",
+        nargs="?",
+        default=None,
+        help='the command\'s JSON object, e.g. \'{"set": {"hold_limit_s": 90}}\'',
+    )
     parser.add_argument("--broker", required=True, metavar="URL", help="mqtt[s]://USER@host[:port], USER an operator")
-    parser.add_argument("--site", default=None, metavar="SITE", help="the station's site (default: from its retained status)")
+    parser.add_argument(
+        "--site", default=None, metavar="SITE", help="the station's site (default: from its retained status)"
+    )
     parser.add_argument("--timeout", default=10.0, metavar="S", help="seconds to wait for the reply (default 10)")
     add_login_arguments(parser)
 

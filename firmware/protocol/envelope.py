@@ -44,8 +44,9 @@ def iso_utc(epoch_s: float) -> str:
 class EventFactory:
     """Builds events for one station; `epoch_s` is the wall-clock instant of t = 0."""
 
-    def __init__(self, station_id: str, epoch_s: float, seq: SeqSource | None = None, *,
-                 desk: str = "", agent: str | None = None):
+    def __init__(
+        self, station_id: str, epoch_s: float, seq: SeqSource | None = None, *, desk: str = "", agent: str | None = None
+    ):
         self.station_id = station_id
         self.epoch_s = epoch_s
         self.seq = seq or MemorySeq()

@@ -60,8 +60,9 @@ def read_password_file(path: str, option: str = "--password-file") -> str:
     return password
 
 
-def parse_login(url: str, *, password_file: str = "", ca_file: str = "", cert_file: str = "",
-                key_file: str = "", environ=None) -> BrokerLogin:
+def parse_login(
+    url: str, *, password_file: str = "", ca_file: str = "", cert_file: str = "", key_file: str = "", environ=None
+) -> BrokerLogin:
     """A BrokerLogin from a broker URL and the optional files; InputError (exit 2) naming the
     URL or option on anything wrong."""
     environ = os.environ if environ is None else environ
@@ -76,8 +77,10 @@ def parse_login(url: str, *, password_file: str = "", ca_file: str = "", cert_fi
     else:
         password = environ.get(PASSWORD_ENV, "") or url_password
     if password and not username:
-        raise InputError(f"--broker: {url!r} names no user: give it as mqtt[s]://USER@host "
-                         "(the password comes from --password-file or " + PASSWORD_ENV + ")")
+        raise InputError(
+            f"--broker: {url!r} names no user: give it as mqtt[s]://USER@host "
+            "(the password comes from --password-file or " + PASSWORD_ENV + ")"
+        )
     for option, path in (("--ca-file", ca_file), ("--cert-file", cert_file), ("--key-file", key_file)):
         if path and not Path(path).is_file():
             raise InputError(f"{option}: {path} does not exist or is not a file")
@@ -90,16 +93,25 @@ def parse_login(url: str, *, password_file: str = "", ca_file: str = "", cert_fi
 
 def add_login_arguments(parser) -> None:
     """--password-file and the TLS files, for any subcommand that has --broker."""
-    parser.add_argument("--password-file", default="", metavar="FILE",
-                        help=f"the broker user's password (first line, mode 0600); else ${PASSWORD_ENV}")
+    parser.add_argument(
+        "--password-file",
+        default="",
+        metavar="FILE",
+        help=f"the broker user's password (first line, mode 0600); else ${PASSWORD_ENV}",
+    )
     parser.add_argument("--ca-file", default="", metavar="FILE", help="CA bundle for mqtts://")
     parser.add_argument("--cert-file", default="", metavar="FILE", help="client certificate for mqtts://")
     parser.add_argument("--key-file", default="", metavar="FILE", help="client key for mqtts://")
 
 
 def login_from_args(args) -> BrokerLogin:
-    return parse_login(args.broker, password_file=args.password_file, ca_file=args.ca_file,
-                       cert_file=args.cert_file, key_file=args.key_file)
+    return parse_login(
+        args.broker,
+        password_file=args.password_file,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+    )
 
 
 def make_client(login: BrokerLogin | None, client_id: str = "", *, manual_ack: bool = False, protocol=None):
@@ -109,12 +121,20 @@ def make_client(login: BrokerLogin | None, client_id: str = "", *, manual_ack: b
     client id with the user name, so one user is one session: run one process per user."""
     import paho.mqtt.client as mqtt  # only the commands that connect need paho
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5 if protocol is None else protocol, manual_ack=manual_ack)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if protocol is None else protocol,
+        manual_ack=manual_ack,
+    )
     if login is not None:
         if login.username:
             client.username_pw_set(login.username, login.password or None)
         if login.tls:
-            client.tls_set(ca_certs=login.ca_file or None, certfile=login.cert_file or None,
-                           keyfile=login.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=login.ca_file or None,
+                certfile=login.cert_file or None,
+                keyfile=login.key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
     return client

@@ -39,7 +39,9 @@ ALL_STATUS = f"{ROOT}/+/+/status"
 def check_level(name: str, value: str) -> str:
     """A site or station id must be one non-empty topic level without wildcards."""
     if not value or any(c in value for c in "/+#\0"):
-        raise ConfigError(f"station.{name}: {value!r} must be non-empty and contain no '/', '+' or '#' (it is an MQTT topic level)")
+        raise ConfigError(
+            f"station.{name}: {value!r} must be non-empty and contain no '/', '+' or '#' (it is an MQTT topic level)"
+        )
     return value
 
 
@@ -85,8 +87,8 @@ class Topics:
     def command_name(self, topic: str) -> str | None:
         """'hs/s/st/cmd/ping' -> 'ping'; None for any other topic."""
         prefix = f"{self.base}/cmd/"
-        if topic.startswith(prefix) and "/" not in topic[len(prefix):]:
-            return topic[len(prefix):]
+        if topic.startswith(prefix) and "/" not in topic[len(prefix) :]:
+            return topic[len(prefix) :]
         return None
 
 

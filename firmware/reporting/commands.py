@@ -61,8 +61,14 @@ LED_TEST_INTERVAL_S = 5.0  # a led-test holds the rules loop ~1 s: at most one p
 OVERRIDES_FILE = "overrides.json"
 AGENT_FILE = "agent.json"
 COMMANDS = ("ping", "get-config", "set-config", "led-test", "restart", "agent")
-_ALLOWED_KEYS = {"ping": set(), "get-config": set(), "set-config": {"set", "unset"},
-                 "led-test": set(), "restart": set(), "agent": {"agent"}}
+_ALLOWED_KEYS = {
+    "ping": set(),
+    "get-config": set(),
+    "set-config": {"set", "unset"},
+    "led-test": set(),
+    "restart": set(),
+    "agent": {"agent"},
+}
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +160,15 @@ def set_aside(path: Path) -> str:
 class CommandHandler:
     """Validates and runs remote commands; see the module docstring for the protocol."""
 
-    def __init__(self, get_config: Callable[[], dict], apply_overrides: Callable[[dict], None],
-                 led_test: Callable[[], None], restart: Callable[[], None], state_dir: str | Path,
-                 set_agent: Callable[[str | None], None] | None = None):
+    def __init__(
+        self,
+        get_config: Callable[[], dict],
+        apply_overrides: Callable[[dict], None],
+        led_test: Callable[[], None],
+        restart: Callable[[], None],
+        state_dir: str | Path,
+        set_agent: Callable[[str | None], None] | None = None,
+    ):
         self.get_config = get_config
         self.set_agent = set_agent
         self.apply_overrides = apply_overrides
@@ -203,8 +215,10 @@ class CommandHandler:
     def _led_test(self, _request: dict) -> dict:
         now = time.monotonic()
         if self._led_test_t is not None and now - self._led_test_t < LED_TEST_INTERVAL_S:
-            raise CommandError(f"led-test: at most one led-test every {LED_TEST_INTERVAL_S:g} s "
-                               f"(the last one ran {now - self._led_test_t:.1f} s ago)")
+            raise CommandError(
+                f"led-test: at most one led-test every {LED_TEST_INTERVAL_S:g} s "
+                f"(the last one ran {now - self._led_test_t:.1f} s ago)"
+            )
         self._led_test_t = now
         self.led_test()
         return {}
@@ -225,7 +239,9 @@ class CommandHandler:
         problems = check_overrides(changes)
         problems += [f"profile.{k}: unknown profile key" for k in unset if k not in TIMING_KEYS]
         if problems:
-            raise CommandError(f"set-config: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise CommandError(
+                f"set-config: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
         merged = {k: v for k, v in self.overrides.items() if k not in unset}
         merged.update(changes)
         tmp = self._write_tmp(merged)

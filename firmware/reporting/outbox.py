@@ -78,8 +78,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 # (rows, event rows, bytes as counted against the cap) of the rows selected by an optional WHERE
-_TOTALS = ("SELECT COUNT(*), COALESCE(SUM(kind = 'event'), 0), "
-           f"COALESCE(SUM(LENGTH(payload) + {ROW_OVERHEAD_BYTES}), 0) FROM outbox")
+_TOTALS = (
+    "SELECT COUNT(*), COALESCE(SUM(kind = 'event'), 0), "
+    f"COALESCE(SUM(LENGTH(payload) + {ROW_OVERHEAD_BYTES}), 0) FROM outbox"
+)
 
 
 class Row(NamedTuple):
@@ -117,8 +119,10 @@ def _refuse_root_in_foreign_dir(state_dir: Path) -> None:
         return  # the outbox reports an unusable directory itself
     if uid != 0:
         user = _user_name(uid)
-        raise _state_dir_error(f"{state_dir}: owned by {user}: run as root, this would leave root-owned files "
-                               f"the service cannot write; run it as that user: sudo -u {user} headset-station ...")
+        raise _state_dir_error(
+            f"{state_dir}: owned by {user}: run as root, this would leave root-owned files "
+            f"the service cannot write; run it as that user: sudo -u {user} headset-station ..."
+        )
 
 
 def _foreign_file(path: Path) -> str | None:
@@ -131,8 +135,10 @@ def _foreign_file(path: Path) -> str | None:
         return None
     if st.st_uid == os.geteuid():
         return None
-    return (f"{path} is owned by {_user_name(st.st_uid)} (left by a run as root?), not {_user_name(os.geteuid())}; "
-            f"fix it with: sudo chown -R {_user_name(dir_uid)}: {path.parent}")
+    return (
+        f"{path} is owned by {_user_name(st.st_uid)} (left by a run as root?), not {_user_name(os.geteuid())}; "
+        f"fix it with: sudo chown -R {_user_name(dir_uid)}: {path.parent}"
+    )
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
@@ -168,8 +174,12 @@ class Outbox:
         if hwm is None and top is None:
             # A new, deleted, emptied or replaced outbox: continue after the reservation.
             if self._reserved:
-                log.warning("%s has no seq high-water mark (new, deleted or emptied); seq continues after %d "
-                            "from %s", self.path, self._reserved, self._seq_file)
+                log.warning(
+                    "%s has no seq high-water mark (new, deleted or emptied); seq continues after %d from %s",
+                    self.path,
+                    self._reserved,
+                    self._seq_file,
+                )
             self._next_seq = self._reserved + 1
         else:
             last = max(hwm or 0, top or 0)
@@ -218,8 +228,10 @@ class Outbox:
         except BlockingIOError:
             owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise _state_dir_error(f"{self.path}: outbox is in use by another station process (pid {owner}); "
-                               "give each process its own state_dir") from None
+            raise _state_dir_error(
+                f"{self.path}: outbox is in use by another station process (pid {owner}); "
+                "give each process its own state_dir"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -240,8 +252,10 @@ class Outbox:
             opened = self._open()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
-        self._open_fault = (f"{self.path} was corrupt ({reason}); moved it aside to {aside.name} "
-                            "and started a new outbox (its unsent events are in the old file)")
+        self._open_fault = (
+            f"{self.path} was corrupt ({reason}); moved it aside to {aside.name} "
+            "and started a new outbox (its unsent events are in the old file)"
+        )
         log.error("storage: %s", self._open_fault)
         return opened
 
@@ -254,8 +268,10 @@ class Outbox:
                 if src.exists():
                     os.replace(src, f"{aside}{suffix}")
         except OSError as err:
-            raise StorageError(f"{self.path}: outbox is corrupt ({reason}) and cannot be moved aside "
-                               f"({err.strerror}); move it away by hand") from None
+            raise StorageError(
+                f"{self.path}: outbox is corrupt ({reason}) and cannot be moved aside "
+                f"({err.strerror}); move it away by hand"
+            ) from None
         return aside
 
     def _open(self):
@@ -290,8 +306,11 @@ class Outbox:
         return StorageError(f"{self.path}: outbox error ({text})")
 
     def _set_meta(self, key: str, value: int) -> None:
-        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)", (key, value))
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+            (key, value),
+        )
 
     # --- SeqSource -------------------------------------------------------------------------
     def _read_reserved(self) -> int:
@@ -320,8 +339,9 @@ class Outbox:
             finally:
                 os.close(dfd)
         except OSError as exc:
-            log.warning("%s: cannot reserve seq numbers (%s); retrying with the next event", self._seq_file,
-                        exc.strerror)
+            log.warning(
+                "%s: cannot reserve seq numbers (%s); retrying with the next event", self._seq_file, exc.strerror
+            )
             return False
         self._reserved = value
         return True
@@ -360,8 +380,10 @@ class Outbox:
         size = sum(len(p) + ROW_OVERHEAD_BYTES for _s, p in items)
         with self._db:
             _fits, gone_rows, gone_bytes = self._make_room(size)
-            self._db.executemany("INSERT INTO outbox (sort, kind, seq, payload) VALUES (?, 'event', ?, ?)",
-                                 [(seq, seq, payload) for seq, payload in items])
+            self._db.executemany(
+                "INSERT INTO outbox (sort, kind, seq, payload) VALUES (?, 'event', ?, ?)",
+                [(seq, seq, payload) for seq, payload in items],
+            )
             self._set_meta("seq_hwm", max(seq for seq, _p in items))
         self._depth += len(items) - gone_rows
         self._events += len(items)
@@ -369,15 +391,18 @@ class Outbox:
         self.dropped_telemetry += gone_rows
         if self._bytes > self.max_bytes and not self.over_cap:
             self.over_cap = True
-            detail = (f"outbox over its cap of {self.max_bytes / 1048576:.1f} MB with only events "
-                      f"left ({self._events} events); keeping them")
+            detail = (
+                f"outbox over its cap of {self.max_bytes / 1048576:.1f} MB with only events "
+                f"left ({self._events} events); keeping them"
+            )
             faults.append(("cap", detail, False))
 
     def _hold(self, seq: int, payload: bytes) -> None:
         if len(self._held) >= HOLD_MAX_EVENTS:
             self.refused_events += 1
-            raise StorageError(f"{self.path}: disk full and {len(self._held)} events already held in memory; "
-                               f"event seq {seq} not kept")
+            raise StorageError(
+                f"{self.path}: disk full and {len(self._held)} events already held in memory; event seq {seq} not kept"
+            )
         self._held.append((seq, payload))
 
     def _disk_problem(self, exc: sqlite3.Error) -> tuple[str, str, bool]:
@@ -425,8 +450,10 @@ class Outbox:
                 with self._db:
                     fits, gone_rows, gone_bytes = self._make_room(size)
                     if fits:
-                        self._db.execute("INSERT INTO outbox (sort, kind, seq, payload) "
-                                         "VALUES (?, 'telemetry', NULL, ?)", (self._next_seq - 1, payload))
+                        self._db.execute(
+                            "INSERT INTO outbox (sort, kind, seq, payload) VALUES (?, 'telemetry', NULL, ?)",
+                            (self._next_seq - 1, payload),
+                        )
             except sqlite3.DatabaseError as exc:
                 log.debug("telemetry dropped: %s", exc)
                 self.dropped_telemetry += 1
@@ -443,8 +470,10 @@ class Outbox:
         gone_rows = gone_bytes = 0
         last_pos = 0
         while need > 0:
-            rows = self._db.execute("SELECT pos, LENGTH(payload) FROM outbox WHERE kind = 'telemetry' AND pos > ? "
-                                    "ORDER BY pos LIMIT 256", (last_pos,)).fetchall()
+            rows = self._db.execute(
+                "SELECT pos, LENGTH(payload) FROM outbox WHERE kind = 'telemetry' AND pos > ? ORDER BY pos LIMIT 256",
+                (last_pos,),
+            ).fetchall()
             if not rows:
                 return False, gone_rows, gone_bytes
             doomed = []
@@ -465,8 +494,9 @@ class Outbox:
         skip = set(skip)
         with self._lock:
             try:
-                rows = self._db.execute("SELECT pos, kind, seq, payload FROM outbox ORDER BY sort, pos LIMIT ?",
-                                        (limit + len(skip),)).fetchall()
+                rows = self._db.execute(
+                    "SELECT pos, kind, seq, payload FROM outbox ORDER BY sort, pos LIMIT ?", (limit + len(skip),)
+                ).fetchall()
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
         return [Row(*r) for r in rows if r[0] not in skip][:limit]
@@ -542,8 +572,11 @@ class Outbox:
             if self._held:
                 self._flush_held(faults)
                 if self._held:
-                    log.error("storage: %d events held in memory could not be written to %s and are lost",
-                              len(self._held), self.path)
+                    log.error(
+                        "storage: %d events held in memory could not be written to %s and are lost",
+                        len(self._held),
+                        self.path,
+                    )
             last = self._next_seq - 1
             try:
                 with self._db:

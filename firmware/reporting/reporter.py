@@ -44,26 +44,46 @@ from firmware.protocol.topics import QOS_COMMAND, QOS_STATE, QOS_STATUS, Topics
 from firmware.reporting.outbox import Outbox
 from firmware.reporting.sender import Sender
 
-CAPABILITIES = ("events", "state", "telemetry", "cmd:ping", "cmd:get-config", "cmd:set-config",
-                "cmd:led-test", "cmd:restart", "cmd:agent")
+CAPABILITIES = (
+    "events",
+    "state",
+    "telemetry",
+    "cmd:ping",
+    "cmd:get-config",
+    "cmd:set-config",
+    "cmd:led-test",
+    "cmd:restart",
+    "cmd:agent",
+)
 
 
 def _guarded(fn):
     """A paho callback that logs its exception instead of killing the network thread."""
+
     @functools.wraps(fn)
     def wrapper(self, *args):
         try:
             return fn(self, *args)
         except Exception:
             self.log.exception("mqtt: %s failed", fn.__name__)
+
     return wrapper
 
 
 class Reporter:
     """Publishes one station's events, state, status and telemetry; receives its commands."""
 
-    def __init__(self, settings: Settings, outbox: Outbox, *, profile_name: str, on_command=None,
-                 log: logging.Logger | None = None, on_fault=None, telemetry=None):
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        *,
+        profile_name: str,
+        on_command=None,
+        log: logging.Logger | None = None,
+        on_fault=None,
+        telemetry=None,
+    ):
         m = settings.mqtt
         self.log = log or logging.getLogger(__name__)
         if not m.brokers:
@@ -92,13 +112,23 @@ class Reporter:
         self._threads: list[threading.Thread] = []
         self._cpu = (time.monotonic(), time.process_time())
         self.client = self._make_client(m)
-        self.sender = Sender(self.client, outbox, self.topics, m, on_telemetry_due=self._telemetry_due,
-                             on_fault=lambda component, detail, cleared: self._fault(detail, cleared, component))
+        self.sender = Sender(
+            self.client,
+            outbox,
+            self.topics,
+            m,
+            on_telemetry_due=self._telemetry_due,
+            on_fault=lambda component, detail, cleared: self._fault(detail, cleared, component),
+        )
 
     def _make_client(self, m) -> mqtt.Client:
         st = self.settings.station
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=m.client_id or f"hs-{st.site}-{st.id}",
-                             clean_session=True, protocol=mqtt.MQTTv311)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=m.client_id or f"hs-{st.site}-{st.id}",
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
         client.reconnect_delay_set(1, m.reconnect_max_s)
         client.max_inflight_messages_set(m.inflight)
         client.max_queued_messages_set(0)  # the outbox, not paho's memory, bounds the backlog
@@ -265,7 +295,11 @@ class Reporter:
             status = {}
         if not isinstance(status, dict):  # JSON, but not ours (a peer on a broker without ACLs)
             status = {}
-        if self.connected and not self._stopping and (status.get("status") != "online" or status.get("bdSeq") != self.bdseq):
+        if (
+            self.connected
+            and not self._stopping
+            and (status.get("status") != "online" or status.get("bdSeq") != self.bdseq)
+        ):
             client.publish(self.topics.status, self._status("online", "rebirth"), QOS_STATUS, retain=True)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -295,9 +329,17 @@ class Reporter:
                 self.log.exception("on_fault callback failed")
 
     def _status(self, status: str, reason: str) -> bytes:
-        record = {"status": status, "bdSeq": self.bdseq, "boot_id": self.boot_id, "reason": reason,
-                  "ts": iso_utc(time.time()), "station": self.settings.station.id, **self._identity(),
-                  "site": self.settings.station.site, "tz": self.settings.station.tz or None}
+        record = {
+            "status": status,
+            "bdSeq": self.bdseq,
+            "boot_id": self.boot_id,
+            "reason": reason,
+            "ts": iso_utc(time.time()),
+            "station": self.settings.station.id,
+            **self._identity(),
+            "site": self.settings.station.site,
+            "tz": self.settings.station.tz or None,
+        }
         if status == "online":
             record.update(version=__version__, profile=self.profile_name, capabilities=list(CAPABILITIES))
         return json.dumps(record, separators=(",", ":")).encode()
@@ -309,9 +351,13 @@ class Reporter:
         now, cpu = time.monotonic(), time.process_time()
         last_now, last_cpu = self._cpu
         self._cpu = (now, cpu)
-        return {"cpu_pct": round(100.0 * (cpu - last_cpu) / max(now - last_now, 1e-6), 1),
-                "load_1m": round(os.getloadavg()[0], 2), "outbox_depth": self.outbox.depth,
-                "outbox_events": self.outbox.event_depth, "connected": self.connected}
+        return {
+            "cpu_pct": round(100.0 * (cpu - last_cpu) / max(now - last_now, 1e-6), 1),
+            "load_1m": round(os.getloadavg()[0], 2),
+            "outbox_depth": self.outbox.depth,
+            "outbox_events": self.outbox.event_depth,
+            "connected": self.connected,
+        }
 
     def _reply(self, name: str, reply: dict) -> None:
         payload = json.dumps(reply, ensure_ascii=False, separators=(",", ":"), default=str).encode()

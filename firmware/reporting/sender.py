@@ -49,8 +49,16 @@ FaultFn = Callable[[str, str, bool], None]  # (component, detail, cleared)
 class Sender:
     """Moves outbox rows into paho and acknowledged rows out of the outbox (one thread)."""
 
-    def __init__(self, client, outbox: Outbox, topics: Topics, mqtt_settings, *,
-                 on_telemetry_due: Callable[[], None] | None = None, on_fault: FaultFn | None = None):
+    def __init__(
+        self,
+        client,
+        outbox: Outbox,
+        topics: Topics,
+        mqtt_settings,
+        *,
+        on_telemetry_due: Callable[[], None] | None = None,
+        on_fault: FaultFn | None = None,
+    ):
         self.client = client
         self.outbox = outbox
         m = mqtt_settings
@@ -61,8 +69,10 @@ class Sender:
         self.telemetry_s = m.telemetry_s
         self.on_telemetry_due = on_telemetry_due
         self.on_fault = on_fault
-        self.route = {"event": (topics.event, QOS_EVENT),  # row kind -> (topic, QoS)
-                      "telemetry": (topics.telemetry, QOS_TELEMETRY)}
+        self.route = {
+            "event": (topics.event, QOS_EVENT),  # row kind -> (topic, QoS)
+            "telemetry": (topics.telemetry, QOS_TELEMETRY),
+        }
         # Shared with other threads, only through the methods below.
         self._wake = threading.Event()
         self._acks: collections.deque[int] = collections.deque()  # mids from on_publish

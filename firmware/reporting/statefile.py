@@ -21,8 +21,13 @@ def read_state_text(path: str | Path, max_bytes: int = MAX_STATE_FILE_BYTES) -> 
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) \
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a directory"
+                if stat.S_ISDIR(st.st_mode)
                 else "a device or socket"
+            )
             raise OSError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
         if st.st_size > max_bytes:
             raise OSError(errno.EFBIG, f"is {st.st_size} bytes, over the {max_bytes}-byte limit", str(path))

@@ -36,20 +36,28 @@ class Analysis:
     # (start_s, end_s, active level dBFS) of every utterance; an utterance still running at
     # the end of the audio ends at duration_s with level None
     segments: list[tuple[float, float, float | None]]
-    line: list[dict]          # {"t", "condition", "level_dbfs", "noise_dbfs", "snr_db"} on change
-    tones: list[dict]         # {"t", "tone"}
-    echo: dict | None         # the pipeline's tx -> rx coupling estimate (None: not available)
+    line: list[dict]  # {"t", "condition", "level_dbfs", "noise_dbfs", "snr_db"} on change
+    tones: list[dict]  # {"t", "tone"}
+    echo: dict | None  # the pipeline's tx -> rx coupling estimate (None: not available)
 
     @property
     def speech_s(self) -> float:
         return sum(end - start for start, end, _ in self.segments)
 
     def as_dict(self) -> dict:
-        return {"channel": self.channel, "rate_hz": self.rate_hz, "duration_s": round(self.duration_s, 3),
-                "speech_s": round(self.speech_s, 3),
-                "segments": [{"start_s": round(a, 3), "end_s": round(b, 3),
-                              "level_dbfs": None if lv is None else round(lv, 1)} for a, b, lv in self.segments],
-                "line": self.line, "tones": self.tones, "echo": self.echo}
+        return {
+            "channel": self.channel,
+            "rate_hz": self.rate_hz,
+            "duration_s": round(self.duration_s, 3),
+            "speech_s": round(self.speech_s, 3),
+            "segments": [
+                {"start_s": round(a, 3), "end_s": round(b, 3), "level_dbfs": None if lv is None else round(lv, 1)}
+                for a, b, lv in self.segments
+            ],
+            "line": self.line,
+            "tones": self.tones,
+            "echo": self.echo,
+        }
 
 
 def echo_estimate(pipeline: Pipeline) -> dict | None:
@@ -61,8 +69,15 @@ def echo_estimate(pipeline: Pipeline) -> dict | None:
     return fn() if callable(fn) else None
 
 
-def analyze_pcm(pcm: np.ndarray, rate_hz: int, settings: Settings, profile: Profile, channel: str = "rx",
-                tx: np.ndarray | None = None, block_s: float = REPLAY_BLOCK_S) -> Analysis:
+def analyze_pcm(
+    pcm: np.ndarray,
+    rate_hz: int,
+    settings: Settings,
+    profile: Profile,
+    channel: str = "rx",
+    tx: np.ndarray | None = None,
+    block_s: float = REPLAY_BLOCK_S,
+) -> Analysis:
     """Run int16 `pcm` as `channel` (and, for rx, the agent's `tx`) through a pipeline."""
     if channel not in CHANNELS:
         raise InputError(f"--channel: {channel!r} is not rx or tx")
@@ -76,10 +91,10 @@ def analyze_pcm(pcm: np.ndarray, rate_hz: int, settings: Settings, profile: Prof
     tones: list[dict] = []
     start_t = None
     for i in range(0, n_total, step):
-        block = pcm[i:i + step]
+        block = pcm[i : i + step]
         other = None
         if tx is not None:
-            other = tx[i:i + len(block)]
+            other = tx[i : i + len(block)]
             if len(other) < len(block):
                 other = np.concatenate((other, np.zeros(len(block) - len(other), dtype=np.int16)))
         edges = pipeline.feed(i / rate_hz, *((other, block) if channel == "rx" else (block, None)))
@@ -92,8 +107,15 @@ def analyze_pcm(pcm: np.ndarray, rate_hz: int, settings: Settings, profile: Prof
                 segments.append((e.end_t - e.duration_s, e.end_t, e.active_level_dbfs))
                 start_t = None
             elif isinstance(e, LineChange):
-                line.append({"t": round(e.t, 3), "condition": e.condition, "level_dbfs": round(e.level_dbfs, 1),
-                             "noise_dbfs": round(e.noise_dbfs, 1), "snr_db": round(e.snr_db, 1)})
+                line.append(
+                    {
+                        "t": round(e.t, 3),
+                        "condition": e.condition,
+                        "level_dbfs": round(e.level_dbfs, 1),
+                        "noise_dbfs": round(e.noise_dbfs, 1),
+                        "snr_db": round(e.snr_db, 1),
+                    }
+                )
             elif isinstance(e, ToneDetected):
                 tones.append({"t": round(e.t, 3), "tone": e.tone})
     duration_s = n_total / rate_hz
@@ -104,8 +126,14 @@ def analyze_pcm(pcm: np.ndarray, rate_hz: int, settings: Settings, profile: Prof
     return Analysis(channel, rate_hz, duration_s, segments, line, tones, echo)
 
 
-def analyze_file(path: str, settings: Settings, profile: Profile, channel: str = "rx",
-                 tx_path: str | None = None, block_s: float = REPLAY_BLOCK_S) -> Analysis:
+def analyze_file(
+    path: str,
+    settings: Settings,
+    profile: Profile,
+    channel: str = "rx",
+    tx_path: str | None = None,
+    block_s: float = REPLAY_BLOCK_S,
+) -> Analysis:
     """Read the WAV file(s) and analyse; InputError (one line, exit 2) for bad files."""
     if tx_path is not None and channel != "rx":
         raise InputError("--tx: the agent's channel is only used with --channel rx")
@@ -122,12 +150,30 @@ def analyze_file(path: str, settings: Settings, profile: Profile, channel: str =
 
 def format_text(path: str, a: Analysis) -> str:
     """The readable report: one line per decision, in time order."""
-    lines = [(f"{path}: {a.channel}, {a.rate_hz} Hz, {a.duration_s:.2f} s; "
-              f"{len(a.segments)} utterances, {a.speech_s:.2f} s of speech")]
-    items = [(s, f"{s:9.3f}  speech  {s:.3f}-{e:.3f} s ({e - s:.2f} s"
-                 + (f", {lv:.1f} dBFS)" if lv is not None else ", still running)")) for s, e, lv in a.segments]
-    items += [(c["t"], (f"{c['t']:9.3f}  line    {c['condition']} (speech {c['level_dbfs']} dBFS, "
-                        f"noise {c['noise_dbfs']} dBFS, SNR {c['snr_db']} dB)")) for c in a.line]
+    lines = [
+        (
+            f"{path}: {a.channel}, {a.rate_hz} Hz, {a.duration_s:.2f} s; "
+            f"{len(a.segments)} utterances, {a.speech_s:.2f} s of speech"
+        )
+    ]
+    items = [
+        (
+            s,
+            f"{s:9.3f}  speech  {s:.3f}-{e:.3f} s ({e - s:.2f} s"
+            + (f", {lv:.1f} dBFS)" if lv is not None else ", still running)"),
+        )
+        for s, e, lv in a.segments
+    ]
+    items += [
+        (
+            c["t"],
+            (
+                f"{c['t']:9.3f}  line    {c['condition']} (speech {c['level_dbfs']} dBFS, "
+                f"noise {c['noise_dbfs']} dBFS, SNR {c['snr_db']} dB)"
+            ),
+        )
+        for c in a.line
+    ]
     items += [(x["t"], f"{x['t']:9.3f}  tone    {x['tone']}") for x in a.tones]
     lines += [text for _, text in sorted(items, key=lambda it: it[0])]
     if a.echo is not None:

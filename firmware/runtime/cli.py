@@ -21,7 +21,7 @@ from firmware.protocol.envelope import to_json
 from firmware.runtime.privileges import refuse_root_on_foreign_state
 
 PROG = "headset-station"
-BLOCK_MS_RANGE = (10, 10000)   # replay/analyze --block-ms
+BLOCK_MS_RANGE = (10, 10000)  # replay/analyze --block-ms
 
 
 def _common_station_args(p: argparse.ArgumentParser) -> None:
@@ -34,6 +34,7 @@ def _common_station_args(p: argparse.ArgumentParser) -> None:
 def load_station_settings(args):
     """Settings from --config plus the command-line overrides, validated."""
     from firmware.config.settings import load_settings, settings_from_dict
+
     settings = load_settings(args.config) if args.config else settings_from_dict({}, "defaults")
     station, mqtt = {}, {}
     if getattr(args, "station", None):
@@ -42,11 +43,13 @@ def load_station_settings(args):
         station["state_dir"] = args.state_dir
     if getattr(args, "broker", None):
         from firmware.protocol.brokers import parse_broker
+
         try:
             parse_broker(args.broker)
         except ConfigError:
-            raise ConfigError(f"--broker: {args.broker!r} is not an mqtt://host[:port] or mqtts://host[:port] URL",
-                              "command line") from None
+            raise ConfigError(
+                f"--broker: {args.broker!r} is not an mqtt://host[:port] or mqtts://host[:port] URL", "command line"
+            ) from None
         mqtt["brokers"] = [args.broker]
     try:
         return settings.replace(station=station, mqtt=mqtt) if (station or mqtt) else settings
@@ -89,6 +92,7 @@ def block_ms_arg(text: str | None) -> float | None:
 def cmd_replay(args) -> int:
     from firmware.config.profiles import load_profile
     from firmware.sim.scenario import load_scenario
+
     # Validate every input before the pipeline is even imported.
     block_ms = block_ms_arg(args.block_ms)
     settings = load_station_settings(args)
@@ -97,6 +101,7 @@ def cmd_replay(args) -> int:
     scenario = load_scenario(args.scenario)
     profile = load_profile(args.profile or scenario.profile or settings.station.profile, settings.profile)
     from firmware.runtime.replay import REPLAY_BLOCK_S, replay
+
     block_s = REPLAY_BLOCK_S if block_ms is None else block_ms / 1000.0
     lines: list[str] = []
 
@@ -116,14 +121,17 @@ def cmd_replay(args) -> int:
         if not settings.mqtt.brokers:
             raise ConfigError("--publish needs a broker: give --broker URL or set mqtt.brokers", "command line")
         from firmware.runtime.wiring import open_reporting
+
         reporting = open_reporting(settings, profile.name)
     try:
         if reporting is None:
             emit = print_event
         else:
+
             def emit(event):
                 reporting.sink(event)  # durably queued before it is printed
                 print_event(event)
+
         try:
             replay(scenario, settings, profile, emit, seq=reporting.seq if reporting else None, block_s=block_s)
         finally:
@@ -132,9 +140,11 @@ def cmd_replay(args) -> int:
             return 0
         code = reporting.drain(args.drain_timeout)
         if code:
-            print(f"{PROG}: warning: the broker did not acknowledge every event within {args.drain_timeout:g} s; "
-                  f"the rest stay in {settings.station.state_dir}/outbox.db and go out on the next run",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: warning: the broker did not acknowledge every event within {args.drain_timeout:g} s; "
+                f"the rest stay in {settings.station.state_dir}/outbox.db and go out on the next run",
+                file=sys.stderr,
+            )
         return code
     finally:
         if reporting is not None:
@@ -143,11 +153,13 @@ def cmd_replay(args) -> int:
 
 def cmd_analyze(args) -> int:
     from firmware.config.profiles import load_profile
+
     block_ms = block_ms_arg(args.block_ms)
     settings = load_station_settings(args)
     profile = load_profile(args.profile or settings.station.profile, settings.profile)
     from firmware.runtime.analyze import analyze_file, format_json, format_text
     from firmware.runtime.replay import REPLAY_BLOCK_S
+
     block_s = REPLAY_BLOCK_S if block_ms is None else block_ms / 1000.0
     result = analyze_file(args.wav, settings, profile, args.channel, args.tx, block_s)
     print(format_json(args.wav, result) if args.json else format_text(args.wav, result))
@@ -157,6 +169,7 @@ def cmd_analyze(args) -> int:
 def cmd_run(args) -> int:
     from firmware.runtime.preflight import preflight
     from firmware.runtime.service import run_service
+
     settings = load_station_settings(args)
     refuse_root_on_foreign_state(settings.station.state_dir)
     if args.scenario and not args.simulate:
@@ -169,6 +182,7 @@ def cmd_run(args) -> int:
     scenario = args.scenario
     if args.simulate and not scenario:
         from firmware.sim.demo import demo_scenario
+
         scenario = str(demo_scenario())
     return run_service(settings, simulate=args.simulate, scenario_path=scenario, printer=EventPrinter(args.format))
 
@@ -177,6 +191,7 @@ def cmd_check_config(args) -> int:
     from firmware.config.profiles import load_profile
     from firmware.config.settings import describe_defaults, load_settings
     from firmware.runtime.preflight import preflight, service_account
+
     if args.defaults:
         print(describe_defaults())
         return 0
@@ -193,21 +208,26 @@ def cmd_check_config(args) -> int:
     account = service_account(settings)
     problems, warnings = preflight(settings, account)
     if os.geteuid() == 0 and account is None:
-        warnings.append("run as root, but no service user found (no 'headset' user, and the state directory is "
-                        "not owned by another user): files were checked for root only")
+        warnings.append(
+            "run as root, but no service user found (no 'headset' user, and the state directory is "
+            "not owned by another user): files were checked for root only"
+        )
     for warning in warnings:
         print(f"{args.path}: warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(f"{args.path}: {problem}", file=sys.stderr)
     if problems:
         return ConfigError.exit_code
-    print(f"{args.path}: OK (station {settings.station.id} at {settings.station.site}, profile {profile.name}, "
-          f"pause {profile.pause_s:g} s, hold limit {profile.hold_limit_s:g} s)")
+    print(
+        f"{args.path}: OK (station {settings.station.id} at {settings.station.site}, profile {profile.name}, "
+        f"pause {profile.pause_s:g} s, hold limit {profile.hold_limit_s:g} s)"
+    )
     return 0
 
 
 def cmd_profiles(args) -> int:
     from firmware.config.profiles import load_profile, profile_names
+
     if args.name:
         print(json.dumps(load_profile(args.name).describe(), ensure_ascii=False, indent=2))
         return 0
@@ -219,11 +239,13 @@ def cmd_profiles(args) -> int:
 
 def cmd_selftest(args) -> int:
     from firmware.tech.selftest import run_selftest
+
     return run_selftest(load_station_settings(args), simulate=args.simulate, interactive=not args.yes)
 
 
 def cmd_calibrate(args) -> int:
     from firmware.tech.calibrate import run_calibrate
+
     return run_calibrate(load_station_settings(args), args.config, seconds=args.seconds, assume_yes=args.yes)
 
 
@@ -235,8 +257,10 @@ FLEET_COMMANDS = ("provision", "monitor", "collect", "report", "loadgen", "board
 
 
 def cmd_moved_to_fleet(args) -> int:
-    raise InputError(f"{args.command} is a central-side fleet tool: run `headset-fleet {args.command} ...` "
-                     "(the headset-fleet package, tools/fleet; not installed on a station)")
+    raise InputError(
+        f"{args.command} is a central-side fleet tool: run `headset-fleet {args.command} ...` "
+        "(the headset-fleet package, tools/fleet; not installed on a station)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the station service (live, or --simulate)")
     _common_station_args(p)
     p.add_argument("--simulate", action="store_true", help="mock GPIO pins and file audio; no Pi hardware needed")
-    p.add_argument("--scenario", metavar="FILE", help="with --simulate: play this scenario in real time (default: the demo call)")
+    p.add_argument(
+        "--scenario", metavar="FILE", help="with --simulate: play this scenario in real time (default: the demo call)"
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="how events are printed (default text)")
     p.set_defaults(func=cmd_run)
 
@@ -258,10 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="NAME", help="profile name or file (overrides the scenario's)")
     _common_station_args(p)
     p.add_argument("--publish", action="store_true", help="also send the events through the outbox to the broker")
-    p.add_argument("--drain-timeout", type=number_arg(float, lo=0.0, hi=3600.0), default=30.0, metavar="S",
-                   help="with --publish: wait this long for the broker (0-3600)")
-    p.add_argument("--block-ms", metavar="N", help="feed the pipeline in N ms blocks, as the live service does "
-                   "(10-10000; default 960)")
+    p.add_argument(
+        "--drain-timeout",
+        type=number_arg(float, lo=0.0, hi=3600.0),
+        default=30.0,
+        metavar="S",
+        help="with --publish: wait this long for the broker (0-3600)",
+    )
+    p.add_argument(
+        "--block-ms",
+        metavar="N",
+        help="feed the pipeline in N ms blocks, as the live service does (10-10000; default 960)",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("analyze", help="what the analyser decides for a WAV: speech segments, line, tones, echo")
@@ -291,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="measure noise and a test phrase; propose gains and thresholds")
     _common_station_args(p)
-    p.add_argument("--seconds", type=number_arg(float, lo=0.5, hi=60.0), default=3.0,
-                   help="length of each recording (0.5-60 s)")
+    p.add_argument(
+        "--seconds", type=number_arg(float, lo=0.5, hi=60.0), default=3.0, help="length of each recording (0.5-60 s)"
+    )
     p.add_argument("--yes", action="store_true", help="write the proposal without asking")
     p.set_defaults(func=cmd_calibrate)
 
@@ -329,8 +364,9 @@ def main(argv=None) -> int:
     except Exception as exc:  # the last line of defence: never a bare traceback
         if debug:
             raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr
+        )
         return 70
 
 

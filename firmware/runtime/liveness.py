@@ -50,8 +50,9 @@ class WatchdogPinger:
             stale = [hb.name for hb in self.heartbeats if hb.age_s(now) > self.max_age_s]
             if stale:
                 if self.stale is None:
-                    log.error("watchdog: %s loop not responding; no more pings (systemd will restart us)",
-                              ", ".join(stale))
+                    log.error(
+                        "watchdog: %s loop not responding; no more pings (systemd will restart us)", ", ".join(stale)
+                    )
                 self.stale = ", ".join(stale)
                 continue
             self.stale = None

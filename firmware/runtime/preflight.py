@@ -37,7 +37,7 @@ from firmware.errors import ConfigError, StorageError
 from firmware.protocol.brokers import parse_broker
 from firmware.reporting.commands import OVERRIDES_FILE, load_agent, read_overrides
 
-SERVICE_USER = "headset"                          # systemd/headset-station.service User=
+SERVICE_USER = "headset"  # systemd/headset-station.service User=
 SERVICE_SUPPLEMENTARY_GROUPS = ("gpio", "audio")  # ... SupplementaryGroups=
 STATE_FILES = ("outbox.db", "outbox.db-wal", "outbox.db-shm", OVERRIDES_FILE)
 R, W, X = 4, 2, 1
@@ -110,8 +110,10 @@ class _Checker:
             group = grp.getgrgid(st.st_gid).gr_name
         except KeyError:
             group = str(st.st_gid)
-        self.problems.append(f"{key}: {path} cannot be {what} by {self._who()}: it is {owner}:{group} mode "
-                             f"{stat.S_IMODE(st.st_mode):04o}; chown or chmod it so that user may")
+        self.problems.append(
+            f"{key}: {path} cannot be {what} by {self._who()}: it is {owner}:{group} mode "
+            f"{stat.S_IMODE(st.st_mode):04o}; chown or chmod it so that user may"
+        )
 
     def _reach(self, key: str, path: Path) -> bool:
         """Every directory above `path` can be searched (x) by the account."""
@@ -159,18 +161,23 @@ class _Checker:
             # The service (or systemd's StateDirectory=) creates it: its nearest parent must allow that.
             parent = next((p for p in path.absolute().parents if p.exists()), Path("/"))
             if self.account is not None:
-                self.warnings.append(f"{key}: {path} does not exist yet; systemd creates it for the service "
-                                     "(StateDirectory=), or the first start does")
+                self.warnings.append(
+                    f"{key}: {path} does not exist yet; systemd creates it for the service "
+                    "(StateDirectory=), or the first start does"
+                )
             elif not os.access(parent, os.W_OK | os.X_OK):
-                self.problems.append(f"{key}: {path} does not exist and cannot be created in {parent} "
-                                     "(permission denied)")
+                self.problems.append(
+                    f"{key}: {path} does not exist and cannot be created in {parent} (permission denied)"
+                )
             return
         if not path.is_dir():
             self.problems.append(f"{key}: {path} is not a directory")
             return
         if not self._reach(key, path):
             return
-        entries = [(path, W | X, "written")] + [(path / f, R | W, "written") for f in STATE_FILES if (path / f).exists()]
+        entries = [(path, W | X, "written")] + [
+            (path / f, R | W, "written") for f in STATE_FILES if (path / f).exists()
+        ]
         for item, bits, what in entries:
             st = item.stat()
             if self.account is None:
@@ -180,8 +187,9 @@ class _Checker:
                 self._denied(key, item, st, what)
 
 
-def preflight(settings: Settings, account: Account | None = None, *,
-              check_audio: bool = True) -> tuple[list[str], list[str]]:
+def preflight(
+    settings: Settings, account: Account | None = None, *, check_audio: bool = True
+) -> tuple[list[str], list[str]]:
     """(problems that stop the service at start, warnings) for these settings; see the module docstring.
 
     account: whose access to check (None = this process); check_audio=False when a scenario
@@ -210,9 +218,11 @@ def preflight(settings: Settings, account: Account | None = None, *,
     if m.password_file:
         pst = c.readable_file("mqtt.password_file", m.password_file)
         if pst is not None and pst.st_mode & 0o077:
-            c.problems.append(f"mqtt.password_file: {m.password_file} is accessible by group or others "
-                              f"(mode {stat.S_IMODE(pst.st_mode):04o}); the service refuses it: "
-                              f"run chmod 600 {m.password_file}")
+            c.problems.append(
+                f"mqtt.password_file: {m.password_file} is accessible by group or others "
+                f"(mode {stat.S_IMODE(pst.st_mode):04o}); the service refuses it: "
+                f"run chmod 600 {m.password_file}"
+            )
     tls = parse_broker(m.brokers[0])[0]
     for key in ("ca_file", "cert_file", "key_file"):
         if getattr(m, key):
@@ -233,8 +243,10 @@ def preflight(settings: Settings, account: Account | None = None, *,
         try:
             load_profile(st.profile, {**settings.profile, **persisted})
         except ConfigError as exc:
-            c.warnings.append(f"{Path(st.state_dir) / OVERRIDES_FILE}: persisted overrides contradict the "
-                              f"profile ({exc.problems[0]}); the service will log this and not apply them")
+            c.warnings.append(
+                f"{Path(st.state_dir) / OVERRIDES_FILE}: persisted overrides contradict the "
+                f"profile ({exc.problems[0]}); the service will log this and not apply them"
+            )
     try:
         load_agent(st.state_dir)
     except StorageError as exc:

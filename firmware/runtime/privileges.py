@@ -29,8 +29,9 @@ def foreign_owner(state_dir: str | os.PathLike) -> int | None:
     return uid or None
 
 
-def refuse_root_on_foreign_state(state_dir: str | os.PathLike, argv: list[str] | None = None,
-                                 prog: str = "headset-station") -> None:
+def refuse_root_on_foreign_state(
+    state_dir: str | os.PathLike, argv: list[str] | None = None, prog: str = "headset-station"
+) -> None:
     """WrongUserError when this process is root and `state_dir` belongs to another user."""
     if os.geteuid() != 0:
         return
@@ -42,5 +43,7 @@ def refuse_root_on_foreign_state(state_dir: str | os.PathLike, argv: list[str] |
     except KeyError:
         user = f"#{uid}"  # sudo's syntax for a uid without a name
     args = shlex.join(sys.argv[1:] if argv is None else argv)
-    raise WrongUserError(f"{state_dir} belongs to {user}: files root made there would lock the service out; "
-                         f"run as the service user: sudo -u {user} {prog} {args}")
+    raise WrongUserError(
+        f"{state_dir} belongs to {user}: files root made there would lock the service out; "
+        f"run as the service user: sudo -u {user} {prog} {args}"
+    )

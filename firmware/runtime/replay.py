@@ -18,8 +18,14 @@ from firmware.station.pipeline import Pipeline
 REPLAY_BLOCK_S = 0.96  # a multiple of every frame length (10/20/30 ms)
 
 
-def replay(scenario, settings: Settings, profile: Profile, emit: EmitFn,
-           seq: SeqSource | None = None, block_s: float = REPLAY_BLOCK_S) -> Pipeline:
+def replay(
+    scenario,
+    settings: Settings,
+    profile: Profile,
+    emit: EmitFn,
+    seq: SeqSource | None = None,
+    block_s: float = REPLAY_BLOCK_S,
+) -> Pipeline:
     """Run a loaded scenario (hal.scenario.Scenario) through the pipeline; events go to `emit`."""
     settings = settings.replace(audio={"rate_hz": scenario.rate_hz})
     epoch_s = scenario.start.timestamp() if scenario.start is not None else time.time()

@@ -56,16 +56,24 @@ from hal.leds import LedDriver
 log = logging.getLogger(__name__)
 
 QUEUE_BLOCKS = 64  # audio blocks queued at most (~2 s of the default 30 ms blocks); newer ones are dropped
-WAIT_S = 0.05       # the longest the rules loop sleeps: timer resolution while audio is stalled
+WAIT_S = 0.05  # the longest the rules loop sleeps: timer resolution while audio is stalled
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: not 0, so systemd's Restart=on-failure brings the service back
 STATE_EVERY_S = 0.5  # the retained state topic follows the station at most this often
 READY_WAIT_S = 5.0  # how long start-up waits for the first audio block (or error) before READY
 
 
 class Service:
-    def __init__(self, settings: Settings, *, simulate: bool = False, scenario: Scenario | None = None,
-                 printer=None, notifier=None, pipeline_factory: Callable[..., Pipeline] | None = None,
-                 install_signals: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        simulate: bool = False,
+        scenario: Scenario | None = None,
+        printer=None,
+        notifier=None,
+        pipeline_factory: Callable[..., Pipeline] | None = None,
+        install_signals: bool = True,
+    ):
         self.settings, self.simulate, self.scenario = settings, simulate, scenario
         self.printer = printer
         self.notifier = notifier if notifier is not None else SdNotify()
@@ -79,7 +87,7 @@ class Service:
         self.reporting: Reporting | None = None
         self.capture: CaptureThread | None = None
         self.pinger: WatchdogPinger | None = None
-        self.pipeline: Pipeline | None = None   # from setup() until shutdown(); only the rules loop uses it
+        self.pipeline: Pipeline | None = None  # from setup() until shutdown(); only the rules loop uses it
         self.driver: ScenarioDriver | None = None
         self.fault: str | None = None
         self.exit_code = 0
@@ -95,7 +103,7 @@ class Service:
         self._state_due = 0.0
         self._last_state: dict | None = None
         self.source: AudioSource | None = None
-        self.factory: Any = None    # the gpiozero pin factory
+        self.factory: Any = None  # the gpiozero pin factory
         self.t_start = time.monotonic()
 
     def now(self) -> float:
@@ -120,8 +128,7 @@ class Service:
             self.report_fault("storage", problem)
         if agent is not None:
             s = self.settings = s.replace(station={"agent": agent})
-        self.profile = profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile,
-                                              s.profile)
+        self.profile = profile = load_profile((self.scenario and self.scenario.profile) or s.station.profile, s.profile)
         # One factory for inputs and LEDs, passed explicitly: gpiozero's global default stays untouched.
         self.factory = factory = make_pin_factory(s.gpio.pin_factory, simulate=self.simulate)
         ring_pin = None
@@ -130,15 +137,17 @@ class Service:
         self.gpio = gpio = GpioInputs(s.gpio, self._on_gpio, pin_factory=factory, ring_pin=ring_pin)
         self.leds = open_leds(s.leds, factory)
         if s.mqtt.brokers:
-            self.reporting = open_reporting(s, profile.name, on_fault=self.report_fault,
-                                            telemetry=self._telemetry, on_command=command_handler(self))
+            self.reporting = open_reporting(
+                s, profile.name, on_fault=self.report_fault, telemetry=self._telemetry, on_command=command_handler(self)
+            )
         sinks = [f for f in (self.printer, self.reporting and self.reporting.sink) if f]
         emit = EventFanout(*sinks, on_error=lambda sink, exc: log.error("event sink failed: %s", exc))
         if self.pipeline_factory is None:
             self.pipeline_factory = Pipeline
         self.t_start, epoch_s = time.monotonic(), time.time()
-        self.pipeline = pipeline = self.pipeline_factory(s, profile, emit, epoch_s,
-                                                         seq=getattr(self.reporting, "seq", None), leds=self.leds)
+        self.pipeline = pipeline = self.pipeline_factory(
+            s, profile, emit, epoch_s, seq=getattr(self.reporting, "seq", None), leds=self.leds
+        )
         initial = gpio.initial()
         pipeline.start(0.0, hook_off=initial["hook_off"], muted=initial["muted"])
         self.source = source = open_source(s.audio, scenario=self.scenario)
@@ -150,8 +159,12 @@ class Service:
         if period_s:
             self.pinger = WatchdogPinger(self.notifier, [self.audio_hb, self.rules_hb], period_s).start()
         self.notifier.ready(f"station {s.station.id}: running, profile {profile.name}")
-        log.info("running: profile %s, audio %s, gpio %s", profile.name, source.name,
-                 "mock" if self.simulate else (s.gpio.pin_factory or "default"))
+        log.info(
+            "running: profile %s, audio %s, gpio %s",
+            profile.name,
+            source.name,
+            "mock" if self.simulate else (s.gpio.pin_factory or "default"),
+        )
 
     def _wait_first_audio(self) -> None:
         """READY means the audio path was tried: wait for its first block or its first error."""
@@ -221,9 +234,13 @@ class Service:
 
     def _telemetry(self) -> dict:
         cap = self.capture
-        return {"audio_ok": self.fault is None, "audio_source": getattr(self.source, "name", None),
-                "audio_dropped_blocks": cap.dropped if cap else 0, "audio_opens": cap.opens if cap else 0,
-                **echo_telemetry(self.pipeline)}
+        return {
+            "audio_ok": self.fault is None,
+            "audio_source": getattr(self.source, "name", None),
+            "audio_dropped_blocks": cap.dropped if cap else 0,
+            "audio_opens": cap.opens if cap else 0,
+            **echo_telemetry(self.pipeline),
+        }
 
     def _publish_state(self, now: float) -> None:
         if self.reporting is None or now < self._state_due:
@@ -371,7 +388,13 @@ class Service:
 class _JournalFormatter(logging.Formatter):
     """Under systemd (JOURNAL_STREAM set) prefix `<priority>` so the journal files each line at its level."""
 
-    PRIORITY: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
 
     def format(self, record):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
@@ -388,8 +411,7 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.station.log_level.upper())
 
 
-def run_service(settings: Settings, *, simulate: bool = False, scenario_path: str | None = None,
-                printer=None) -> int:
+def run_service(settings: Settings, *, simulate: bool = False, scenario_path: str | None = None, printer=None) -> int:
     """`headset-station run`: the station until SIGTERM (or the end of a simulated scenario)."""
     setup_logging(settings)
     scenario = None

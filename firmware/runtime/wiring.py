@@ -47,12 +47,18 @@ class Reporting:
     def __init__(self, settings: Settings, profile_name: str, *, on_fault=None, telemetry=None, on_command=None):
         self.outbox = Outbox.in_state_dir(settings.station.state_dir, settings.mqtt.outbox_max_mb)
         try:
-            self.reporter = Reporter(settings, self.outbox, profile_name=profile_name, on_command=on_command,
-                                     on_fault=on_fault, telemetry=telemetry)
+            self.reporter = Reporter(
+                settings,
+                self.outbox,
+                profile_name=profile_name,
+                on_command=on_command,
+                on_fault=on_fault,
+                telemetry=telemetry,
+            )
         except BaseException:
             self.outbox.close()
             raise
-        self.seq = self.outbox          # the outbox is the station's durable SeqSource
+        self.seq = self.outbox  # the outbox is the station's durable SeqSource
         self.sink = self.reporter.sink
         self.publish_state = self.reporter.publish_state
         self.set_agent = self.reporter.set_agent
@@ -97,8 +103,9 @@ def command_handler(service):
     def set_agent(agent):
         service.call_in_loop(lambda: service.set_agent(agent))
 
-    handler = CommandHandler(get_config, apply_overrides, led_test, service.request_restart,
-                             settings.station.state_dir, set_agent=set_agent)
+    handler = CommandHandler(
+        get_config, apply_overrides, led_test, service.request_restart, settings.station.state_dir, set_agent=set_agent
+    )
     if handler.overrides:  # persisted by an earlier set-config: they survive restarts
         try:
             service.profile = load_profile(settings.station.profile, {**settings.profile, **handler.overrides})

@@ -20,12 +20,19 @@ DEMO_RATE_HZ = 16000
 DEMO_VERSION = 3
 
 # (start_s, prompt) per channel; times follow the hotline-5s profile.
-AGENT = [(5.6, "hello-world"), (12.4, "hello"), (18.6, "one-moment-please"),
-         (29.2, "agent-loginok"), (35.0, "goodbye")]
+AGENT = [(5.6, "hello-world"), (12.4, "hello"), (18.6, "one-moment-please"), (29.2, "agent-loginok"), (35.0, "goodbye")]
 # The customer says goodbye first; the agent's goodbye is the last word, then the pause.
 CUSTOMER = [(14.4, "agent-newlocation"), (31.4, "im-sorry"), (33.6, "vm-goodbye")]
-INPUTS = [(0.5, "ring", True), (1.5, "ring", False), (3.0, "ring", True), (4.0, "ring", False),
-          (5.0, "hook", "off"), (20.5, "mute", True), (28.5, "mute", False), (41.5, "hook", "on")]
+INPUTS = [
+    (0.5, "ring", True),
+    (1.5, "ring", False),
+    (3.0, "ring", True),
+    (4.0, "ring", False),
+    (5.0, "hook", "off"),
+    (20.5, "mute", True),
+    (28.5, "mute", False),
+    (41.5, "hook", "on"),
+]
 DURATION_S = 42.0
 
 
@@ -37,7 +44,7 @@ def place_prompts(placements, duration_s: float, rate_hz: int, level_dbfs: float
         p = speech.scale_to(speech.load_prompt(name, rate_hz), level_dbfs, rate_hz)
         i = int(round(start_s * rate_hz))
         n = min(len(p), len(track) - i)
-        track[i:i + n] += p[:n]
+        track[i : i + n] += p[:n]
     return track
 
 
@@ -58,6 +65,13 @@ def demo_scenario(directory: Path | None = None) -> Path:
     mic_noise = speech.noise("pink", n, DEMO_RATE_HZ, seed=8, level_dbfs=-66.0)
     tx = place_prompts(AGENT, DURATION_S, DEMO_RATE_HZ, -24.0) + mic_noise
     rx = place_prompts(CUSTOMER, DURATION_S, DEMO_RATE_HZ, -28.0) + line_noise
-    write_scenario(scenario, DEMO_RATE_HZ, tx=tx, rx=rx, inputs=INPUTS, profile="hotline-5s",
-                   comment="The demo call: built by hal/demo.py from the asterisk prompts.")
+    write_scenario(
+        scenario,
+        DEMO_RATE_HZ,
+        tx=tx,
+        rx=rx,
+        inputs=INPUTS,
+        profile="hotline-5s",
+        comment="The demo call: built by hal/demo.py from the asterisk prompts.",
+    )
     return scenario

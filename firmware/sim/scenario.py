@@ -30,13 +30,13 @@ MAX_SCENARIO_S = 24 * 3600.0  # a longer "call" is a typo, not a scenario
 class Scenario:
     path: Path
     rate_hz: int
-    tx: np.ndarray | None          # int16 mono, or None = digital silence
+    tx: np.ndarray | None  # int16 mono, or None = digital silence
     rx: np.ndarray | None
-    inputs: list = field(default_factory=list)   # [(t_s, name, value)] sorted by t
+    inputs: list = field(default_factory=list)  # [(t_s, name, value)] sorted by t
     profile: str | None = None
     start: datetime | None = None  # wall-clock instant of t = 0, for calendar rules
     audio_s: float = 0.0
-    duration_s: float = 0.0        # the later of the end of the audio and the last input
+    duration_s: float = 0.0  # the later of the end of the audio and the last input
 
     def block_iter(self, block_s: float):
         """Yield (t0, tx_block, rx_block, inputs_in_block) covering the whole scenario."""
@@ -52,6 +52,7 @@ class Scenario:
                 end += 1
             yield t0, _slice(self.tx, start, stop), _slice(self.rx, start, stop), inputs[first:end]
             first = end
+
 
 def _slice(samples, start, stop):
     if samples is None:
@@ -103,7 +104,7 @@ def load_scenario(path: str | Path) -> Scenario:
             continue
         if not isinstance(audio[ch], str) or not audio[ch].strip():
             _fail(path, f"audio.{ch}: expected a file name")
-        wav_path = (path.parent / audio[ch])
+        wav_path = path.parent / audio[ch]
         rate, samples = read_wav(wav_path)
         if rate_hz is not None and rate != rate_hz:
             _fail(path, f"audio: tx and rx have different rates ({rate_hz} and {rate} Hz)")
@@ -112,8 +113,17 @@ def load_scenario(path: str | Path) -> Scenario:
     inputs = _parse_inputs(path, data.get("inputs", []))
     audio_s = max((len(s) for s in channels.values()), default=0) / (rate_hz or 16000)
     duration_s = max([audio_s] + [t for t, _, _ in inputs])
-    return Scenario(path=path, rate_hz=rate_hz or 16000, tx=channels.get("tx"), rx=channels.get("rx"),
-                    inputs=inputs, profile=profile, start=start, audio_s=audio_s, duration_s=duration_s)
+    return Scenario(
+        path=path,
+        rate_hz=rate_hz or 16000,
+        tx=channels.get("tx"),
+        rx=channels.get("rx"),
+        inputs=inputs,
+        profile=profile,
+        start=start,
+        audio_s=audio_s,
+        duration_s=duration_s,
+    )
 
 
 def _parse_inputs(path, raw) -> list:
@@ -143,7 +153,7 @@ def _parse_inputs(path, raw) -> list:
         value = item[name]
         if name == "hook":
             if value not in ("on", "off"):
-                _fail(path, f"{where}.hook: {value!r} is not \"on\" or \"off\"")
+                _fail(path, f'{where}.hook: {value!r} is not "on" or "off"')
         elif not isinstance(value, bool):
             _fail(path, f"{where}.{name}: expected true or false, got {value!r}")
         out.append((float(t), name, value))
@@ -151,8 +161,9 @@ def _parse_inputs(path, raw) -> list:
     return out
 
 
-def write_scenario(path: str | Path, rate_hz: int, tx=None, rx=None, inputs=(), profile: str | None = None,
-                   comment: str = "") -> Path:
+def write_scenario(
+    path: str | Path, rate_hz: int, tx=None, rx=None, inputs=(), profile: str | None = None, comment: str = ""
+) -> Path:
     """Write a scenario file and its WAVs (`<stem>-tx.wav`, `<stem>-rx.wav` beside it) that
     `load_scenario` reads back. `tx`/`rx` are int16 sample arrays (or float in int16 units);
     None leaves the channel out (digital silence). The TOML is replaced atomically, so a

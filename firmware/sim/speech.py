@@ -35,16 +35,39 @@ PROMPT_RATE_HZ = 8000
 
 # Prompts that are speech by one talker, 1.5-8 s long: the default material for calls.
 SPEECH_PROMPTS = (
-    "vm-intro", "vm-instructions", "vm-newuser", "vm-leavemsg", "vm-nobodyavail",
-    "queue-periodic-announce", "dir-welcome", "privacy-prompt", "please-try-call-later",
-    "pls-hold-while-try", "sorry-youre-having-problems", "something-terribly-wrong",
-    "cannot-complete-as-dialed", "check-number-dial-again", "all-circuits-busy-now",
-    "vm-review", "vm-opts", "demo-thanks", "auth-incorrect", "conf-onlyperson",
+    "vm-intro",
+    "vm-instructions",
+    "vm-newuser",
+    "vm-leavemsg",
+    "vm-nobodyavail",
+    "queue-periodic-announce",
+    "dir-welcome",
+    "privacy-prompt",
+    "please-try-call-later",
+    "pls-hold-while-try",
+    "sorry-youre-having-problems",
+    "something-terribly-wrong",
+    "cannot-complete-as-dialed",
+    "check-number-dial-again",
+    "all-circuits-busy-now",
+    "vm-review",
+    "vm-opts",
+    "demo-thanks",
+    "auth-incorrect",
+    "conf-onlyperson",
 )
 # Other prompts, used to build babble so babble never contains the target talker's words.
 BABBLE_PROMPTS = (
-    "vm-msginstruct", "dir-intro", "conf-usermenu", "demo-moreinfo", "demo-abouttotry",
-    "vm-options", "conf-adminmenu", "screen-callee-options", "demo-echotest", "basic-pbx-ivr-main",
+    "vm-msginstruct",
+    "dir-intro",
+    "conf-usermenu",
+    "demo-moreinfo",
+    "demo-abouttotry",
+    "vm-options",
+    "conf-adminmenu",
+    "screen-callee-options",
+    "demo-echotest",
+    "basic-pbx-ivr-main",
 )
 NOISE_KINDS = ("white", "pink", "babble")
 
@@ -58,8 +81,7 @@ def prompts_dir() -> Path:
         if path.is_dir() and any(path.glob("*.wav")):
             return path
     where = " or ".join(str(p) for p in candidates)
-    raise InputError(f"{where}: no voice prompts found (sudo apt-get install {PROMPTS_PACKAGES}, "
-                     f"or set {PROMPTS_ENV})")
+    raise InputError(f"{where}: no voice prompts found (sudo apt-get install {PROMPTS_PACKAGES}, or set {PROMPTS_ENV})")
 
 
 def prompt_names() -> list[str]:
@@ -98,12 +120,13 @@ def scale_to(x: np.ndarray, level_dbfs: float, rate_hz: int, active: bool = True
     """`x` scaled so its active speech level (or, with active=False, its RMS) is `level_dbfs`."""
     if active:
         return x * 10.0 ** ((level_dbfs - active_level_dbfs(x, rate_hz)) / 20.0)
-    power = float(np.mean(np.square(x))) if len(x) else 0.0   # exact: no silence floor here
+    power = float(np.mean(np.square(x))) if len(x) else 0.0  # exact: no silence floor here
     return x * np.sqrt(dbfs_to_power(level_dbfs) / power) if power > 0 else x
 
 
-def speech_track(prompt_names, gaps_s, rate_hz: int, level_dbfs: float,
-                 lead_s: float = 0.0, tail_s: float = 0.0) -> np.ndarray:
+def speech_track(
+    prompt_names, gaps_s, rate_hz: int, level_dbfs: float, lead_s: float = 0.0, tail_s: float = 0.0
+) -> np.ndarray:
     """Prompts one after another: `lead_s` silence, prompt 0, gap 0, prompt 1, gap 1, ...,
     last prompt, `tail_s`. `gaps_s` is one number or one per gap. Scaled to an active
     level of `level_dbfs`."""
@@ -111,8 +134,9 @@ def speech_track(prompt_names, gaps_s, rate_hz: int, level_dbfs: float,
     return x
 
 
-def speech_track_segments(prompt_names, gaps_s, rate_hz: int, level_dbfs: float,
-                          lead_s: float = 0.0, tail_s: float = 0.0):
+def speech_track_segments(
+    prompt_names, gaps_s, rate_hz: int, level_dbfs: float, lead_s: float = 0.0, tail_s: float = 0.0
+):
     """As speech_track, also returning [(name, start_s, end_s)] of each prompt."""
     names = list(prompt_names)
     gaps = [float(gaps_s)] * max(0, len(names) - 1) if isinstance(gaps_s, numbers.Real) else [float(g) for g in gaps_s]
@@ -148,17 +172,18 @@ def noise(kind: str, n: int, rate_hz: int, seed: int = 0, level_dbfs: float = -3
         x = np.zeros(n)
         for name in rng.choice(BABBLE_PROMPTS, size=6, replace=False):
             p = load_prompt(str(name), rate_hz)
-            p = p / np.sqrt(np.mean(p * p))   # equal talkers
+            p = p / np.sqrt(np.mean(p * p))  # equal talkers
             reps = np.tile(p, n // len(p) + 2)
             start = int(rng.integers(0, len(p)))
-            x += reps[start:start + n]
+            x += reps[start : start + n]
     else:
         raise ValueError(f"noise: unknown kind {kind!r} (known: {', '.join(NOISE_KINDS)})")
     return scale_to(x, level_dbfs, rate_hz, active=False)
 
 
-def mix(speech: np.ndarray, noise_: np.ndarray, snr_db: float, rate_hz: int,
-        speech_level_dbfs: float | None = None) -> np.ndarray:
+def mix(
+    speech: np.ndarray, noise_: np.ndarray, snr_db: float, rate_hz: int, speech_level_dbfs: float | None = None
+) -> np.ndarray:
     """speech + noise, the noise scaled so that (speech active level - noise RMS level) =
     `snr_db`. The noise is cut or tiled to the speech's length."""
     if speech_level_dbfs is None:

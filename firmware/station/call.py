@@ -17,7 +17,13 @@ CHANNELS = ("tx", "rx")
 RING_BURST_GAP_S = 0.8
 
 IDLE, RINGING, ANSWERED, CONVERSATION, ON_HOLD, CLOSING = (
-    "idle", "ringing", "answered", "conversation", "on_hold", "closing")
+    "idle",
+    "ringing",
+    "answered",
+    "conversation",
+    "on_hold",
+    "closing",
+)
 
 
 @dataclass
@@ -25,7 +31,7 @@ class Call:
     id: str
     start_t: float
     rings: int
-    mid_call: bool = False          # the service started with the handset already off hook
+    mid_call: bool = False  # the service started with the handset already off hook
     phase: str = ANSWERED
     talk_s: dict = field(default_factory=lambda: {"tx": 0.0, "rx": 0.0})
     spoken: dict = field(default_factory=lambda: {"tx": False, "rx": False})

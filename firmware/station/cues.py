@@ -27,7 +27,7 @@ class CueBoard:
     def __init__(self, table: dict, on_change: Callable[[float, str, CueSpec], None]):
         self.table = table
         self.on_change = on_change
-        self._active: dict[str, int] = {}   # cue -> activation order
+        self._active: dict[str, int] = {}  # cue -> activation order
         self._order = 0
         self._changed_t: float | None = None
         self.shown: str | None = None

@@ -22,20 +22,36 @@ CHANNELS = ("tx", "rx")
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, profile: Profile, emit: EmitFn, epoch_s: float,
-                 seq: SeqSource | None = None, leds=None):
+    def __init__(
+        self,
+        settings: Settings,
+        profile: Profile,
+        emit: EmitFn,
+        epoch_s: float,
+        seq: SeqSource | None = None,
+        leds=None,
+    ):
         self.settings = settings
         self.profile = profile
-        self.events = EventFactory(settings.station.id, epoch_s, seq, desk=settings.station.desk,
-                                   agent=settings.station.agent or None)
+        self.events = EventFactory(
+            settings.station.id, epoch_s, seq, desk=settings.station.desk, agent=settings.station.agent or None
+        )
         self.station = Station(settings, profile, self.events, emit, leds)
         audio, analysis = settings.audio, settings.analysis
         self.rate_hz = audio.rate_hz
         self.analyzers = {
-            ch: ChannelAnalyzer(ch, audio.rate_hz, audio.frame_ms, analysis,
-                                profile.low_dbfs, profile.noise_dbfs, profile.snr_db,
-                                gain_db=audio.tx_gain_db if ch == "tx" else audio.rx_gain_db,
-                                detect_tones=(ch == "rx"), echo=(ch == "rx" and analysis.echo == "auto"))
+            ch: ChannelAnalyzer(
+                ch,
+                audio.rate_hz,
+                audio.frame_ms,
+                analysis,
+                profile.low_dbfs,
+                profile.noise_dbfs,
+                profile.snr_db,
+                gain_db=audio.tx_gain_db if ch == "tx" else audio.rx_gain_db,
+                detect_tones=(ch == "rx"),
+                echo=(ch == "rx" and analysis.echo == "auto"),
+            )
             for ch in CHANNELS
         }
         self.t = 0.0
@@ -51,7 +67,7 @@ class Pipeline:
         Returns the block's analysis edges (what `analyze` reports)."""
         n = max((len(a) for a in (tx, rx) if a is not None), default=0)
         if (tx is None or rx is None) and len(self._silence) != n:
-            self._silence = np.zeros(n, dtype=np.int16)    # reused: a mono capture sends None every block
+            self._silence = np.zeros(n, dtype=np.int16)  # reused: a mono capture sends None every block
         atx, arx = self.analyzers["tx"], self.analyzers["rx"]
         items = atx.process(t0, self._silence if tx is None else tx)
         # The agent's frames of this block are the echo reference of the customer's.
@@ -97,5 +113,7 @@ def echo_telemetry(pipeline: Pipeline | None) -> dict:
     """The agent->customer channel coupling for telemetry: dB and delay, None while unknown
     (no pipeline yet, echo analysis off, or no consistent echo seen)."""
     rx = pipeline.analyzers["rx"] if pipeline is not None else None
-    return {"echo_coupling_db": rx.echo_coupling_db if rx is not None else None,
-            "echo_delay_ms": rx.echo_delay_ms if rx is not None else None}
+    return {
+        "echo_coupling_db": rx.echo_coupling_db if rx is not None else None,
+        "echo_delay_ms": rx.echo_delay_ms if rx is not None else None,
+    }

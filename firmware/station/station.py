@@ -53,12 +53,12 @@ class Station:
         self.ring_on = False
         self.rings = Rings()
         self.call: Call | None = None
-        self.phase = IDLE   # idle/ringing, while there is no call
+        self.phase = IDLE  # idle/ringing, while there is no call
         self.speaking = {"tx": False, "rx": False}
         self.speech_start_t = {"tx": 0.0, "rx": 0.0}
         self.line_state: dict[str, str | None] = {"tx": None, "rx": None}
         self.faults: dict[str, str] = {}
-        self.script: dict | None = None   # {"script", "step", "prompt"} of the running script
+        self.script: dict | None = None  # {"script", "step", "prompt"} of the running script
         self._utc_offset_s: float | None = None
         self._zone = ZoneInfo(settings.station.tz) if settings.station.tz else None  # validated by settings
         self._led_failed = False
@@ -201,8 +201,15 @@ class Station:
         elif isinstance(edge, LineChange):
             if self.line_state[edge.channel] != edge.condition:
                 self.line_state[edge.channel] = edge.condition
-                self.emit("line", edge.t, channel=edge.channel, condition=edge.condition,
-                          level_dbfs=_db(edge.level_dbfs), noise_dbfs=_db(edge.noise_dbfs), snr_db=_db(edge.snr_db))
+                self.emit(
+                    "line",
+                    edge.t,
+                    channel=edge.channel,
+                    condition=edge.condition,
+                    level_dbfs=_db(edge.level_dbfs),
+                    noise_dbfs=_db(edge.noise_dbfs),
+                    snr_db=_db(edge.snr_db),
+                )
             if self.call is not None:
                 for rule in self.rules:
                     rule.line(edge)

@@ -20,7 +20,7 @@ TimerFn = Callable[[float], None]
 class Timers:
     def __init__(self):
         self._heap: list[tuple[float, int, str, TimerFn]] = []
-        self._live: dict[str, int] = {}       # key -> token of its live entry
+        self._live: dict[str, int] = {}  # key -> token of its live entry
         self._token = 0
         self.next_t = math.inf
 

@@ -62,18 +62,24 @@ def propose(settings: Settings, profile, quiet: dict, speech: dict) -> tuple[dic
         gain = _round_half(max(GAIN_RANGE_DB[0], min(GAIN_RANGE_DB[1], gain)))
         gains[ch] = gain
         updates[("audio", f"{ch}_gain_db")] = gain
-        notes.append(f"{ch}: speech at {r.speech_dbfs:.1f} dBFS, peak {r.peak_dbfs:.1f} dBFS -> gain {gain:+.1f} dB "
-                     f"(target {TARGET_SPEECH_DBFS:g} dBFS)")
+        notes.append(
+            f"{ch}: speech at {r.speech_dbfs:.1f} dBFS, peak {r.peak_dbfs:.1f} dBFS -> gain {gain:+.1f} dB "
+            f"(target {TARGET_SPEECH_DBFS:g} dBFS)"
+        )
     rq = quiet.get("rx")
     if rq is not None:
         floor = rq.noise_dbfs + gains["rx"]
         wanted = round(floor + NOISE_MARGIN_DB, 1)
         if wanted > profile.noise_dbfs:
             updates[("profile", "noise_dbfs")] = min(wanted, -20.0)
-            notes.append(f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} -> "
-                         f"{min(wanted, -20.0):g} dBFS so an idle line is not 'noisy'")
+            notes.append(
+                f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} -> "
+                f"{min(wanted, -20.0):g} dBFS so an idle line is not 'noisy'"
+            )
         else:
-            notes.append(f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} dBFS kept")
+            notes.append(
+                f"rx: idle floor {floor:.1f} dBFS after gain; noise threshold {profile.noise_dbfs:g} dBFS kept"
+            )
     return updates, notes
 
 
@@ -89,12 +95,21 @@ def _ask(ask, prompt: str) -> str:
     try:
         return ask(prompt)
     except EOFError:
-        raise InputError("standard input closed at the prompt; "
-                         "run it at a terminal, or with --yes to write without asking") from None
+        raise InputError(
+            "standard input closed at the prompt; run it at a terminal, or with --yes to write without asking"
+        ) from None
 
 
-def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assume_yes: bool = False,
-                  out=print, ask=input, recorder=None) -> int:
+def run_calibrate(
+    settings: Settings,
+    config_path,
+    *,
+    seconds: float = 3.0,
+    assume_yes: bool = False,
+    out=print,
+    ask=input,
+    recorder=None,
+) -> int:
     _value, problems = check_value("calibrate: --seconds", seconds, float, SECONDS)
     if problems:
         raise InputError(problems[0])
@@ -107,7 +122,7 @@ def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assu
             out(f"    {ch}: {r.line()}")
         if not assume_yes:
             _ask(ask, "2/2 Press Enter, then read the test phrase (and play it on the line): ")
-        out(f"2/2 Recording the test phrase for {seconds:g} s: \"{PHRASE}\"")
+        out(f'2/2 Recording the test phrase for {seconds:g} s: "{PHRASE}"')
         speech = recorder(settings, seconds)
         for ch, r in speech.items():
             out(f"    {ch}: {r.line()}")
@@ -147,6 +162,8 @@ def run_calibrate(settings: Settings, config_path, *, seconds: float = 3.0, assu
     except OSError as exc:
         out(f"calibrate: cannot write {path}: {exc.strerror}")
         return 1
-    out(f"calibrate: wrote {len(updates)} key(s) to {path} (previous version in {path.name}.bak); "
-        "restart the service to use them")
+    out(
+        f"calibrate: wrote {len(updates)} key(s) to {path} (previous version in {path.name}.bak); "
+        "restart the service to use them"
+    )
     return 0

@@ -38,7 +38,7 @@ BROKER_TIMEOUT_S = 5.0
 # profile's "too low" threshold; 20 % is about 0.6 s of speech in the 3 s recording.
 MIN_SPEECH_DBFS = -45.0
 MIN_SPEECH_SHARE = 0.20
-MAX_COUPLING_DB = -3.0   # tx louder than this on rx: the customer channel is the microphone
+MAX_COUPLING_DB = -3.0  # tx louder than this on rx: the customer channel is the microphone
 
 
 class _Result:
@@ -88,8 +88,12 @@ def check_inputs(settings: Settings, factory, report, interactive: bool, simulat
     with inputs:
         start = inputs.initial()
         if start["hook_off"]:
-            report("FAIL", "hook", "reads 'handset lifted' at rest: put the handset down, or check "
-                   "gpio.hook_off_when_pressed / gpio.hook_pull_up")
+            report(
+                "FAIL",
+                "hook",
+                "reads 'handset lifted' at rest: put the handset down, or check "
+                "gpio.hook_off_when_pressed / gpio.hook_pull_up",
+            )
             return
         steps = (("hook", "off", "Lift the handset"), ("mute", True, "Press the mute key"))
         for name, want, prompt in steps:
@@ -102,8 +106,11 @@ def check_inputs(settings: Settings, factory, report, interactive: bool, simulat
                 out(f"... {prompt} (within {INPUT_WAIT_S:g} s)")
             got = _wait_edge(edges, name, want, INPUT_WAIT_S)
             pin = getattr(settings.gpio, f"{name}_pin")
-            report("PASS" if got else "FAIL", name,
-                   f"GPIO{pin} changed to {want!r}" if got else f"no {name} edge on GPIO{pin} within {INPUT_WAIT_S:g} s")
+            report(
+                "PASS" if got else "FAIL",
+                name,
+                f"GPIO{pin} changed to {want!r}" if got else f"no {name} edge on GPIO{pin} within {INPUT_WAIT_S:g} s",
+            )
         if interactive and not simulate:
             out("... Put the handset back")
 
@@ -139,9 +146,14 @@ def check_audio(settings: Settings, report, interactive: bool, simulate: bool, o
         report("FAIL" if problem else "PASS", f"audio {ch}", detail)
     if tx is not None and rx is not None and settings.analysis.echo == "auto":
         c = echo_coupling(tx, rx, a.rate_hz, settings.analysis, a.frame_ms, a.tx_gain_db, a.rx_gain_db)
-        report("PASS" if c is None or c[0] < MAX_COUPLING_DB else "FAIL", "echo",
-               "no echo of tx on rx" if c is None else f"tx on rx at {c[0]:+.1f} dB, {c[1]} ms"
-               + ("" if c[0] < MAX_COUPLING_DB else ": is the receive tap wired to the microphone?"))
+        report(
+            "PASS" if c is None or c[0] < MAX_COUPLING_DB else "FAIL",
+            "echo",
+            "no echo of tx on rx"
+            if c is None
+            else f"tx on rx at {c[0]:+.1f} dB, {c[1]} ms"
+            + ("" if c[0] < MAX_COUPLING_DB else ": is the receive tap wired to the microphone?"),
+        )
 
 
 def speech_problem(r) -> str | None:
@@ -149,8 +161,10 @@ def speech_problem(r) -> str | None:
     if r.digital_silence:
         return "digital silence"
     if r.speech_share < MIN_SPEECH_SHARE or r.speech_dbfs < MIN_SPEECH_DBFS:
-        return (f"only a noise floor: needs speech at {MIN_SPEECH_DBFS:g} dBFS or louder in at least "
-                f"{MIN_SPEECH_SHARE:.0%} of the recording (speak / play a test call; check the cable)")
+        return (
+            f"only a noise floor: needs speech at {MIN_SPEECH_DBFS:g} dBFS or louder in at least "
+            f"{MIN_SPEECH_SHARE:.0%} of the recording (speak / play a test call; check the cable)"
+        )
     return None
 
 

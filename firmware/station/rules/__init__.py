@@ -29,15 +29,25 @@ __all__ = ["RULE_ORDER", "Rule", "RuleContext", "build_rules", "order_problems"]
 # HangupPause (a script's hang-up step allows hanging up) and FarEndGone (no call-back cue
 # once the call is closing) look at them.
 RULE_ORDER: tuple[type[Rule], ...] = (
-    HoldLimit, AnswerRings, GreetInTime, Scripts, DeadAir, NoInterrupt, AgentVolume,
-    HangupPause, FarEndGone, CallLength, CallingHours)
+    HoldLimit,
+    AnswerRings,
+    GreetInTime,
+    Scripts,
+    DeadAir,
+    NoInterrupt,
+    AgentVolume,
+    HangupPause,
+    FarEndGone,
+    CallLength,
+    CallingHours,
+)
 
 
 def order_problems(order: tuple[type[Rule], ...] = RULE_ORDER) -> list[str]:
     """Every place where a rule runs before a rule that writes what it reads."""
     problems = []
     for i, reader in enumerate(order):
-        for writer in order[i + 1:]:
+        for writer in order[i + 1 :]:
             for what in sorted(reader.reads & writer.writes):
                 problems.append(f"{reader.id} reads {what}, which {writer.id} writes, but runs first")
     return problems

@@ -31,7 +31,7 @@ class GreetInTime(Rule):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.due_t: float | None = None   # set while the greeting is awaited
+        self.due_t: float | None = None  # set while the greeting is awaited
         self.reported = False
 
     def call_start(self, t: float, call) -> None:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # the station imports the rules; the rules only need its type
     from firmware.station.station import Station
 
 # The shared state a rule may change, each through one method of RuleContext.
-SCRIPT = "script"            # set_script: the running script, shown in `state`
-PHASE = "phase"              # set_phase: the call's phase (closing <-> conversation)
-DEAD_AIR = "dead_air"        # add_dead_air: call.end's dead_air_s
+SCRIPT = "script"  # set_script: the running script, shown in `state`
+PHASE = "phase"  # set_phase: the call's phase (closing <-> conversation)
+DEAD_AIR = "dead_air"  # add_dead_air: call.end's dead_air_s
 OVERTALK = "overtalk_count"  # count_overtalk: call.end's overtalk_count
 WRITES = frozenset({SCRIPT, PHASE, DEAD_AIR, OVERTALK})
-SCRIPT_PHASES = (CLOSING, CONVERSATION)   # the phases a rule may set
+SCRIPT_PHASES = (CLOSING, CONVERSATION)  # the phases a rule may set
 
 
 class RuleWriteError(RuntimeError):

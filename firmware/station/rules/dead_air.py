@@ -31,8 +31,14 @@ class DeadAir(Rule):
     def _eligible(self) -> bool:
         ctx = self.ctx
         call = ctx.call
-        return (call.spoken["rx"] and not call.on_hold and not call.farend_gone and ctx.script is None
-                and not ctx.speaking["tx"] and not ctx.speaking["rx"])
+        return (
+            call.spoken["rx"]
+            and not call.on_hold
+            and not call.farend_gone
+            and ctx.script is None
+            and not ctx.speaking["tx"]
+            and not ctx.speaking["rx"]
+        )
 
     def _open(self, start_t: float) -> None:
         if self.gap_start_t is not None or not self._eligible():

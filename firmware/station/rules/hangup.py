@@ -40,13 +40,14 @@ class HangupPause(Rule):
         gap_s = t - last_t
         pause_s = ctx.profile.hangup_pause_s
         if gap_s < pause_s - ctx.frame_s - TIME_EPS_S:
-            ctx.violation(self.id, t, f"hung up {short_of(gap_s, pause_s)} s after the last speech "
-                                      f"(at least {pause_s:g} s)")
+            ctx.violation(
+                self.id, t, f"hung up {short_of(gap_s, pause_s)} s after the last speech (at least {pause_s:g} s)"
+            )
         elif ctx.profile.wait_customer_hangup and call.spoken["rx"] and not _script_done(ctx):
             ctx.violation(self.id, t, "hung up before the customer did")
 
 
-TIME_EPS_S = 1e-6   # clock sums are not exact: 10.0 + 4.97 - 10.0 < 4.97
+TIME_EPS_S = 1e-6  # clock sums are not exact: 10.0 + 4.97 - 10.0 < 4.97
 
 
 def short_of(value: float, limit: float) -> str:

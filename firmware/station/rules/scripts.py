@@ -76,9 +76,14 @@ class Scripts(Rule):
             return
         if self.name == LOW and edge.active_level_dbfs >= ctx.profile.low_dbfs:
             self._end(edge.t)
-        elif (self.name is None and edge.active_level_dbfs < ctx.profile.low_dbfs
-              and ctx.line_state["rx"] != "noisy"
-              and edge.duration_s >= MIN_LOW_UTTERANCE_S and not ctx.call.on_hold and not ctx.call.farend_gone):
+        elif (
+            self.name is None
+            and edge.active_level_dbfs < ctx.profile.low_dbfs
+            and ctx.line_state["rx"] != "noisy"
+            and edge.duration_s >= MIN_LOW_UTTERANCE_S
+            and not ctx.call.on_hold
+            and not ctx.call.farend_gone
+        ):
             self._begin(edge.t, LOW)
         elif self.name == LOW and not self.final:
             self._arm(edge.t)
@@ -123,8 +128,11 @@ class Scripts(Rule):
         self._arm(t)
 
     def _anchor_t(self) -> float:
-        times = [self.start_t if self.name != SILENT else 0.0,
-                 self.ctx.call.last_speech_end_t(("tx",) if self.name == NOISY else CHANNELS), self.step_t]
+        times = [
+            self.start_t if self.name != SILENT else 0.0,
+            self.ctx.call.last_speech_end_t(("tx",) if self.name == NOISY else CHANNELS),
+            self.step_t,
+        ]
         return max(t for t in times if t is not None)
 
     def _arm(self, t: float) -> None:

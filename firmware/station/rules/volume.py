@@ -26,7 +26,7 @@ class AgentVolume(Rule):
         super().__init__(ctx)
         self.weight_s = 0.0
         self.level_sum = 0.0
-        self.loud_start_t: float | None = None   # start of the running utterance, once loud
+        self.loud_start_t: float | None = None  # start of the running utterance, once loud
 
     def call_start(self, t: float, call) -> None:
         self.weight_s = self.level_sum = 0.0
@@ -48,9 +48,14 @@ class AgentVolume(Rule):
             return
         if self.loud_start_t is None:
             self.loud_start_t = edge.start_t
-            ctx.emit("agent.loud", edge.t, level_dbfs=round(edge.active_level_dbfs, 1),
-                     baseline_dbfs=round(baseline, 1), duration_s=round(edge.duration_s, 3))
-        ctx.brief_cue(edge.t, "lower_voice")   # again while still loud: the cue stays
+            ctx.emit(
+                "agent.loud",
+                edge.t,
+                level_dbfs=round(edge.active_level_dbfs, 1),
+                baseline_dbfs=round(baseline, 1),
+                duration_s=round(edge.duration_s, 3),
+            )
+        ctx.brief_cue(edge.t, "lower_voice")  # again while still loud: the cue stays
 
     def speech_end(self, edge) -> None:
         if edge.channel != "tx":
@@ -58,16 +63,25 @@ class AgentVolume(Rule):
         ctx = self.ctx
         if self.loud_start_t is not None:
             self.loud_start_t = None
-            ctx.emit("agent.loud.end", edge.t, level_dbfs=round(edge.active_level_dbfs, 1),
-                     duration_s=round(edge.duration_s, 3))
+            ctx.emit(
+                "agent.loud.end",
+                edge.t,
+                level_dbfs=round(edge.active_level_dbfs, 1),
+                duration_s=round(edge.duration_s, 3),
+            )
             return
         if edge.duration_s < MIN_UTTERANCE_S or ctx.call.on_hold:
             return
         level = edge.active_level_dbfs
         baseline = self._baseline()
         if baseline is not None and level > baseline + ctx.profile.shout_db:
-            ctx.emit("agent.loud", edge.t, level_dbfs=round(level, 1), baseline_dbfs=round(baseline, 1),
-                     duration_s=round(edge.duration_s, 3))
+            ctx.emit(
+                "agent.loud",
+                edge.t,
+                level_dbfs=round(level, 1),
+                baseline_dbfs=round(baseline, 1),
+                duration_s=round(edge.duration_s, 3),
+            )
             ctx.brief_cue(edge.t, "lower_voice")
             return
         self.weight_s += edge.duration_s

@@ -69,19 +69,29 @@ class AlertRules:
 
 # TOML layout: section -> {key: (AlertRules field, type, low, high)}
 _SCHEMA: dict[str, dict[str, tuple[str, type, float | None, float | None]]] = {
-    "hold": {"limit_s": ("hold_limit_s", float, 1.0, 86400.0), "warn_s": ("hold_warn_s", float, 1.0, 86400.0),
-             "enabled": ("hold_enabled", bool, None, None)},
-    "dead_air": {"after_s": ("dead_air_after_s", float, 0.0, 86400.0),
-                 "enabled": ("dead_air_enabled", bool, None, None)},
+    "hold": {
+        "limit_s": ("hold_limit_s", float, 1.0, 86400.0),
+        "warn_s": ("hold_warn_s", float, 1.0, 86400.0),
+        "enabled": ("hold_enabled", bool, None, None),
+    },
+    "dead_air": {
+        "after_s": ("dead_air_after_s", float, 0.0, 86400.0),
+        "enabled": ("dead_air_enabled", bool, None, None),
+    },
     "offline_in_call": {"enabled": ("offline_in_call_enabled", bool, None, None)},
     "fault": {"enabled": ("fault_enabled", bool, None, None)},
-    "violations": {"max_count": ("violations_max_count", int, 1, 100000),
-                   "window_s": ("violations_window_s", float, 1.0, 3600.0),
-                   "enabled": ("violations_enabled", bool, None, None)},
+    "violations": {
+        "max_count": ("violations_max_count", int, 1, 100000),
+        "window_s": ("violations_window_s", float, 1.0, 3600.0),
+        "enabled": ("violations_enabled", bool, None, None),
+    },
     "board": {"sound": ("sound", bool, None, None)},
-    "webhook": {"url": ("webhook_url", str, None, None), "timeout_s": ("webhook_timeout_s", float, 0.1, 60.0),
-                "backoff_max_s": ("webhook_backoff_max_s", float, 0.1, 3600.0),
-                "give_up_after_s": ("webhook_give_up_after_s", float, 1.0, 7 * 86400.0)},
+    "webhook": {
+        "url": ("webhook_url", str, None, None),
+        "timeout_s": ("webhook_timeout_s", float, 0.1, 60.0),
+        "backoff_max_s": ("webhook_backoff_max_s", float, 0.1, 3600.0),
+        "give_up_after_s": ("webhook_give_up_after_s", float, 1.0, 7 * 86400.0),
+    },
     "mqtt": {"topic": ("mqtt_topic", str, None, None)},
 }
 
@@ -153,14 +163,23 @@ class AlertEngine:
             if v.online:
                 if r.hold_enabled and v.hold_since_s is not None and v.hold_s(now_s) >= r.hold_limit_s:
                     found[("hold_over", site, station, v.call)] = (
-                        "hold_over", v, f"on hold for over {r.hold_limit_s:g} s")
-                if r.dead_air_enabled and v.dead_air_since_s is not None and v.call is not None \
-                        and v.dead_air_s(now_s) >= r.dead_air_after_s:
+                        "hold_over",
+                        v,
+                        f"on hold for over {r.hold_limit_s:g} s",
+                    )
+                if (
+                    r.dead_air_enabled
+                    and v.dead_air_since_s is not None
+                    and v.call is not None
+                    and v.dead_air_s(now_s) >= r.dead_air_after_s
+                ):
                     found[("dead_air", site, station, v.call)] = (
-                        "dead_air", v, f"dead air cued for {r.dead_air_after_s:g} s")
+                        "dead_air",
+                        v,
+                        f"dead air cued for {r.dead_air_after_s:g} s",
+                    )
             elif r.offline_in_call_enabled and v.call is not None:
-                found[("offline_in_call", site, station, v.call)] = (
-                    "offline_in_call", v, "went offline during a call")
+                found[("offline_in_call", site, station, v.call)] = ("offline_in_call", v, "went offline during a call")
             if r.fault_enabled:
                 for component, detail in v.faults.items():
                     found[("fault", site, station, component)] = ("fault", v, f"{component}: {detail}".rstrip(": "))
@@ -168,7 +187,10 @@ class AlertEngine:
                 count = v.violations_since(window_start)
                 if count >= r.violations_max_count:
                     found[("violations", site, station)] = (
-                        "violations", v, f"{count} rule violations in {r.violations_window_s / 60:g} min")
+                        "violations",
+                        v,
+                        f"{count} rule violations in {r.violations_window_s / 60:g} min",
+                    )
         return found
 
     def evaluate(self, fleet: dict, now_s: float) -> list[dict]:
@@ -181,9 +203,19 @@ class AlertEngine:
         for key, (rule, v, detail) in found.items():
             if key in self.active:
                 continue
-            alert = {"id": uuid.uuid4().hex, "state": "raised", "rule": rule, "site": v.site,
-                     "station": v.station, "desk": v.desk, "agent": v.agent, "name": v.name,
-                     "call": v.call, "detail": detail, "raised_at": _iso(now_s)}
+            alert = {
+                "id": uuid.uuid4().hex,
+                "state": "raised",
+                "rule": rule,
+                "site": v.site,
+                "station": v.station,
+                "desk": v.desk,
+                "agent": v.agent,
+                "name": v.name,
+                "call": v.call,
+                "detail": detail,
+                "raised_at": _iso(now_s),
+            }
             self.active[key] = alert
             out.append(alert)
         return out
@@ -199,8 +231,9 @@ class WebhookSender:
     `backoff_max_s`, each bounded by `timeout_s`; an alert still undelivered after
     `give_up_after_s` is logged and dropped. Delivered and given-up counts are kept."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, backoff_max_s: float = 60.0,
-                 give_up_after_s: float = 3600.0):
+    def __init__(
+        self, url: str, *, timeout_s: float = 5.0, backoff_max_s: float = 60.0, give_up_after_s: float = 3600.0
+    ):
         self.url = url
         self.timeout_s = timeout_s
         self.backoff_max_s = backoff_max_s
@@ -228,9 +261,12 @@ class WebhookSender:
             self._cond.notify()
 
     def _post(self, body: bytes) -> None:
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "headset-fleet-board"})
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "headset-fleet-board"},
+        )
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             response.read(65536)
 
@@ -248,10 +284,11 @@ class WebhookSender:
                 now = time.monotonic()
                 if now - first >= self.give_up_after_s:
                     self.given_up += 1
-                    log.error("alert webhook %s: giving up on an alert after %d attempts: %s", self.url,
-                              attempt + 1, exc)
+                    log.error(
+                        "alert webhook %s: giving up on an alert after %d attempts: %s", self.url, attempt + 1, exc
+                    )
                     continue
-                delay = min(self.backoff_max_s, 2.0 ** attempt) * random.uniform(0.8, 1.0)
+                delay = min(self.backoff_max_s, 2.0**attempt) * random.uniform(0.8, 1.0)
                 log.warning("alert webhook %s: %s; retrying in %.1f s", self.url, exc, delay)
                 with self._cond:
                     heapq.heappush(self._heap, (now + delay, order, first, attempt + 1, body))

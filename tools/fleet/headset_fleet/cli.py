@@ -28,8 +28,15 @@ from headset_fleet.errors import FleetError, FleetInputError
 
 DEFAULT_DB = "sqlite:///var/fleet/events.db"
 # Modules a subcommand imports when it runs -> their distribution on PyPI.
-DISTRIBUTIONS = {"paho": "paho-mqtt", "rich": "rich", "matplotlib": "matplotlib", "cryptography": "cryptography",
-                 "psycopg": "psycopg", "starlette": "starlette", "uvicorn": "uvicorn"}
+DISTRIBUTIONS = {
+    "paho": "paho-mqtt",
+    "rich": "rich",
+    "matplotlib": "matplotlib",
+    "cryptography": "cryptography",
+    "psycopg": "psycopg",
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+}
 
 
 def missing_dependency(command: str, exc: ImportError) -> str:
@@ -56,10 +63,18 @@ def missing_dependency(command: str, exc: ImportError) -> str:
 
 def cmd_provision(args) -> int:
     from headset_fleet.provision import provision
-    w = provision(Path(args.inventory), Path(args.out), ca_dir=Path(args.ca_dir) if args.ca_dir else None,
-                  boot_partition=Path(args.boot_partition) if args.boot_partition else None,
-                  station=args.station, default_broker=args.broker, collectors=args.collector or (),
-                  monitors=args.monitor or (), operators=args.operator or ())
+
+    w = provision(
+        Path(args.inventory),
+        Path(args.out),
+        ca_dir=Path(args.ca_dir) if args.ca_dir else None,
+        boot_partition=Path(args.boot_partition) if args.boot_partition else None,
+        station=args.station,
+        default_broker=args.broker,
+        collectors=args.collector or (),
+        monitors=args.monitor or (),
+        operators=args.operator or (),
+    )
     for line in w.changed + w.notes:
         print(line)
     print(f"provision: {len(w.changed)} file(s) changed, {w.unchanged} unchanged")
@@ -79,6 +94,7 @@ def _seconds(option: str, value, hi: float = 7 * 86400) -> float:
 
 def cmd_monitor(args) -> int:
     from headset_fleet.monitor import run_json, run_live
+
     login = login_from_args(args)
     if args.json:
         return run_json(login, wait_s=_seconds("--wait-s", args.wait_s, 3600), sort_key=args.sort)
@@ -88,13 +104,23 @@ def cmd_monitor(args) -> int:
 def cmd_board(args) -> int:
     from headset_fleet.board import run_board
     from headset_fleet.report import load_report, render_report_html
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     report_html = None
     if args.db:  # the HTML daily report of the store, served at /report
+
         def report_html(day, tz):
             return render_report_html(load_report(args.db, day, tz=tz))
-    return run_board(login_from_args(args), login_file=args.login_file, bind=args.bind, port=args.port,
-                     rules_file=args.alerts, lang=args.lang, report_html=report_html)
+
+    return run_board(
+        login_from_args(args),
+        login_file=args.login_file,
+        bind=args.bind,
+        port=args.port,
+        rules_file=args.alerts,
+        lang=args.lang,
+        report_html=report_html,
+    )
 
 
 def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: float = 0.0, tick=None) -> None:
@@ -115,6 +141,7 @@ def _wait_for_signal(stop: threading.Event, duration_s: float | None, every_s: f
 def cmd_collect(args) -> int:
     from headset_fleet.collector import Collector, Progress
     from headset_fleet.store import open_store
+
     if not (math.isfinite(args.progress_s) and (args.progress_s == 0 or 1 <= args.progress_s <= 3600)):
         raise FleetInputError(f"--progress-s: {args.progress_s!r} is not 0 (off) or 1-3600 seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -125,8 +152,7 @@ def cmd_collect(args) -> int:
     if args.retire:
         collector.retire()
         store.close()
-        print(f"collect: retired {collector.client_id}: stored {collector.stats.stored} queued event(s), "
-              "session ended")
+        print(f"collect: retired {collector.client_id}: stored {collector.stats.stored} queued event(s), session ended")
         return 0
     collector.start()
     stop = threading.Event()
@@ -135,8 +161,10 @@ def cmd_collect(args) -> int:
     collector.stop()
     store.close()
     s = collector.stats
-    print(f"collect: received {s.received}, stored {s.stored}, duplicates {s.duplicates}, "
-          f"rejected {s.rejected} (identity mismatches {s.mismatched}), connects {s.connects}")
+    print(
+        f"collect: received {s.received}, stored {s.stored}, duplicates {s.duplicates}, "
+        f"rejected {s.rejected} (identity mismatches {s.mismatched}), connects {s.connects}"
+    )
     return 0
 
 
@@ -144,19 +172,37 @@ def cmd_report(args) -> int:
     from datetime import date
 
     from headset_fleet.report import run_report
+
     try:
         day = date.fromisoformat(args.day)
     except ValueError:
         raise FleetInputError(f"--day: {args.day!r} is not YYYY-MM-DD") from None
-    return run_report(args.db, day, csv_path=args.csv, png_dir=args.png, html_path=args.html, tz=args.tz,
-                      inventory=args.inventory, hold_limit_s=args.hold_limit_s)
+    return run_report(
+        args.db,
+        day,
+        csv_path=args.csv,
+        png_dir=args.png,
+        html_path=args.html,
+        tz=args.tz,
+        inventory=args.inventory,
+        hold_limit_s=args.hold_limit_s,
+    )
 
 
 def cmd_loadgen(args) -> int:
     from headset_fleet.loadgen import run_loadgen
-    result = run_loadgen(login_from_args(args), stations=args.stations, rate_per_s=args.rate, duration_s=args.duration_s,
-                         per_process=args.per_process, sites=args.sites, prefix=args.prefix, mode=args.mode,
-                         provisioned=args.provisioned or "")
+
+    result = run_loadgen(
+        login_from_args(args),
+        stations=args.stations,
+        rate_per_s=args.rate,
+        duration_s=args.duration_s,
+        per_process=args.per_process,
+        sites=args.sites,
+        prefix=args.prefix,
+        mode=args.mode,
+        provisioned=args.provisioned or "",
+    )
     print(result.summary())
     return 0 if result.unacked == 0 and result.connected == result.stations else 1
 
@@ -173,17 +219,27 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--boot-partition", metavar="MOUNT", help="also write one station's files to MOUNT/headset-station/")
     p.add_argument("--station", metavar="ID", help="the station for --boot-partition")
     p.add_argument("--ca-dir", metavar="DIR", help="fleet CA (created if absent): issue TLS client certificates")
-    p.add_argument("--broker", metavar="URL", help="broker for rows without a broker column (required unless every row has one)")
+    p.add_argument(
+        "--broker", metavar="URL", help="broker for rows without a broker column (required unless every row has one)"
+    )
     for kind in ("collector", "monitor", "operator"):
-        p.add_argument(f"--{kind}", action="append", metavar="NAME",
-                       help=f"a broker user _{kind}-NAME per {kind} instance (repeatable; default one user _{kind})")
+        p.add_argument(
+            f"--{kind}",
+            action="append",
+            metavar="NAME",
+            help=f"a broker user _{kind}-NAME per {kind} instance (repeatable; default one user _{kind})",
+        )
     p.set_defaults(func=cmd_provision)
 
     p = subparsers.add_parser("monitor", help="live view of every station from the broker")
     p.add_argument("--broker", required=True, metavar="URL")
     p.add_argument("--json", action="store_true", help="collect retained status/state, print JSON once, exit")
-    p.add_argument("--sort", default="station", metavar="KEY",
-                   help="station, desk, site, status, hold, call, faults, outbox or last_seen")
+    p.add_argument(
+        "--sort",
+        default="station",
+        metavar="KEY",
+        help="station, desk, site, status, hold, call, faults, outbox or last_seen",
+    )
     p.add_argument("--wait-s", default=1.0, metavar="S", help="--json: how long to collect retained messages")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the cue words")
     add_login_arguments(p)
@@ -192,8 +248,12 @@ def add_subcommands(subparsers) -> None:
     p = subparsers.add_parser("board", help="the supervisors' floor board: a live web page with alerts")
     p.add_argument("--broker", required=True, metavar="URL")
     add_login_arguments(p)
-    p.add_argument("--login-file", required=True, metavar="FILE",
-                   help="the board's password, first line (mode 0600, at least 8 characters)")
+    p.add_argument(
+        "--login-file",
+        required=True,
+        metavar="FILE",
+        help="the board's password, first line (mode 0600, at least 8 characters)",
+    )
     p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="listen address (default: this machine only)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--alerts", metavar="FILE", help="alert rules (TOML; see config/alerts.example.toml)")
@@ -205,23 +265,40 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--broker", required=True, metavar="URL")
     p.add_argument("--db", default=DEFAULT_DB, metavar="URL", help="sqlite:///PATH (default) or postgresql://...")
     p.add_argument("--group", default="collectors", metavar="NAME", help="shared-subscription group")
-    p.add_argument("--client-id", default="", metavar="ID",
-                   help="fixed per collector instance (default: the broker user, else hs-collector-GROUP-HOSTNAME); "
-                        "keeps its broker session")
+    p.add_argument(
+        "--client-id",
+        default="",
+        metavar="ID",
+        help="fixed per collector instance (default: the broker user, else hs-collector-GROUP-HOSTNAME); "
+        "keeps its broker session",
+    )
     add_login_arguments(p)
-    p.add_argument("--retire", action="store_true",
-                   help="retire this collector for good: store what the broker queued for it, end its session, exit")
+    p.add_argument(
+        "--retire",
+        action="store_true",
+        help="retire this collector for good: store what the broker queued for it, end its session, exit",
+    )
     p.add_argument("--duration-s", default=None, metavar="S", help="stop after this long (default: until signalled)")
-    p.add_argument("--progress-s", type=float, default=10.0, metavar="S",
-                   help="print received/stored/rejected to stderr every S seconds (0 = off; default 10)")
+    p.add_argument(
+        "--progress-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="print received/stored/rejected to stderr every S seconds (0 = off; default 10)",
+    )
     p.set_defaults(func=cmd_collect)
 
     p = subparsers.add_parser("report", help="a day's figures per site, desk and agent, in local time")
     p.add_argument("--db", default=DEFAULT_DB, metavar="URL")
     p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="local calendar day of each site")
-    p.add_argument("--tz", metavar="ZONE",
-                   help="IANA time zone for every site (default: each site's tz from --inventory, else this machine's)")
-    p.add_argument("--inventory", metavar="FILE", help="the fleet inventory CSV: site time zones (tz column), sites to list")
+    p.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone for every site (default: each site's tz from --inventory, else this machine's)",
+    )
+    p.add_argument(
+        "--inventory", metavar="FILE", help="the fleet inventory CSV: site time zones (tz column), sites to list"
+    )
     p.add_argument("--csv", metavar="FILE")
     p.add_argument("--png", metavar="DIR", help="one chart per site: DIR/<site>.png")
     p.add_argument("--html", metavar="FILE", help="the report as one HTML page with the charts embedded")
@@ -236,11 +313,16 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--per-process", default=250, metavar="N", help="stations per worker process")
     p.add_argument("--sites", default=4, metavar="N")
     p.add_argument("--prefix", default="sim", help="station id prefix")
-    p.add_argument("--provisioned", metavar="DIR",
-                   help="use the stations (ids, sites, passwords) of a `provision --out` directory")
-    p.add_argument("--mode", choices=("direct", "reporter"), default="direct",
-                   help="direct: many paho clients per process on one loop (scales to thousands); "
-                        "reporter: each station through the station's own Reporter and outbox")
+    p.add_argument(
+        "--provisioned", metavar="DIR", help="use the stations (ids, sites, passwords) of a `provision --out` directory"
+    )
+    p.add_argument(
+        "--mode",
+        choices=("direct", "reporter"),
+        default="direct",
+        help="direct: many paho clients per process on one loop (scales to thousands); "
+        "reporter: each station through the station's own Reporter and outbox",
+    )
     add_login_arguments(p)
     p.set_defaults(func=cmd_loadgen)
 
@@ -275,8 +357,10 @@ def main(argv=None) -> int:
 def _internal_error(parser, args, exc: Exception) -> int:
     if args.debug:
         raise exc
-    print(f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-          file=sys.stderr)
+    print(
+        f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        file=sys.stderr,
+    )
     return 70
 
 

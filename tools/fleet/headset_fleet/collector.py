@@ -67,6 +67,8 @@ class IdentityMismatch(Exception):
     def __init__(self, key: tuple[str, str], message: str):
         super().__init__(message)
         self.key = key
+
+
 class Progress:
     """`collect`'s progress lines: what a running collector received, stored and rejected since
     the previous line (read from its live `CollectorStats`, which only its own threads write)."""
@@ -81,9 +83,11 @@ class Progress:
         last, span_s = self._last, max(now_t - self._last_t, 1e-9)
         self._last, self._last_t = now, now_t
         stored = now.stored - last.stored
-        text = (f"collect: {span_s:.0f} s: received {now.received - last.received}, stored {stored} "
-                f"({stored / span_s:.0f}/s), duplicates {now.duplicates - last.duplicates}, "
-                f"rejected {now.rejected - last.rejected}; total stored {now.stored}")
+        text = (
+            f"collect: {span_s:.0f} s: received {now.received - last.received}, stored {stored} "
+            f"({stored / span_s:.0f}/s), duplicates {now.duplicates - last.duplicates}, "
+            f"rejected {now.rejected - last.rejected}; total stored {now.stored}"
+        )
         if now.store_errors > last.store_errors:
             text += f"; store errors {now.store_errors - last.store_errors} ({now.last_error})"
         return text
@@ -92,9 +96,19 @@ class Progress:
 class Collector:
     """One collector process's consumer. `start()`, then `stop()`; `stats` is live."""
 
-    def __init__(self, broker: BrokerUrl, store: EventStore, *, group: str = "collectors",
-                 client_id: str = "", batch_max: int = 500, batch_wait_s: float = 0.005,
-                 ca_file: str = "", cert_file: str = "", key_file: str = ""):
+    def __init__(
+        self,
+        broker: BrokerUrl,
+        store: EventStore,
+        *,
+        group: str = "collectors",
+        client_id: str = "",
+        batch_max: int = 500,
+        batch_wait_s: float = 0.005,
+        ca_file: str = "",
+        cert_file: str = "",
+        key_file: str = "",
+    ):
         self.broker = broker
         self.store = store
         self.group = group
@@ -111,8 +125,9 @@ class Collector:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._worker = threading.Thread(target=self._work, name="collector-store", daemon=True)
-        self.client = make_client(self.client_id, manual_ack=True, broker=broker,
-                                  ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        self.client = make_client(
+            self.client_id, manual_ack=True, broker=broker, ca_file=ca_file, cert_file=cert_file, key_file=key_file
+        )
         # paho annotates the delays as int, but they are seconds added to time.monotonic(): a float works
         self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
@@ -128,8 +143,7 @@ class Collector:
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._worker.start()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15,
-                                  clean_start=False, properties=props)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=15, clean_start=False, properties=props)
         self.client.loop_start()
 
     def retire(self, idle_s: float = 1.0, timeout_s: float = 120.0) -> None:
@@ -144,7 +158,9 @@ class Collector:
         self._retiring = True
         self.start()
         if not self.wait_connected(10):
-            raise FleetBrokerError(f"mqtt://{self.broker.host}:{self.broker.port}: cannot resume session {self.client_id}")
+            raise FleetBrokerError(
+                f"mqtt://{self.broker.host}:{self.broker.port}: cannot resume session {self.client_id}"
+            )
         self.client.unsubscribe(self.topic)
         deadline, seen = time.monotonic() + timeout_s, -1
         while time.monotonic() < deadline:
@@ -236,8 +252,9 @@ class Collector:
                 self.stats.mismatched += 1
                 if exc.key not in self._mismatch_logged:
                     self._mismatch_logged.add(exc.key)
-                    log.warning("collector: rejected %s (further mismatches from this station are counted, "
-                                "not logged)", exc)
+                    log.warning(
+                        "collector: rejected %s (further mismatches from this station are counted, not logged)", exc
+                    )
         self._store_with_retry(rows)
         self._ack(batch)
 
@@ -253,8 +270,9 @@ class Collector:
         if isinstance(event, dict):
             for key, authorised in (("station", station), ("site", site)):
                 if key in event and event[key] != authorised:
-                    raise IdentityMismatch((site, station), f"an event on {topic} whose payload says "
-                                           f"{key} {str(event[key])[:64]!r}")
+                    raise IdentityMismatch(
+                        (site, station), f"an event on {topic} whose payload says {key} {str(event[key])[:64]!r}"
+                    )
         return event_row(site, event, now_s)
 
     def _store_with_retry(self, rows: list) -> None:

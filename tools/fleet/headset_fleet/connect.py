@@ -32,13 +32,28 @@ def parse_broker_url(url: str | BrokerUrl) -> BrokerUrl:
         raise FleetInputError(str(exc)) from None
 
 
-def make_client(client_id: str = "", *, manual_ack: bool = False, broker: BrokerUrl | None = None,
-                ca_file: str = "", cert_file: str = "", key_file: str = "") -> mqtt.Client:
+def make_client(
+    client_id: str = "",
+    *,
+    manual_ack: bool = False,
+    broker: BrokerUrl | None = None,
+    ca_file: str = "",
+    cert_file: str = "",
+    key_file: str = "",
+) -> mqtt.Client:
     """A paho 2.x MQTT 5 client with credentials and TLS taken from the login (the files given
     here win over the login's)."""
     if broker is not None and (ca_file or cert_file or key_file):
-        broker = BrokerUrl(broker.host, broker.port, broker.tls, broker.username, broker.password,
-                           ca_file or broker.ca_file, cert_file or broker.cert_file, key_file or broker.key_file)
+        broker = BrokerUrl(
+            broker.host,
+            broker.port,
+            broker.tls,
+            broker.username,
+            broker.password,
+            ca_file or broker.ca_file,
+            cert_file or broker.cert_file,
+            key_file or broker.key_file,
+        )
     return _login.make_client(broker, client_id, manual_ack=manual_ack)
 
 

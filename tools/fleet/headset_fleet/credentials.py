@@ -73,8 +73,9 @@ def passwd_entry(user: str, password: str, existing: dict[str, str]) -> str:
     return f"{user}:{hash_password(password)}"
 
 
-def acl_text(stations: list[tuple[str, str]], collectors=(COLLECTOR_USER,), monitors=(MONITOR_USER,),
-             operators=(OPERATOR_USER,)) -> str:
+def acl_text(
+    stations: list[tuple[str, str]], collectors=(COLLECTOR_USER,), monitors=(MONITOR_USER,), operators=(OPERATOR_USER,)
+) -> str:
     """Mosquitto ACL: each station writes only its own hs/<site>/<station>/ topics and reads
     only its own commands and status (as config/mosquitto/acl.example, but pinned to the site);
     collectors read every event, monitors everything (and publish the floor board's alerts on
@@ -89,8 +90,13 @@ def acl_text(stations: list[tuple[str, str]], collectors=(COLLECTOR_USER,), moni
     for user in monitors:
         lines += [f"user {user}", f"topic read {ROOT}/#", f"topic write {FLEET_ALERT_TOPIC}", ""]
     for user in operators:
-        lines += [f"user {user}", f"topic write {ROOT}/+/+/cmd/+", f"topic read {ROOT}/+/+/cmd/+/reply",
-                  f"topic read {ALL_STATUS}", ""]
+        lines += [
+            f"user {user}",
+            f"topic write {ROOT}/+/+/cmd/+",
+            f"topic read {ROOT}/+/+/cmd/+/reply",
+            f"topic read {ALL_STATUS}",
+            "",
+        ]
     for site, station in stations:
         t = Topics(site, station)
         lines += [f"user {station}"]
@@ -100,6 +106,7 @@ def acl_text(stations: list[tuple[str, str]], collectors=(COLLECTOR_USER,), moni
 
 
 # -- TLS: a fleet CA and one client certificate per station ---------------------------
+
 
 def load_or_create_ca(ca_dir: Path):
     """The fleet CA in ca_dir (ca.key, ca.crt), created on first use."""
@@ -116,13 +123,20 @@ def load_or_create_ca(ca_dir: Path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "headset-station fleet CA")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     crt_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert
@@ -130,12 +144,15 @@ def load_or_create_ca(ca_dir: Path):
 
 def _sans(cert) -> list[str]:
     from cryptography import x509
+
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    return sorted([str(v) for v in ext.get_values_for_type(x509.DNSName)]
-                  + [str(v) for v in ext.get_values_for_type(x509.IPAddress)])
+    return sorted(
+        [str(v) for v in ext.get_values_for_type(x509.DNSName)]
+        + [str(v) for v in ext.get_values_for_type(x509.IPAddress)]
+    )
 
 
 def cert_ok(cert_pem: bytes, name: str, ca_cert, hosts: list[str] | None = None) -> bool:
@@ -143,6 +160,7 @@ def cert_ok(cert_pem: bytes, name: str, ca_cert, hosts: list[str] | None = None)
     ca_cert and stays valid for at least 30 more days."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
+
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
         cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -169,13 +187,17 @@ def issue_cert(name: str, ca_key, ca_cert, hosts: list[str] | None = None) -> tu
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if hosts else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-               .issuer_name(ca_cert.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-               .not_valid_after(now + dt.timedelta(days=825))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
     if hosts:
         names: list[x509.GeneralName] = []
         for h in hosts:
@@ -185,6 +207,7 @@ def issue_cert(name: str, ca_key, ca_cert, hosts: list[str] | None = None) -> tu
                 names.append(x509.DNSName(h))
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)

@@ -46,12 +46,14 @@ class SimStation:
         self.pending: set[int] = set()
         self.acked = 0
         self.connected = False
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hs-{site}-{station}",
-                                  protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"hs-{site}-{station}", protocol=mqtt.MQTTv311
+        )
         self.client.max_inflight_messages_set(100)
         birth = {"status": "online", "bdSeq": 1, "boot_id": f"sim-{seed}"}
-        self.client.will_set(self.topics.status, json.dumps({**birth, "status": "offline", "reason": "will"}),
-                             QOS_STATUS, True)
+        self.client.will_set(
+            self.topics.status, json.dumps({**birth, "status": "offline", "reason": "will"}), QOS_STATUS, True
+        )
         self.client.on_connect = lambda c, u, f, rc, p: self._on_connect(rc, birth)
         self.client.on_publish = self._on_publish
 
@@ -171,8 +173,18 @@ def check_number(option: str, value, lo: float, hi: float, integer: bool = False
     return int(number) if integer else number
 
 
-def run_loadgen(url, *, stations: int, rate_per_s: float, duration_s: float, per_process: int = 250,
-                sites: int = 4, prefix: str = "sim", mode: str = "direct", provisioned: str = "") -> LoadResult:
+def run_loadgen(
+    url,
+    *,
+    stations: int,
+    rate_per_s: float,
+    duration_s: float,
+    per_process: int = 250,
+    sites: int = 4,
+    prefix: str = "sim",
+    mode: str = "direct",
+    provisioned: str = "",
+) -> LoadResult:
     """Run the load in ceil(stations / per_process) processes; returns the summed counts.
     mode "direct": shared-loop paho clients; "reporter": the station's Reporter and Outbox.
     `url`: a broker URL, or a BrokerUrl with the password already resolved (--password-file).
@@ -193,8 +205,10 @@ def run_loadgen(url, *, stations: int, rate_per_s: float, duration_s: float, per
     chunks = [names[k::procs_n] for k in range(procs_n)]
     ctx = mp.get_context("spawn")  # not fork: the caller may have threads (paho loops) holding locks
     out = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(url, chunk, rate_per_s * len(chunk) / stations, duration_s, out))
-             for chunk in chunks]
+    procs = [
+        ctx.Process(target=worker, args=(url, chunk, rate_per_s * len(chunk) / stations, duration_s, out))
+        for chunk in chunks
+    ]
     for p in procs:
         p.start()
     total = LoadResult()

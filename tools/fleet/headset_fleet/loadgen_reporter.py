@@ -35,8 +35,9 @@ def reporter_worker(url: str, names: list[tuple[str, str, str]], rate_per_s: flo
                 with os.fdopen(os.open(pw_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
                     fh.write(password + "\n")
                 mqtt_table.update(username=sid, password_file=pw_file)
-            settings = settings_from_dict({"station": {"id": sid, "site": site, "state_dir": state_dir},
-                                           "mqtt": mqtt_table}, "loadgen")
+            settings = settings_from_dict(
+                {"station": {"id": sid, "site": site, "state_dir": state_dir}, "mqtt": mqtt_table}, "loadgen"
+            )
             outbox = Outbox.in_state_dir(state_dir)
             reporter = Reporter(settings, outbox, profile_name=settings.station.profile)
             reporter.start()

@@ -105,24 +105,39 @@ class StationView:
     def as_dict(self, now_s: float) -> dict:
         live = self.online
         call_s = self.call_s(now_s)
-        return {"site": self.site, "station": self.station, "desk": self.desk, "agent": self.agent,
-                "name": self.name, "status": self.status, "online": live,
-                "status_since_s": self.status_since_s, "since_exact": self.since_exact,
-                "on_call": live and self.call is not None, "call": self.call,
-                "call_s": None if call_s is None else round(call_s, 1),
-                "call_since_s": self.call_since_s if live and self.call is not None else None,
-                "phase": self.phase,
-                "on_hold": live and self.hold_since_s is not None, "hold_s": round(self.hold_s(now_s), 1),
-                "hold_since_s": self.hold_since_s if live else None,
-                "dead_air": live and self.call is not None and self.dead_air_since_s is not None,
-                "dead_air_s": round(self.dead_air_s(now_s), 1),
-                # the last known state of an offline station, shown greyed, never as live
-                "was_on_call": not live and self.call is not None,
-                "was_on_hold": not live and self.hold_since_s is not None,
-                "cue": self.cue, "cue_en": cue_words(self.cue, "en"), "cue_zh": cue_words(self.cue, "zh"),
-                "line": dict(self.line), "faults": dict(self.faults),
-                "outbox_depth": self.outbox_depth, "last_event": self.last_event,
-                "last_event_ts_s": self.last_event_ts_s, "last_seen_s": round(self.last_seen_s, 3)}
+        return {
+            "site": self.site,
+            "station": self.station,
+            "desk": self.desk,
+            "agent": self.agent,
+            "name": self.name,
+            "status": self.status,
+            "online": live,
+            "status_since_s": self.status_since_s,
+            "since_exact": self.since_exact,
+            "on_call": live and self.call is not None,
+            "call": self.call,
+            "call_s": None if call_s is None else round(call_s, 1),
+            "call_since_s": self.call_since_s if live and self.call is not None else None,
+            "phase": self.phase,
+            "on_hold": live and self.hold_since_s is not None,
+            "hold_s": round(self.hold_s(now_s), 1),
+            "hold_since_s": self.hold_since_s if live else None,
+            "dead_air": live and self.call is not None and self.dead_air_since_s is not None,
+            "dead_air_s": round(self.dead_air_s(now_s), 1),
+            # the last known state of an offline station, shown greyed, never as live
+            "was_on_call": not live and self.call is not None,
+            "was_on_hold": not live and self.hold_since_s is not None,
+            "cue": self.cue,
+            "cue_en": cue_words(self.cue, "en"),
+            "cue_zh": cue_words(self.cue, "zh"),
+            "line": dict(self.line),
+            "faults": dict(self.faults),
+            "outbox_depth": self.outbox_depth,
+            "last_event": self.last_event,
+            "last_event_ts_s": self.last_event_ts_s,
+            "last_seen_s": round(self.last_seen_s, 3),
+        }
 
 
 def epoch(ts) -> float | None:
@@ -297,8 +312,7 @@ def _fold_event(view: StationView, e: dict, now_s: float) -> None:
         view.violations.append(ts_s if ts_s is not None else now_s)
         while view.violations and view.violations[0] < now_s - VIOLATION_MEMORY_S:
             view.violations.popleft()
-    backlog = (ts_s is not None and view.session_start_s is not None
-               and ts_s < view.session_start_s - BACKLOG_SLACK_S)
+    backlog = ts_s is not None and view.session_start_s is not None and ts_s < view.session_start_s - BACKLOG_SLACK_S
     if backlog or (not view.online and kind != "station.online"):
         return  # the outbox's backlog of an outage, or a late message after the will: not live
     ts_s = now_s if ts_s is None else ts_s
@@ -358,8 +372,16 @@ def site_summary(views, now_s: float, hold_limit_s: float = HOLD_LIMIT_S) -> lis
     for v in views:
         s = sites.get(v.site)
         if s is None:
-            s = sites[v.site] = {"site": v.site, "stations": 0, "on_call": 0, "on_hold": 0, "over_limit": 0,
-                                 "dead_air": 0, "offline": 0, "faults": 0}
+            s = sites[v.site] = {
+                "site": v.site,
+                "stations": 0,
+                "on_call": 0,
+                "on_hold": 0,
+                "over_limit": 0,
+                "dead_air": 0,
+                "offline": 0,
+                "faults": 0,
+            }
         s["stations"] += 1
         if v.online:
             s["on_call"] += v.call is not None
@@ -389,8 +411,9 @@ class FleetFeed:
         self._changed: set = set()
         self.messages = 0
         # MQTT 3.1.1: nothing of MQTT 5 is needed to read, and paho decodes it in ~60 % of the time
-        self.client = login.make_client(broker, client_id or f"hs-monitor-{int(time.time() * 1000) % 10**9}",
-                                        protocol=mqtt.MQTTv311)
+        self.client = login.make_client(
+            broker, client_id or f"hs-monitor-{int(time.time() * 1000) % 10**9}", protocol=mqtt.MQTTv311
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
@@ -448,8 +471,7 @@ def run_json(url: str | BrokerUrl, wait_s: float = 1.0, sort_key: str = "station
     time.sleep(wait_s)
     rows, sites = feed.rows(sort_key), feed.summary()
     feed.stop()
-    print(json.dumps({"stations": rows, "sites": sites, "count": len(rows)},
-                     ensure_ascii=False, indent=1))
+    print(json.dumps({"stations": rows, "sites": sites, "count": len(rows)}, ensure_ascii=False, indent=1))
     return 0
 
 
@@ -470,13 +492,23 @@ def duration(seconds: float | None) -> str:
 def status_text(r: dict) -> str:
     if r["online"]:
         return r["status"]
-    return f"offline since {clock(r['status_since_s'])}" if r["since_exact"] else \
-        f"offline since before {clock(r['status_since_s'])}"
+    return (
+        f"offline since {clock(r['status_since_s'])}"
+        if r["since_exact"]
+        else f"offline since before {clock(r['status_since_s'])}"
+    )
 
 
-def render(rows: list[dict], sites: list[dict] | tuple = (), lang: str = "en", hold_limit_s: float = HOLD_LIMIT_S, hold_warn_s: float = HOLD_WARN_S):
+def render(
+    rows: list[dict],
+    sites: list[dict] | tuple = (),
+    lang: str = "en",
+    hold_limit_s: float = HOLD_LIMIT_S,
+    hold_warn_s: float = HOLD_WARN_S,
+):
     from rich.table import Table
     from rich.text import Text
+
     table = Table(title=f"headset stations ({len(rows)})", expand=True)
     for col in ("site", "desk", "status", "call", "hold", "cue", "line rx/tx", "faults", "outbox"):
         table.add_column(col)
@@ -496,18 +528,35 @@ def render(rows: list[dict], sites: list[dict] | tuple = (), lang: str = "en", h
         line = f"{r['line'].get('rx') or '-'}/{r['line'].get('tx') or '-'}"
         faults = Text(",".join(r["faults"]), style="red") if r["faults"] else ""
         outbox = "" if r["outbox_depth"] is None else str(r["outbox_depth"])
-        table.add_row(Text(r["site"], style=grey), Text(desk, style=grey), status, Text(call, style=grey), hold,
-                      Text(r["cue_zh" if lang == "zh" else "cue_en"], style=grey), Text(line, style=grey),
-                      faults, Text(outbox, style=grey))
+        table.add_row(
+            Text(r["site"], style=grey),
+            Text(desk, style=grey),
+            status,
+            Text(call, style=grey),
+            hold,
+            Text(r["cue_zh" if lang == "zh" else "cue_en"], style=grey),
+            Text(line, style=grey),
+            faults,
+            Text(outbox, style=grey),
+        )
     for s in sites:
-        table.add_row(Text(s["site"], style="bold"), Text(f"{s['stations']} desks", style="bold"),
-                      f"{s['offline']} offline", f"{s['on_call']} on call", f"{s['on_hold']} on hold",
-                      f"{s['over_limit']} over limit, {s['dead_air']} dead air", "", f"{s['faults']} faults", "")
+        table.add_row(
+            Text(s["site"], style="bold"),
+            Text(f"{s['stations']} desks", style="bold"),
+            f"{s['offline']} offline",
+            f"{s['on_call']} on call",
+            f"{s['on_hold']} on hold",
+            f"{s['over_limit']} over limit, {s['dead_air']} dead air",
+            "",
+            f"{s['faults']} faults",
+            "",
+        )
     return table
 
 
 def run_live(url: str | BrokerUrl, sort_key: str = "station", refresh_s: float = 1.0, lang: str = "en") -> int:
     from rich.live import Live
+
     table_rows({}, 0, sort_key)
     feed = FleetFeed(url)
     feed.start()

@@ -108,8 +108,10 @@ def read_inventory(path: Path, default_broker: str | None = None, *, need_broker
         sid, site = rec["station_id"], rec["site"]
         for col, value in (("station_id", sid), ("site", site)):
             if not ID_RE.match(value):
-                raise InventoryError(f"{where}: bad {col} {value!r}: use letters, digits, '.', '_', '-' "
-                                     "(no '/', '+', '#', spaces; 1-64 chars, not starting with a symbol)")
+                raise InventoryError(
+                    f"{where}: bad {col} {value!r}: use letters, digits, '.', '_', '-' "
+                    "(no '/', '+', '#', spaces; 1-64 chars, not starting with a symbol)"
+                )
         if sid in seen:
             raise InventoryError(f"{where}: duplicate station_id {sid!r} (first at line {seen[sid]})")
         seen[sid] = reader.line_num
@@ -132,11 +134,17 @@ def read_inventory(path: Path, default_broker: str | None = None, *, need_broker
             try:
                 ZoneInfo(tz)
             except (ZoneInfoNotFoundError, ValueError):
-                raise InventoryError(f"{where}: tz {tz[:80]!r} is not a time zone (an IANA name such as Asia/Shanghai)") from None
+                raise InventoryError(
+                    f"{where}: tz {tz[:80]!r} is not a time zone (an IANA name such as Asia/Shanghai)"
+                ) from None
             other = next((r for r in rows if r.site == site and r.tz and r.tz != tz), None)
             if other is not None:
-                raise InventoryError(f"{where}: tz {tz!r} differs from {other.tz!r} for site {site!r} at line {other.line}")
-        rows.append(Row(reader.line_num, sid, site, rec["desk"], rec["profile"], broker or "", rec.get("agent", ""), tz))
+                raise InventoryError(
+                    f"{where}: tz {tz!r} differs from {other.tz!r} for site {site!r} at line {other.line}"
+                )
+        rows.append(
+            Row(reader.line_num, sid, site, rec["desk"], rec["profile"], broker or "", rec.get("agent", ""), tz)
+        )
     if not rows:
         raise InventoryError(f"{path}: no stations")
     return rows
@@ -161,8 +169,11 @@ def station_toml(row: Row, inventory_name: str, tls_certs: bool) -> str:
         f"profile = {toml_str(row.profile)}",
         f"state_dir = {toml_str(STATE_DIR)}",
         f"local_config = {toml_str(LOCAL_CONFIG)}",
-        *[f"{key} = {toml_str(value)}" for key, value in (("desk", row.desk), ("agent", row.agent), ("tz", row.tz))
-          if value],
+        *[
+            f"{key} = {toml_str(value)}"
+            for key, value in (("desk", row.desk), ("agent", row.agent), ("tz", row.tz))
+            if value
+        ],
         "",
         "[mqtt]",
         f"brokers = [{toml_str(row.broker)}]",
@@ -268,22 +279,38 @@ def broker_conf(rows: list[Row], broker_dir: Path, tls_files: bool) -> str:
         tls, _host, port = parse_broker(row.broker)
         listeners[port] = listeners.get(port, False) or tls
     for port, tls in sorted(listeners.items()):
-        lines += ["", f"listener {port}",
-                  "# The client id is replaced by the user name: no client can take another user's",
-                  "# session (a station another station's, or a collector's).",
-                  "use_username_as_clientid true"]
+        lines += [
+            "",
+            f"listener {port}",
+            "# The client id is replaced by the user name: no client can take another user's",
+            "# session (a station another station's, or a collector's).",
+            "use_username_as_clientid true",
+        ]
         if tls:
             certs = d if tls_files else Path("/etc/mosquitto/certs")
             if not tls_files:
                 lines.append("# No --ca-dir: put the broker's own CA, certificate and key at these paths.")
-            lines += [f"cafile {certs / 'ca.crt'}", f"certfile {certs / 'server.crt'}",
-                      f"keyfile {certs / 'server.key'}", "tls_version tlsv1.2"]
+            lines += [
+                f"cafile {certs / 'ca.crt'}",
+                f"certfile {certs / 'server.crt'}",
+                f"keyfile {certs / 'server.key'}",
+                "tls_version tlsv1.2",
+            ]
     return "\n".join(lines) + "\n"
 
 
-def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_partition: Path | None = None,
-              station: str | None = None, default_broker: str | None = None, collectors=(), monitors=(),
-              operators=()) -> Writer:
+def provision(
+    inventory: Path,
+    out: Path,
+    *,
+    ca_dir: Path | None = None,
+    boot_partition: Path | None = None,
+    station: str | None = None,
+    default_broker: str | None = None,
+    collectors=(),
+    monitors=(),
+    operators=(),
+) -> Writer:
     """Do the whole job; returns the Writer whose `changed` lists every file written.
 
     collectors/monitors/operators: instance names, one broker user each (see the module doc)."""
@@ -296,7 +323,9 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
         if not boot_partition.is_dir():
             raise InventoryError(f"{boot_partition}: boot partition is not a mounted directory")
         if station is None and len(rows) > 1:
-            raise InventoryError(f"{inventory}: {len(rows)} stations; name the one for this boot partition with --station")
+            raise InventoryError(
+                f"{inventory}: {len(rows)} stations; name the one for this boot partition with --station"
+            )
         chosen = [r for r in rows if station in (None, r.station)]
         if not chosen:
             raise InventoryError(f"{inventory}: no station {station!r}")
@@ -310,9 +339,11 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
     existing = cred.read_passwd(out / "broker" / "passwd")
     gid = broker_group()
     entries = []
-    services = {"collectors": cred.service_users(cred.COLLECTOR_USER, collectors),
-                "monitors": cred.service_users(cred.MONITOR_USER, monitors),
-                "operators": cred.service_users(cred.OPERATOR_USER, operators)}
+    services = {
+        "collectors": cred.service_users(cred.COLLECTOR_USER, collectors),
+        "monitors": cred.service_users(cred.MONITOR_USER, monitors),
+        "operators": cred.service_users(cred.OPERATOR_USER, operators),
+    }
     for svc in [u for users in services.values() for u in users]:
         secret_path = out / "broker" / f"{svc.lstrip('_')}-password"
         password = _kept_secret(secret_path)
@@ -327,8 +358,10 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
     for row in rows:
         sdir = out / "stations" / row.station
         password = _kept_secret(sdir / "mqtt-password")
-        files = {"station.toml": (station_toml(row, inventory.name, ca is not None).encode(), 0o644),
-                 "mqtt-password": ((password + "\n").encode(), 0o600)}
+        files = {
+            "station.toml": (station_toml(row, inventory.name, ca is not None).encode(), 0o644),
+            "mqtt-password": ((password + "\n").encode(), 0o600),
+        }
         if ca is not None and ca_dir is not None:  # ca_dir is set whenever there is a CA
             key_pem, crt_pem = _kept_cert(sdir / "client.key", sdir / "client.crt", row.station, ca)
             files["ca.crt"] = ((ca_dir / "ca.crt").read_bytes(), 0o644)
@@ -341,11 +374,15 @@ def provision(inventory: Path, out: Path, *, ca_dir: Path | None = None, boot_pa
     if ca is not None and ca_dir is not None:  # the broker's server certificate, for every host the inventory names
         hosts = sorted({host for tls, host, _ in (parse_broker(r.broker) for r in rows) if tls})
         if hosts:
-            key_pem, crt_pem = _kept_cert(out / "broker" / "server.key", out / "broker" / "server.crt", hosts[0], ca, hosts)
+            key_pem, crt_pem = _kept_cert(
+                out / "broker" / "server.key", out / "broker" / "server.crt", hosts[0], ca, hosts
+            )
             w.write(out / "broker" / "server.key", key_pem, 0o640 if gid is not None else 0o600, gid)
             if gid is None:
-                w.notes.append(f"note: {out / 'broker' / 'server.key'} is mode 0600 (no group {BROKER_GROUP} here): "
-                               f"install it on the broker with `install -m 0640 -g {BROKER_GROUP}`")
+                w.notes.append(
+                    f"note: {out / 'broker' / 'server.key'} is mode 0600 (no group {BROKER_GROUP} here): "
+                    f"install it on the broker with `install -m 0640 -g {BROKER_GROUP}`"
+                )
             w.write(out / "broker" / "server.crt", crt_pem, 0o644)
             w.write(out / "broker" / "ca.crt", (ca_dir / "ca.crt").read_bytes(), 0o644)
     broker_mode = 0o640 if gid is not None else 0o644

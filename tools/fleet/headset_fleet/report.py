@@ -36,13 +36,33 @@ from headset_fleet.errors import FleetInputError, FleetStorageError
 from headset_fleet.provision import read_inventory
 from headset_fleet.store import open_store
 
-RULE_IDS = ("answer-rings", "greet-in-time", "silent-call", "low-volume", "noisy-line", "agent-volume",
-            "hold-limit", "dead-air", "no-interrupt", "hangup-pause", "far-end-gone", "call-length",
-            "calling-hours")
+RULE_IDS = (
+    "answer-rings",
+    "greet-in-time",
+    "silent-call",
+    "low-volume",
+    "noisy-line",
+    "agent-volume",
+    "hold-limit",
+    "dead-air",
+    "no-interrupt",
+    "hangup-pause",
+    "far-end-gone",
+    "call-length",
+    "calling-hours",
+)
 MAX_RINGS = 3
 NO_DATA = "no data"
-REPORT_TYPES = ("call.start", "call.end", "hold.start", "hold.end", "script.step", "dead_air", "overtalk",
-                "rule.violation")  # the only event types a report reads
+REPORT_TYPES = (
+    "call.start",
+    "call.end",
+    "hold.start",
+    "hold.end",
+    "script.step",
+    "dead_air",
+    "overtalk",
+    "rule.violation",
+)  # the only event types a report reads
 RATED = ("late_answers", "holds_over_limit", "silent_calls", "dead_air", "overtalk", "violations")
 
 
@@ -108,6 +128,7 @@ def _num(value) -> float:
 @dataclass
 class Figures:
     """One scope's figures: a site total (desk == agent == ""), a desk, or an agent."""
+
     site: str
     station: str = ""
     desk: str = ""
@@ -169,8 +190,12 @@ class Figures:
     def row(self, hold_limit_s: float) -> dict:
         rings, holds_s = self.rings, self.hold_durations_s
         out = {
-            "site": self.site, "station": self.station, "desk": self.desk, "agent": self.agent,
-            "events": self.events, "calls": self.calls,
+            "site": self.site,
+            "station": self.station,
+            "desk": self.desk,
+            "agent": self.agent,
+            "events": self.events,
+            "calls": self.calls,
             "rings_mean": round(sum(rings) / len(rings), 2) if rings else 0.0,
             "rings_max": max(rings) if rings else 0,
             "late_answers": sum(1 for r in rings if r > MAX_RINGS),
@@ -181,7 +206,8 @@ class Figures:
             "hold_max_s": round(max(holds_s), 1) if holds_s else 0.0,
             "holds_over_limit": sum(1 for d in holds_s if d > hold_limit_s),
             "silent_calls": len(self.silent),
-            "dead_air": self.dead_air, "dead_air_s": round(self.dead_air_s, 1),
+            "dead_air": self.dead_air,
+            "dead_air_s": round(self.dead_air_s, 1),
             "overtalk": self.overtalk,
             "violations": sum(self.violations.values()),
         }
@@ -228,8 +254,9 @@ class Report:
         for s in self.sites:
             for scope, figs in (("desk", s.desks), ("agent", s.agents), ("site", [s.total])):
                 for f in figs:
-                    out.append({"scope": scope, "day": self.day.isoformat(), "tz": tz_name(s.tz),
-                                **f.row(self.hold_limit_s)})
+                    out.append(
+                        {"scope": scope, "day": self.day.isoformat(), "tz": tz_name(s.tz), **f.row(self.hold_limit_s)}
+                    )
         return out
 
 
@@ -239,8 +266,15 @@ def query_bounds(day: date, zones) -> tuple[datetime, datetime]:
     return min(b[0] for b in bounds), max(b[1] for b in bounds)
 
 
-def summarize(events: list[dict], day: date, hold_limit_s: float = 60.0, *, tz: tzinfo | None = None,
-              site_tz: dict | None = None, sites=()) -> Report:
+def summarize(
+    events: list[dict],
+    day: date,
+    hold_limit_s: float = 60.0,
+    *,
+    tz: tzinfo | None = None,
+    site_tz: dict | None = None,
+    sites=(),
+) -> Report:
     """The report of local day `day`. Each site's zone: `tz` if given, else `site_tz[site]`,
     else the machine's. Events outside that site's local day are ignored; `sites` names sites
     to list even without events (from the inventory: they show "no data")."""
@@ -275,8 +309,16 @@ def summarize(events: list[dict], day: date, hold_limit_s: float = 60.0, *, tz: 
         agent = e.get("agent")
         if isinstance(agent, str) and agent:
             per_agent.setdefault((site, agent), Figures(site, "", "", agent)).add_event(e)
-        h = hours.setdefault(site, {"calls": [0] * 24, "dead_air": [0] * 24, "dead_air_s": [0.0] * 24,
-                                    "overtalk": [0] * 24, "violations": defaultdict(lambda: [0] * 24)})
+        h = hours.setdefault(
+            site,
+            {
+                "calls": [0] * 24,
+                "dead_air": [0] * 24,
+                "dead_air_s": [0.0] * 24,
+                "overtalk": [0] * 24,
+                "violations": defaultdict(lambda: [0] * 24),
+            },
+        )
         kind, hour = e.get("type"), local.hour
         if kind == "call.start":
             h["calls"][hour] += 1
@@ -289,26 +331,52 @@ def summarize(events: list[dict], day: date, hold_limit_s: float = 60.0, *, tz: 
             h["violations"][str(e.get("rule") or "unknown")[:64]][hour] += 1
     out = []
     for site in sorted(zones):
-        desks = sorted((f for (s, _), f in per_desk.items() if s == site), key=lambda f: (f.desk or f.station, f.station))
+        desks = sorted(
+            (f for (s, _), f in per_desk.items() if s == site), key=lambda f: (f.desk or f.station, f.station)
+        )
         agents = sorted((f for (s, _), f in per_agent.items() if s == site), key=lambda f: f.agent)
         total = Figures(site)
         for f in desks:
             total.add(f)
-        h = hours.get(site) or {"calls": [0] * 24, "dead_air": [0] * 24, "dead_air_s": [0.0] * 24,
-                                "overtalk": [0] * 24, "violations": {}}
-        out.append(SiteReport(site, zones[site], total, desks, agents, h["calls"], h["dead_air"],
-                              [round(v, 1) for v in h["dead_air_s"]], h["overtalk"], dict(h["violations"])))
+        h = hours.get(site) or {
+            "calls": [0] * 24,
+            "dead_air": [0] * 24,
+            "dead_air_s": [0.0] * 24,
+            "overtalk": [0] * 24,
+            "violations": {},
+        }
+        out.append(
+            SiteReport(
+                site,
+                zones[site],
+                total,
+                desks,
+                agents,
+                h["calls"],
+                h["dead_air"],
+                [round(v, 1) for v in h["dead_air_s"]],
+                h["overtalk"],
+                dict(h["violations"]),
+            )
+        )
     return Report(day, hold_limit_s, out)
 
 
 # ---- text, CSV -----------------------------------------------------------------------------
-TABLE_COLUMNS = (("calls", "calls", None), ("talk", "talk_s", None), ("AHT s", "aht_s", None),
-                 ("late", "late_answers", "late_answers_per_100"), ("holds", "holds", None),
-                 ("hold max s", "hold_max_s", None),
-                 ("over limit", "holds_over_limit", "holds_over_limit_per_100"),
-                 ("silent", "silent_calls", "silent_calls_per_100"),
-                 ("dead air", "dead_air", "dead_air_per_100"), ("dead air s", "dead_air_s", None),
-                 ("overtalk", "overtalk", "overtalk_per_100"), ("violations", "violations", "violations_per_100"))
+TABLE_COLUMNS = (
+    ("calls", "calls", None),
+    ("talk", "talk_s", None),
+    ("AHT s", "aht_s", None),
+    ("late", "late_answers", "late_answers_per_100"),
+    ("holds", "holds", None),
+    ("hold max s", "hold_max_s", None),
+    ("over limit", "holds_over_limit", "holds_over_limit_per_100"),
+    ("silent", "silent_calls", "silent_calls_per_100"),
+    ("dead air", "dead_air", "dead_air_per_100"),
+    ("dead air s", "dead_air_s", None),
+    ("overtalk", "overtalk", "overtalk_per_100"),
+    ("violations", "violations", "violations_per_100"),
+)
 
 
 def _duration(seconds: float) -> str:
@@ -336,6 +404,7 @@ def render_tables(report: Report) -> list:
     """Rich renderables: per site a heading and a table, or 'no data'."""
     from rich.table import Table
     from rich.text import Text
+
     out: list[Table | Text] = []
     if not report.sites:
         return [Text(f"{NO_DATA}: no events on {report.day.isoformat()}")]
@@ -343,15 +412,20 @@ def render_tables(report: Report) -> list:
         if not s.has_data:
             out.append(Text(f"{site_heading(report, s)}: {NO_DATA}"))
             continue
-        table = Table(title=f"{site_heading(report, s)}; hold limit {report.hold_limit_s:g} s; "
-                            "(n) = per 100 calls", title_justify="left")
+        table = Table(
+            title=f"{site_heading(report, s)}; hold limit {report.hold_limit_s:g} s; (n) = per 100 calls",
+            title_justify="left",
+        )
         table.add_column("desk / agent")
         for title, _, _ in TABLE_COLUMNS:
             table.add_column(title, justify="right")
         for f in [*s.desks, *s.agents, s.total]:
             row = f.row(report.hold_limit_s)
-            name = (f"agent {f.agent}" if f.agent else
-                    f"{f.desk} ({f.station})" if f.desk else f.station) if f is not s.total else "[bold](site)"
+            name = (
+                (f"agent {f.agent}" if f.agent else f"{f.desk} ({f.station})" if f.desk else f.station)
+                if f is not s.total
+                else "[bold](site)"
+            )
             table.add_row(name, *[cell(row, k, r) for _, k, r in TABLE_COLUMNS])
         out.append(table)
     return out
@@ -462,22 +536,27 @@ def render_report_html(report: Report, *, charts: bool = True, title: str = "") 
     board, which serves it as is (`load_report` builds the Report from a store)."""
     esc = html.escape
     title = title or f"Headset stations: report for {report.day.isoformat()}"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
-             f"<p>Hold limit {report.hold_limit_s:g} s. Figures in brackets are per 100 calls.</p>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
+        f"<p>Hold limit {report.hold_limit_s:g} s. Figures in brackets are per 100 calls.</p>",
+    ]
     if not report.has_data:
-        parts.append(f"<p class=\"nodata\" id=\"no-data\">{NO_DATA}: no events on {report.day.isoformat()}</p>")
+        parts.append(f'<p class="nodata" id="no-data">{NO_DATA}: no events on {report.day.isoformat()}</p>')
     for s in report.sites:
-        parts.append(f"<section class=\"site\" data-site=\"{esc(s.site)}\"><h2>{esc(site_heading(report, s))}</h2>")
+        parts.append(f'<section class="site" data-site="{esc(s.site)}"><h2>{esc(site_heading(report, s))}</h2>')
         if not s.has_data:
-            parts.append(f"<p class=\"nodata\">{NO_DATA}</p></section>")
+            parts.append(f'<p class="nodata">{NO_DATA}</p></section>')
             continue
-        parts.append("<table><thead><tr><th>desk / agent</th>"
-                     + "".join(f"<th class=\"n\">{esc(t)}</th>" for t, _, _ in TABLE_COLUMNS) + "</tr></thead><tbody>")
+        parts.append(
+            "<table><thead><tr><th>desk / agent</th>"
+            + "".join(f'<th class="n">{esc(t)}</th>' for t, _, _ in TABLE_COLUMNS)
+            + "</tr></thead><tbody>"
+        )
         for f in [*s.desks, *s.agents, s.total]:
             row = f.row(report.hold_limit_s)
             if f is s.total:
-                name, cls = "site total", " class=\"total\""
+                name, cls = "site total", ' class="total"'
             else:
                 name = f"agent {f.agent}" if f.agent else (f"{f.desk} ({f.station})" if f.desk else f.station)
                 cls = ""
@@ -486,15 +565,15 @@ def render_report_html(report: Report, *, charts: bool = True, title: str = "") 
                 value = row[key]
                 text = "-" if value is None else (_duration(value) if key == "talk_s" else f"{value:g}")
                 if rate and row[rate] is not None:
-                    text = f"{esc(text)} <span class=\"rate\">({row[rate]:g})</span>"
+                    text = f'{esc(text)} <span class="rate">({row[rate]:g})</span>'
                 else:
                     text = esc(text)
-                cells.append(f"<td class=\"n\">{text}</td>")
+                cells.append(f'<td class="n">{text}</td>')
             parts.append(f"<tr{cls}><td>{esc(name)}</td>{''.join(cells)}</tr>")
         parts.append("</tbody></table>")
         if charts:
             data = base64.b64encode(site_chart_png(report, s)).decode()
-            parts.append(f"<img alt=\"charts for site {esc(s.site)}\" src=\"data:image/png;base64,{data}\">")
+            parts.append(f'<img alt="charts for site {esc(s.site)}" src="data:image/png;base64,{data}">')
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -511,8 +590,9 @@ def inventory_zones(path: Path) -> tuple[dict, list]:
     return zones, sorted({r.site for r in rows})
 
 
-def load_report(db_url: str, day: date, *, tz: str | None = None, inventory: str | Path | None = None,
-                hold_limit_s: float = 60.0) -> Report:
+def load_report(
+    db_url: str, day: date, *, tz: str | None = None, inventory: str | Path | None = None, hold_limit_s: float = 60.0
+) -> Report:
     """Read the events of local day `day` from the store at `db_url` and summarize them
     (`tz` overrides every site's zone; `inventory` gives sites' zones and lists their sites)."""
     if not (math.isfinite(hold_limit_s) and 1.0 <= hold_limit_s <= 3600.0):
@@ -526,10 +606,19 @@ def load_report(db_url: str, day: date, *, tz: str | None = None, inventory: str
     return summarize(events, day, hold_limit_s, tz=override, site_tz=site_tz, sites=sites)
 
 
-def run_report(db_url: str, day: date, *, csv_path: str | None = None, png_dir: str | None = None,
-               html_path: str | None = None, tz: str | None = None, inventory: str | None = None,
-               hold_limit_s: float = 60.0) -> int:
+def run_report(
+    db_url: str,
+    day: date,
+    *,
+    csv_path: str | None = None,
+    png_dir: str | None = None,
+    html_path: str | None = None,
+    tz: str | None = None,
+    inventory: str | None = None,
+    hold_limit_s: float = 60.0,
+) -> int:
     from rich.console import Console
+
     report = load_report(db_url, day, tz=tz, inventory=inventory, hold_limit_s=hold_limit_s)
     console = Console()
     if not console.is_terminal:

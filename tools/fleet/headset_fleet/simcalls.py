@@ -30,8 +30,10 @@ class LoadResult:
     def summary(self) -> str:
         rate = self.published / self.elapsed_s if self.elapsed_s else 0.0
         errs = f"; errors: {'; '.join(self.errors[:3])}" if self.errors else ""
-        return (f"loadgen: {self.connected}/{self.stations} stations connected, {self.published} events published "
-                f"in {self.elapsed_s:.1f} s ({rate:.0f}/s), {self.acked} acknowledged, {self.unacked} not{errs}")
+        return (
+            f"loadgen: {self.connected}/{self.stations} stations connected, {self.published} events published "
+            f"in {self.elapsed_s:.1f} s ({rate:.0f}/s), {self.acked} acknowledged, {self.unacked} not{errs}"
+        )
 
 
 def call_script(rng: random.Random):
@@ -48,7 +50,11 @@ def call_script(rng: random.Random):
             yield call, "rule.violation", {"rule": "answer-rings", "detail": f"answered after {rings} rings"}
         yield call, "hook", {"state": "off"}
         yield call, "cue", {"cue": "greet", "leds": {"green": "blink"}}
-        yield call, "line", {"channel": "rx", "condition": "ok", "level_dbfs": -24.0, "noise_dbfs": -62.0, "snr_db": 38.0}
+        yield (
+            call,
+            "line",
+            {"channel": "rx", "condition": "ok", "level_dbfs": -24.0, "noise_dbfs": -62.0, "snr_db": 38.0},
+        )
         holds, hold_s, dead_s, overtalk, violations = 0, 0.0, 0.0, 0, []
         if rng.random() < 0.35:
             holds, hold_s = 1, round(rng.uniform(5, 90), 1)
@@ -68,6 +74,17 @@ def call_script(rng: random.Random):
             yield call, "overtalk", {"duration_s": round(rng.uniform(0.5, 2), 2)}
         yield call, "hook", {"state": "on"}
         duration = round(rng.uniform(30, 400), 1)
-        yield call, "call.end", {"duration_s": duration, "talk_s": {"tx": duration * 0.4, "rx": duration * 0.4},
-                                 "overtalk_count": overtalk, "hold_count": holds, "hold_s": hold_s,
-                                 "longest_hold_s": hold_s, "dead_air_s": dead_s, "violations": violations}
+        yield (
+            call,
+            "call.end",
+            {
+                "duration_s": duration,
+                "talk_s": {"tx": duration * 0.4, "rx": duration * 0.4},
+                "overtalk_count": overtalk,
+                "hold_count": holds,
+                "hold_s": hold_s,
+                "longest_hold_s": hold_s,
+                "dead_air_s": dead_s,
+                "violations": violations,
+            },
+        )

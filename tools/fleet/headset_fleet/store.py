@@ -127,8 +127,19 @@ def event_row(site: str, event: dict, received_s: float) -> tuple:
     seq = event.get("seq")
     seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and abs(seq) < 2**63 else None
     body = to_json(_clean(event))
-    return (event["id"], event["station"], site, event["type"], seq, ts, call, body, received_s,
-            _identity(event, "desk"), _identity(event, "agent"))
+    return (
+        event["id"],
+        event["station"],
+        site,
+        event["type"],
+        seq,
+        ts,
+        call,
+        body,
+        received_s,
+        _identity(event, "desk"),
+        _identity(event, "agent"),
+    )
 
 
 class EventStore:
@@ -193,8 +204,11 @@ class EventStore:
         try:
             self._reconnect_if_broken()
             cur = self.conn.cursor()
-            cur.execute(f"SELECT site, desk, agent, body FROM events WHERE ts >= {p} AND ts < {p}{only} "
-                        "ORDER BY station, seq, ts", (self._ts_param(lo), self._ts_param(hi), *types))
+            cur.execute(
+                f"SELECT site, desk, agent, body FROM events WHERE ts >= {p} AND ts < {p}{only} "
+                "ORDER BY station, seq, ts",
+                (self._ts_param(lo), self._ts_param(hi), *types),
+            )
             rows = cur.fetchall()
             self.conn.commit()  # end the read transaction (PostgreSQL), so it holds no lock
         except Exception as exc:
@@ -297,12 +311,15 @@ class PostgresStore(EventStore):
             super().__init__(conn)
         except psycopg.Error as exc:
             conn.close()
-            raise FleetStoreError(f"{self.url}: cannot create or migrate the events table: "
-                                  f"{str(exc).strip().splitlines()[0]}") from None
+            raise FleetStoreError(
+                f"{self.url}: cannot create or migrate the events table: {str(exc).strip().splitlines()[0]}"
+            ) from None
 
     def _column_types(self, cur) -> dict:
-        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = 'events'")
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'events'"
+        )
         return dict(cur.fetchall())
 
     def _prepare(self) -> None:
@@ -345,6 +362,7 @@ class PostgresStore(EventStore):
     def _reconnect_if_broken(self) -> None:
         if self.conn.closed or self.conn.broken:
             import psycopg
+
             self.conn = psycopg.connect(self._dsn, connect_timeout=10)
 
 
@@ -354,7 +372,7 @@ def open_store(url: str, create: bool = True) -> EventStore:
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresStore(url)
     if url.startswith("sqlite:///"):
-        return SqliteStore(url[len("sqlite:///"):], create)
+        return SqliteStore(url[len("sqlite:///") :], create)
     if "://" in url:
         raise FleetStoreError(f"{url}: unknown database URL (use sqlite:///PATH or postgresql://...)")
     return SqliteStore(url, create)

@@ -41,8 +41,15 @@ def load_login_secret(path: str) -> str:
     return secret
 
 
-def build_board(broker: str | BrokerUrl, *, login_file: str, rules_file: str | None = None, lang: str = "en",
-                tick_s: float = 0.25, report_html=None) -> Board:
+def build_board(
+    broker: str | BrokerUrl,
+    *,
+    login_file: str,
+    rules_file: str | None = None,
+    lang: str = "en",
+    tick_s: float = 0.25,
+    report_html=None,
+) -> Board:
     """The board, connected to the broker (checks the login file and the rules first)."""
     auth = BoardAuth(load_login_secret(login_file))
     rules = load_rules(rules_file)
@@ -50,11 +57,22 @@ def build_board(broker: str | BrokerUrl, *, login_file: str, rules_file: str | N
     feed.start()
     webhook = None
     if rules.webhook_url:
-        webhook = WebhookSender(rules.webhook_url, timeout_s=rules.webhook_timeout_s,
-                                backoff_max_s=rules.webhook_backoff_max_s,
-                                give_up_after_s=rules.webhook_give_up_after_s)
-    return Board(feed, AlertEngine(rules), auth, tick_s=tick_s, lang=lang, webhook=webhook,
-                 alert_topic=rules.mqtt_topic, report_html=report_html)
+        webhook = WebhookSender(
+            rules.webhook_url,
+            timeout_s=rules.webhook_timeout_s,
+            backoff_max_s=rules.webhook_backoff_max_s,
+            give_up_after_s=rules.webhook_give_up_after_s,
+        )
+    return Board(
+        feed,
+        AlertEngine(rules),
+        auth,
+        tick_s=tick_s,
+        lang=lang,
+        webhook=webhook,
+        alert_topic=rules.mqtt_topic,
+        report_html=report_html,
+    )
 
 
 def listen_socket(bind: str, port: int) -> socket.socket:
@@ -74,16 +92,32 @@ def listen_socket(bind: str, port: int) -> socket.socket:
     return sock
 
 
-def run_board(broker: str | BrokerUrl, *, login_file: str, bind: str = "127.0.0.1", port: int = 8080,
-              rules_file: str | None = None, lang: str = "en", report_html=None) -> int:
+def run_board(
+    broker: str | BrokerUrl,
+    *,
+    login_file: str,
+    bind: str = "127.0.0.1",
+    port: int = 8080,
+    rules_file: str | None = None,
+    lang: str = "en",
+    report_html=None,
+) -> int:
     import uvicorn  # the `board` extra
 
     if not 0 < port < 65536:
         raise FleetInputError(f"--port: {port} is not between 1 and 65535")
     board = build_board(broker, login_file=login_file, rules_file=rules_file, lang=lang, report_html=report_html)
     log.info("board: http://%s:%d/ (alert rules: %s)", bind, port, rules_file or "defaults")
-    config = uvicorn.Config(create_app(board), host=bind, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=2, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    config = uvicorn.Config(
+        create_app(board),
+        host=bind,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )
     try:
         uvicorn.Server(config).run(sockets=[listen_socket(bind, port)])
     finally:

@@ -97,9 +97,18 @@ def _visible(parts: tuple) -> tuple:
 class Board:
     """The push loop and the state the pages are rendered from."""
 
-    def __init__(self, feed: FleetFeed, engine: AlertEngine, auth: BoardAuth, *, tick_s: float = 0.25,
-                 lang: str = "en", webhook: WebhookSender | None = None, alert_topic: str = "",
-                 report_html=None):
+    def __init__(
+        self,
+        feed: FleetFeed,
+        engine: AlertEngine,
+        auth: BoardAuth,
+        *,
+        tick_s: float = 0.25,
+        lang: str = "en",
+        webhook: WebhookSender | None = None,
+        alert_topic: str = "",
+        report_html=None,
+    ):
         self.feed = feed
         self.engine = engine
         self.rules = engine.rules
@@ -145,8 +154,9 @@ class Board:
     def _deliver(self, alerts: list[dict]) -> None:
         for alert in alerts:
             self.alerts_sent += 1
-            log.warning("alert %s %s: %s/%s %s", alert["state"], alert["rule"], alert["site"], alert["name"],
-                        alert["detail"])
+            log.warning(
+                "alert %s %s: %s/%s %s", alert["state"], alert["rule"], alert["site"], alert["name"], alert["detail"]
+            )
             if self.webhook is not None:
                 self.webhook.send(alert)
             if self.alert_topic:
@@ -207,10 +217,20 @@ class Board:
         sites = sorted({r["site"] for r in rows})
         rows_html = "".join(render_row(row_parts(r, self.rules.hold_warn_s, self.rules.hold_limit_s)) for r in rows)
         summary = render_summary(self.feed.summary(self.rules.hold_limit_s, now_s))
-        html = render_page(rows_html=rows_html, summary_html=summary,
-                           alerts_html=render_alerts(self.engine.active_alerts()), sites=sites, site=site, sort=sort,
-                           lang=lang, warn_s=self.rules.hold_warn_s, limit_s=self.rules.hold_limit_s,
-                           sound=self.rules.sound, now_s=now_s, report_link=self.report_html is not None)
+        html = render_page(
+            rows_html=rows_html,
+            summary_html=summary,
+            alerts_html=render_alerts(self.engine.active_alerts()),
+            sites=sites,
+            site=site,
+            sort=sort,
+            lang=lang,
+            warn_s=self.rules.hold_warn_s,
+            limit_s=self.rules.hold_limit_s,
+            sound=self.rules.sound,
+            now_s=now_s,
+            report_link=self.report_html is not None,
+        )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def events(self, request: Request) -> Response:
@@ -237,8 +257,9 @@ class Board:
             finally:
                 self.clients.discard(client)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def session(self, request: Request) -> Response:
         return Response(status_code=204 if self.logged_in(request) else 401)
@@ -258,8 +279,15 @@ class Board:
             log.warning("board: failed login from %s", request.client.host if request.client else "?")
             return HTMLResponse(render_login("wrong password"), status_code=401)
         response = RedirectResponse("./", status_code=303)
-        response.set_cookie(COOKIE, self.auth.issue(), max_age=int(self.auth.session_s), httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        response.set_cookie(
+            COOKIE,
+            self.auth.issue(),
+            max_age=int(self.auth.session_s),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -271,17 +299,27 @@ class Board:
         if not self.logged_in(request):
             return JSONResponse({"error": "log in first"}, status_code=401)
         now_s = time.time()
-        return JSONResponse({"now_s": now_s, "stations": self.feed.rows("site", now_s),
-                             "sites": self.feed.summary(self.rules.hold_limit_s, now_s),
-                             "alerts": self.engine.active_alerts(), "clients": len(self.clients),
-                             "push_lag_s": list(self.push_lag_s), "messages": self.feed.messages})
+        return JSONResponse(
+            {
+                "now_s": now_s,
+                "stations": self.feed.rows("site", now_s),
+                "sites": self.feed.summary(self.rules.hold_limit_s, now_s),
+                "alerts": self.engine.active_alerts(),
+                "clients": len(self.clients),
+                "push_lag_s": list(self.push_lag_s),
+                "messages": self.feed.messages,
+            }
+        )
 
     async def report(self, request: Request) -> Response:
         if not self.logged_in(request):
             return RedirectResponse("login", status_code=303)
         if self.report_html is None:
-            return HTMLResponse("<!doctype html><title>report</title><p>The daily report is not available "
-                                "on this board (start it with --db).</p>", status_code=404)
+            return HTMLResponse(
+                "<!doctype html><title>report</title><p>The daily report is not available "
+                "on this board (start it with --db).</p>",
+                status_code=404,
+            )
         text = request.query_params.get("day") or date.today().isoformat()
         try:
             day = date.fromisoformat(text)
@@ -317,4 +355,3 @@ def create_app(board: Board) -> Starlette:
         Mount("/static", app=StaticFiles(packages=[("headset_fleet.board", "static")]), name="static"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
-
