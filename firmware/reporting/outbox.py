@@ -43,7 +43,6 @@ import fcntl
 import json
 import logging
 import os
-import pwd
 import sqlite3
 import threading
 import time
@@ -53,7 +52,7 @@ from typing import NamedTuple
 
 from firmware.errors import ConfigError, StationError, StorageError
 from firmware.protocol.envelope import Event, to_json
-from firmware.reporting.statefile import read_state_text
+from firmware.reporting.statefile import foreign_owner, read_state_text, user_name
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +99,13 @@ def _state_dir_error(detail: str) -> ConfigError:
     return ConfigError(detail, "station.state_dir")
 
 
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
 def _refuse_root_in_foreign_dir(state_dir: Path) -> None:
     """As root, refuse a state directory that belongs to another user (the service's,
     `/var/lib/headset-station`): files created here would be root's, and the service, which
     runs as that user, could no longer write its outbox. The hint names the user to run as."""
-    if os.geteuid() != 0:
-        return
-    try:
-        uid = state_dir.stat().st_uid
-    except OSError:
-        return  # the outbox reports an unusable directory itself
-    if uid != 0:
-        user = _user_name(uid)
+    uid = foreign_owner(state_dir)
+    if uid is not None:
+        user = user_name(uid)
         raise _state_dir_error(
             f"{state_dir}: owned by {user}: run as root, this would leave root-owned files "
             f"the service cannot write; run it as that user: sudo -u {user} headset-station ..."
@@ -136,8 +123,8 @@ def _foreign_file(path: Path) -> str | None:
     if st.st_uid == os.geteuid():
         return None
     return (
-        f"{path} is owned by {_user_name(st.st_uid)} (left by a run as root?), not {_user_name(os.geteuid())}; "
-        f"fix it with: sudo chown -R {_user_name(dir_uid)}: {path.parent}"
+        f"{path} is owned by {user_name(st.st_uid)} (left by a run as root?), not {user_name(os.geteuid())}; "
+        f"fix it with: sudo chown -R {user_name(dir_uid)}: {path.parent}"
     )
 
 

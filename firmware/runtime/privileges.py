@@ -15,26 +15,15 @@ import os
 import pwd
 import shlex
 import sys
-from pathlib import Path
 
 from firmware.errors import WrongUserError
-
-
-def foreign_owner(state_dir: str | os.PathLike) -> int | None:
-    """The uid owning `state_dir` when it exists and is not owned by root, else None."""
-    try:
-        uid = Path(state_dir).stat().st_uid
-    except OSError:
-        return None
-    return uid or None
+from firmware.reporting.statefile import foreign_owner
 
 
 def refuse_root_on_foreign_state(
     state_dir: str | os.PathLike, argv: list[str] | None = None, prog: str = "headset-station"
 ) -> None:
     """WrongUserError when this process is root and `state_dir` belongs to another user."""
-    if os.geteuid() != 0:
-        return
     uid = foreign_owner(state_dir)
     if uid is None:
         return
