@@ -8,17 +8,15 @@ prompt's speech is) comes from the clean prompts.
 
 import subprocess
 import sys
-from datetime import datetime
 
 import numpy as np
 import pytest
+from fixtures_calls import AGENT_PROMPTS, CUSTOMER_PROMPTS, PromptCall
 
-from firmware.analysis.levels import frame_power, power_to_dbfs
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.runtime.replay import replay
 from firmware.sim import speech as sp
-from firmware.sim.scenario import Scenario
 from firmware.station.pipeline import echo_telemetry
 from firmware.tech.selftest import run_selftest
 
@@ -29,51 +27,17 @@ SETTINGS = Settings()
 TOL_S = SETTINGS.audio.frame_ms / 1000 + SETTINGS.analysis.hangover_ms / 1000
 AGENT_DBFS, CUSTOMER_DBFS = -20.0, -24.0
 LINE_NOISE_DBFS = -62.0
-AGENT_PROMPTS = (
-    "dir-welcome",
-    "please-try-call-later",
-    "sorry-youre-having-problems",
-    "vm-leavemsg",
-    "pls-hold-while-try",
-    "check-number-dial-again",
-)
-CUSTOMER_PROMPTS = (
-    "vm-nobodyavail",
-    "something-terribly-wrong",
-    "cannot-complete-as-dialed",
-    "conf-onlyperson",
-    "all-circuits-busy-now",
-)
 # (coupling dB, delay ms): headset sidetone, and hybrid echo on an analogue line
 COUPLINGS = [(-10.0, 0), (-18.0, 40)]
 
 
-class Call:
+class Call(PromptCall):
     """Two channels built by placing prompts; rx also carries tx at a coupling and delay."""
 
     def __init__(self, seconds, coupling_db=None, delay_ms=0):
-        self.n = int(seconds * RATE_HZ)
-        self.tracks = {"tx": np.zeros(self.n), "rx": np.zeros(self.n)}
+        super().__init__(seconds, RATE_HZ, AGENT_DBFS, CUSTOMER_DBFS)
         self.inputs = [(0.5, "hook", "off")]
         self.coupling_db, self.delay_ms = coupling_db, delay_ms
-        self.spans = {"tx": [], "rx": []}
-
-    def say(self, ch, prompt, start_s, level_dbfs=None):
-        x = sp.scale_to(
-            sp.load_prompt(prompt, RATE_HZ), level_dbfs or (AGENT_DBFS if ch == "tx" else CUSTOMER_DBFS), RATE_HZ
-        )
-        i = int(start_s * RATE_HZ)
-        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
-        m = RATE_HZ // 100  # true span: first/last 10 ms frame within 30 dB of the loudest
-        db = power_to_dbfs(frame_power(x[: len(x) // m * m].reshape(-1, m)))
-        on = np.flatnonzero(db > db.max() - 30.0)
-        span = (start_s + on[0] * 0.01, start_s + (on[-1] + 1) * 0.01)
-        self.spans[ch].append(span)
-        return span
-
-    def add(self, ch, x, start_s=0.0):
-        i = int(start_s * RATE_HZ)
-        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
 
     def channels(self):
         tx = self.tracks["tx"] + sp.noise("white", self.n, RATE_HZ, seed=1, level_dbfs=-70.0)
@@ -84,20 +48,9 @@ class Call:
         return sp.to_int16(tx), sp.to_int16(rx)
 
     def run(self, profile="hotline-5s", settings=SETTINGS, hangup_s=None):
-        tx, rx = self.channels()
         inputs = self.inputs + ([(hangup_s, "hook", "on")] if hangup_s is not None else [])
-        scen = Scenario(
-            path=None,
-            rate_hz=RATE_HZ,
-            tx=tx,
-            rx=rx,
-            inputs=sorted(inputs, key=lambda x: x[0]),
-            start=datetime.fromisoformat("2026-11-23T10:45:00+08:00"),
-            audio_s=self.n / RATE_HZ,
-        )
-        scen.duration_s = max([scen.audio_s] + [t for t, _, _ in inputs])
         events = []
-        self.pipeline = replay(scen, settings, load_profile(profile), events.append)
+        self.pipeline = replay(self.scenario(*self.channels(), inputs), settings, load_profile(profile), events.append)
         return events
 
 

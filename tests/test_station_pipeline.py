@@ -8,17 +8,13 @@ configured VAD hangover (the analyser decides where an utterance ends to within 
 input-driven timers (hold) are exact to 1 ms.
 """
 
-from datetime import datetime
-
-import numpy as np
 import pytest
+from fixtures_calls import AGENT_PROMPTS, CUSTOMER_PROMPTS, PromptCall
 
-from firmware.analysis.levels import frame_power, power_to_dbfs
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.runtime.replay import replay
 from firmware.sim import speech as sp
-from firmware.sim.scenario import Scenario
 
 sp.prompts_dir()  # the prompts are a test dependency: fail loudly (InputError) if missing
 
@@ -29,58 +25,18 @@ TOL_S = FRAME_S + SETTINGS.analysis.hangover_ms / 1000
 EXACT_S = 1e-3
 AGENT_DBFS, CUSTOMER_DBFS = -22.0, -26.0
 PROFILES = ("hotline-5s", "service-2s", "outbound-10086", "return-visit")
-AGENT_PROMPTS = (
-    "dir-welcome",
-    "please-try-call-later",
-    "sorry-youre-having-problems",
-    "vm-leavemsg",
-    "pls-hold-while-try",
-    "check-number-dial-again",
-)
-CUSTOMER_PROMPTS = (
-    "vm-nobodyavail",
-    "something-terribly-wrong",
-    "cannot-complete-as-dialed",
-    "conf-onlyperson",
-    "all-circuits-busy-now",
-)
 
 
-class Call:
+class Call(PromptCall):
     """Builds the two channels by placing prompts; records each prompt's true speech span."""
 
     def __init__(self, seconds):
-        self.n = int(seconds * RATE_HZ)
-        self.tracks = {"tx": np.zeros(self.n), "rx": np.zeros(self.n)}
+        super().__init__(seconds, RATE_HZ, AGENT_DBFS, CUSTOMER_DBFS)
         self.inputs = []
-
-    def say(self, ch, prompt, start_s, level_dbfs=None):
-        x = sp.load_prompt(prompt, RATE_HZ)
-        x = sp.scale_to(x, level_dbfs or (AGENT_DBFS if ch == "tx" else CUSTOMER_DBFS), RATE_HZ)
-        i = int(start_s * RATE_HZ)
-        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
-        # true span: first/last 10 ms frame within 30 dB of the prompt's loudest frame
-        m = RATE_HZ // 100
-        db = power_to_dbfs(frame_power(x[: len(x) // m * m].reshape(-1, m)))
-        on = np.flatnonzero(db > db.max() - 30.0)
-        return start_s + on[0] * 0.01, start_s + (on[-1] + 1) * 0.01
-
-    def add(self, ch, x, start_s):
-        i = int(start_s * RATE_HZ)
-        self.tracks[ch][i : i + len(x)] += x[: self.n - i]
 
     def run(self, profile, start="2026-11-23T10:45:00+08:00"):
         events = []
-        scen = Scenario(
-            path=None,
-            rate_hz=RATE_HZ,
-            tx=sp.to_int16(self.tracks["tx"]),
-            rx=sp.to_int16(self.tracks["rx"]),
-            inputs=sorted(self.inputs, key=lambda x: x[0]),
-            start=datetime.fromisoformat(start),
-            audio_s=self.n / RATE_HZ,
-        )
-        scen.duration_s = max([scen.audio_s] + [t for t, _, _ in self.inputs])
+        scen = self.scenario(sp.to_int16(self.tracks["tx"]), sp.to_int16(self.tracks["rx"]), self.inputs, start)
         replay(scen, SETTINGS, load_profile(profile), events.append)
         return events
 
