@@ -491,3 +491,33 @@ def test_board_logs_in_with_a_password_file_and_publishes_alerts_the_provisioned
             c.disconnect()
             c.loop_stop()
         broker.kill()
+
+
+def test_board_reads_the_broker_on_its_event_loop_and_reconnects_after_a_broker_restart(tmp_path, mqtt_broker_factory):
+    """The board reads the broker socket on its own event loop (no paho thread, so no paho
+    reconnects either): a broker restart drops the connection, the board reconnects by itself,
+    subscribes again and shows what stations publish afterwards."""
+    broker = mqtt_broker_factory(persistence=True)
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[hold]\nlimit_s = 60\nwarn_s = 45\n")
+    board = BoardProcess(tmp_path, broker.url, rules).start()
+    status, headers, _ = fetch(board.url + "login", data=f"password={PASSWORD}".encode())
+    cookie = headers["set-cookie"].split(";")[0]
+
+    def stations() -> set:
+        status, _h, body = fetch(board.url + "api/state", cookie=cookie)
+        return {s["station"] for s in json.loads(body)["stations"]} if status == 200 else set()
+
+    first = after = None
+    try:
+        first = SimStation(broker, "site-1", "before", desk="D1")
+        assert wait_until(lambda: "before" in stations(), 10)
+        broker.restart(down_s=2.0)
+        after = SimStation(broker, "site-1", "after", desk="D2")
+        assert wait_until(lambda: "after" in stations(), 20), (tmp_path / "board.log").read_text()[-2000:]
+        assert board.proc.poll() is None
+    finally:
+        for sim in (first, after):
+            if sim is not None:
+                sim.close()
+        board.stop()

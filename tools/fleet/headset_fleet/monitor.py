@@ -25,8 +25,13 @@ What the model promises a supervisor:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import math
+import select
+import ssl
 import threading
 import time
 from collections import deque
@@ -39,7 +44,9 @@ from firmware.protocol import login
 from firmware.protocol.topics import ALL_EVENTS, ALL_STATUS, ROOT, parse
 from headset_fleet.connect import BrokerUrl, connect_blocking, parse_broker_url
 from headset_fleet.cue_words import cue_words
-from headset_fleet.errors import FleetInputError
+from headset_fleet.errors import FleetBrokerError, FleetInputError
+
+log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS = (ALL_STATUS, f"{ROOT}/+/+/state", ALL_EVENTS, f"{ROOT}/+/+/telemetry")
 SORT_KEYS = ("station", "desk", "site", "status", "hold", "call", "faults", "outbox", "last_seen")
@@ -48,6 +55,8 @@ HOLD_LIMIT_S = 60.0
 DEAD_AIR_CUES = frozenset({"say_wait", "say_busy"})
 VIOLATION_MEMORY_S = 3600.0  # rule.violation timestamps kept per station for rate alerts
 BACKLOG_SLACK_S = 1.0  # an event this much older than the birth is the outbox's backlog
+READ_BURST = 256  # packets read per wake-up of the event loop while the socket has more
+RECONNECT_MAX_S = 30.0  # the longest pause between reconnect attempts (asyncio mode)
 
 
 @dataclass
@@ -416,6 +425,9 @@ class FleetFeed:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self._loop: asyncio.AbstractEventLoop | None = None  # asyncio mode (start_async)
+        self._loop_thread = 0
+        self._keeper: asyncio.Task | None = None
 
     @staticmethod
     def _on_connect(client, userdata, flags, reason, properties):
@@ -433,7 +445,106 @@ class FleetFeed:
             pass
 
     def start(self):
+        """Connect and read on paho's own network thread (the terminal monitor)."""
         connect_blocking(self.client, self.broker)  # on_connect subscribes, on every reconnect too
+
+    # --- asyncio mode (the board): the broker socket is read on the event loop ----------------
+    # paho's thread would read one QoS 0 packet per select() and hand the GIL back and forth
+    # with the loop that renders and writes the pushes; under load it fell tens of seconds
+    # behind while using a fraction of a core. Here the loop's selector watches the socket
+    # (paho's external-loop API: on_socket_* callbacks, loop_read/loop_write/loop_misc) and
+    # one wake-up reads every packet already there (up to READ_BURST).
+    async def start_async(self, timeout_s: float = 5.0) -> None:
+        """Connect and read the broker on the running event loop; FleetBrokerError if there is
+        no CONNACK within timeout_s. Reconnects by itself (back-off up to RECONNECT_MAX_S)."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        c = self.client
+        c.on_socket_open = lambda _c, _u, sock: self._on_loop(self._watch, sock)
+        c.on_socket_close = lambda _c, _u, sock: self._on_loop(self._unwatch, sock)
+        c.on_socket_register_write = lambda _c, _u, sock: self._on_loop(self._want_write, sock, True)
+        c.on_socket_unregister_write = lambda _c, _u, sock: self._on_loop(self._want_write, sock, False)
+        connack: asyncio.Future = loop.create_future()
+
+        def first_connect(client, userdata, flags, reason, properties):  # read on the loop
+            if not connack.done():
+                connack.set_result(reason)
+            self._on_connect(client, userdata, flags, reason, properties)
+
+        c.on_connect = first_connect
+        where = f"mqtt://{self.broker.host}:{self.broker.port}"
+        try:
+            await loop.run_in_executor(None, lambda: c.connect(self.broker.host, self.broker.port, keepalive=60))
+            reason = await asyncio.wait_for(connack, timeout_s)
+        except (OSError, ssl.SSLError) as exc:
+            raise FleetBrokerError(f"{where}: cannot connect: {exc}") from None
+        except TimeoutError:
+            raise FleetBrokerError(f"{where}: no answer within {timeout_s:g} s") from None
+        finally:
+            c.on_connect = self._on_connect
+        if reason.is_failure:
+            raise FleetBrokerError(f"{where}: refused: {reason}")
+        self._keeper = loop.create_task(self._keep_connected())
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("FleetFeed: not started with start_async")
+        return self._loop
+
+    def _on_loop(self, fn, *args) -> None:
+        """Run fn on the event loop: now when called there, else queued (a reconnect runs in
+        an executor thread; its socket is registered on the loop, in order)."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._event_loop().call_soon_threadsafe(fn, *args)
+
+    def _watch(self, sock) -> None:
+        if self.client.socket() is sock:
+            self._event_loop().add_reader(sock, self._readable)
+
+    def _unwatch(self, sock) -> None:
+        with contextlib.suppress(ValueError, OSError):  # already closed
+            self._event_loop().remove_reader(sock)
+            self._event_loop().remove_writer(sock)
+
+    def _want_write(self, sock, on: bool) -> None:
+        if self.client.socket() is not sock:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            if on:
+                self._event_loop().add_writer(sock, self.client.loop_write)
+            else:
+                self._event_loop().remove_writer(sock)
+
+    def _readable(self) -> None:
+        for _ in range(READ_BURST):
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                return  # lost: paho closed the socket (on_socket_close); _keep_connected reconnects
+            sock = self.client.socket()
+            if sock is None:
+                return
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                continue
+            if not select.select([sock], [], [], 0)[0]:
+                return
+
+    async def _keep_connected(self) -> None:
+        """Keep-alive pings every second; after a loss, reconnect with back-off."""
+        pause_s = 1.0
+        while True:
+            await asyncio.sleep(1.0)
+            if self.client.socket() is not None:
+                self.client.loop_misc()
+                pause_s = 1.0
+                continue
+            try:
+                await self._event_loop().run_in_executor(None, self.client.reconnect)
+                log.info("broker: reconnected to %s:%d", self.broker.host, self.broker.port)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.warning("broker: reconnect to %s:%d failed: %s", self.broker.host, self.broker.port, exc)
+                await asyncio.sleep(pause_s)
+                pause_s = min(pause_s * 2, RECONNECT_MAX_S)
 
     def rows(self, sort_key: str = "station", now_s: float | None = None) -> list[dict]:
         with self.lock:
@@ -460,8 +571,16 @@ class FleetFeed:
             return fn(self.fleet)
 
     def stop(self):
+        """Disconnect (in asyncio mode: call on the loop's thread)."""
+        keeper = self._keeper
+        if keeper is None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            return
+        keeper.cancel()
         self.client.disconnect()
-        self.client.loop_stop()
+        if self.client.socket() is not None:
+            self.client.loop_write()  # sends DISCONNECT, then paho closes the socket
 
 
 def run_json(url: str | BrokerUrl, wait_s: float = 1.0, sort_key: str = "station") -> int:

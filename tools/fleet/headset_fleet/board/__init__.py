@@ -10,6 +10,7 @@ reverse proxy (README). Needs the `board` extra (Starlette, uvicorn).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -50,11 +51,11 @@ def build_board(
     tick_s: float = 0.25,
     report_html=None,
 ) -> Board:
-    """The board, connected to the broker (checks the login file and the rules first)."""
+    """The board, not yet connected (checks the login file and the rules first): its feed
+    connects on the event loop that serves it (FleetFeed.start_async, in run_board)."""
     auth = BoardAuth(load_login_secret(login_file))
     rules = load_rules(rules_file)
     feed = FleetFeed(broker, client_id=f"hs-board-{os.getpid()}")
-    feed.start()
     webhook = None
     if rules.webhook_url:
         webhook = WebhookSender(
@@ -118,8 +119,18 @@ def run_board(
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
     )
+    sock = listen_socket(bind, port)
+
+    async def serve() -> None:
+        # One event loop reads the broker, renders the pushes and serves the browsers.
+        try:
+            await board.feed.start_async()
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            board.close()
+
     try:
-        uvicorn.Server(config).run(sockets=[listen_socket(bind, port)])
+        asyncio.run(serve())
     finally:
-        board.close()
+        sock.close()
     return 0

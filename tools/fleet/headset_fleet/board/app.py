@@ -1,7 +1,7 @@
 """The floor board's web app (Starlette, served by uvicorn) and its push loop.
 
-One process: `FleetFeed` (paho, subscribed as `_monitor`) folds every station message into
-the shared live model on paho's thread; every `tick_s` the `Board` takes the stations that
+One process, one event loop: `FleetFeed` (paho, subscribed as `_monitor`, its socket read
+on the loop) folds every station message into the live model; every `tick_s` the `Board` takes the stations that
 changed, renders their rows once, evaluates the alert rules, delivers new alerts (webhook,
 MQTT fleet topic) and hands one encoded Server-Sent Events message to every connected
 browser; a browser that falls behind gets the newest version of the rows changed meanwhile
