@@ -119,8 +119,13 @@
       for (var i = 0; i < cells.length; i++) {
         var td = tr.cells[i], cell = cells[i];
         if (td.className !== cell[0]) td.className = cell[0];
-        if (cell[1]) td.dataset.since = cell[1]; else if (td.dataset.since) delete td.dataset.since;
-        if (tr.inner[i] !== cell[2]) { td.innerHTML = cell[2]; tr.inner[i] = cell[2]; }
+        if (cell[1]) {  // a running timer: its text is the page's own, from data-since (tickRow)
+          if (td.dataset.since !== cell[1]) td.dataset.since = cell[1];
+          tr.inner[i] = null;
+        } else {
+          if (td.dataset.since) delete td.dataset.since;
+          if (tr.inner[i] !== cell[2]) { td.innerHTML = cell[2]; tr.inner[i] = cell[2]; }
+        }
       }
       filterRow(tr);
       tickRow(tr, now);
