@@ -277,3 +277,57 @@ def test_postgres_connection_lost_mid_stream_loses_nothing(fleet_broker, fleet_p
     ids = stored_ids(fleet_pg_url)
     assert len(ids) == len(set(ids)) == 40
     assert collector.stats.store_errors >= 1  # the dropped connection was noticed, then healed
+
+
+def test_collector_records_station_zones_from_status_and_the_report_uses_them(fleet_broker, tmp_path, monkeypatch):
+    """The collector records each station's desk, agent and tz from its retained `status` birth
+    (one sent before it started, one while it runs); the report then puts a Shanghai site's
+    01:30 UTC call in its 09:00 hour with no --tz and no inventory. Precedence: --tz, then the
+    inventory, then the zone the site's stations report, then the machine's (here UTC)."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from headset_fleet.report import load_report
+
+    monkeypatch.setenv("TZ", "UTC")
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    pub = Publisher(fleet_broker.url)
+
+    def birth(site: str, station: str, **fields) -> None:
+        record = {"status": "online", "bdSeq": 1, "boot_id": "b", "station": station, "site": site, **fields}
+        pub.client.publish(f"hs/{site}/{station}/status", json.dumps(record), 1, retain=True).wait_for_publish(5)
+
+    birth("sh", "st-9", desk="A-01", agent="ann", tz="Asia/Shanghai")  # retained, before the collector
+    birth("xx", "st-4", tz="Not/AZone")  # a zone that does not exist: not used
+    collector = start_collector(fleet_broker.url, db)
+    birth("tk", "st-7", desk="T-01", tz="Asia/Tokyo")  # live, while it runs
+    day = date(2026, 11, 23)
+    events = []
+    for site, station, hour in (("sh", "st-9", 1), ("tk", "st-7", 1), ("xx", "st-4", 1)):
+        f = EventFactory(station, datetime(2026, 11, 23, hour, 30, tzinfo=UTC).timestamp())
+        events += [
+            (site, f.make("call.start", 0, "k1", rings=1)),
+            (site, f.make("call.end", 60, "k1", duration_s=60.0)),
+        ]
+    for site, e in events:
+        pub.publish(e, site=site)
+    assert wait_until(lambda: collector.stats.stored >= len(events) and collector.stats.births >= 3, 10)
+    collector.stop()
+    pub.close()
+    with open_store(db) as store:
+        rows = {r[1]: r for r in store.conn.execute("SELECT site, station, desk, agent, tz FROM stations")}
+        assert store.site_zones() == {"sh": "Asia/Shanghai", "tk": "Asia/Tokyo", "xx": "Not/AZone"}
+    assert rows["st-9"] == ("sh", "st-9", "A-01", "ann", "Asia/Shanghai")
+    assert rows["st-7"] == ("tk", "st-7", "T-01", None, "Asia/Tokyo")
+
+    by_site = {s.site: s for s in load_report(db, day).sites}
+    assert by_site["sh"].tz == ZoneInfo("Asia/Shanghai") and by_site["sh"].calls_by_hour[9] == 1
+    assert by_site["tk"].tz == ZoneInfo("Asia/Tokyo") and by_site["tk"].calls_by_hour[10] == 1
+    assert by_site["xx"].calls_by_hour[1] == 1  # an unknown reported zone: the machine's (UTC)
+    inventory = tmp_path / "fleet.csv"
+    inventory.write_text("station_id,site,desk,profile,tz\nst-9,sh,A-01,hotline-5s,Asia/Kolkata\n")
+    by_site = {s.site: s for s in load_report(db, day, inventory=inventory).sites}
+    assert by_site["sh"].tz == ZoneInfo("Asia/Kolkata") and by_site["sh"].calls_by_hour[7] == 1  # 01:30 UTC = 07:00
+    assert by_site["tk"].tz == ZoneInfo("Asia/Tokyo")  # not in the inventory: still the reported zone
+    by_site = {s.site: s for s in load_report(db, day, tz="UTC").sites}
+    assert all(s.calls_by_hour[1] == 1 for s in by_site.values())

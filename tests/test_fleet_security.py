@@ -193,13 +193,22 @@ def test_collector_takes_station_and_site_from_the_topic(tmp_path, provisioned_b
     for e in forged + [own]:
         a.client.publish("hs/s1/st-a/event", to_json(e), 1).wait_for_publish(5)
     assert wait_until(lambda: collector.stats.acked == 4, 10), collector.stats
+    # Its birth names its zone; the provisioned ACL lets the collector read births (and no
+    # station write another's): the store learns s1's zone from st-a only.
+    birth = {"status": "online", "bdSeq": 1, "boot_id": "b", "desk": "D1", "tz": "Asia/Shanghai"}
+    a.client.publish("hs/s1/st-a/status", json.dumps(birth), 1, retain=True).wait_for_publish(5)
+    a.client.publish("hs/s1/st-b/status", json.dumps(dict(birth, tz="Europe/Paris")), 1, retain=True)
+    assert wait_until(lambda: collector.stats.births >= 1, 10), collector.stats
+    time.sleep(0.5)
     collector.stop()
     a.close()
     assert collector.stats.stored == 1 and collector.stats.mismatched == 3 and collector.stats.rejected == 3
+    assert collector.stats.births == 1
     with open_store(fleet_pg_url) as store:
         cur = store.conn.cursor()
         cur.execute("SELECT id, station, site FROM events")
         assert cur.fetchall() == [(own["id"], "st-a", "s1")]
+        assert store.site_zones() == {"s1": "Asia/Shanghai"}
     warnings = [r.getMessage() for r in caplog.records if "whose payload says" in r.getMessage()]
     assert len(warnings) == 1 and "hs/s1/st-a/event" in warnings[0] and "'st-b'" in warnings[0], warnings
 

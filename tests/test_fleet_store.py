@@ -262,3 +262,46 @@ def test_two_collectors_opening_an_old_store_at_once_migrate_it_once(fleet_pg_ur
     for t in threads:
         t.join(60)
     assert results == [4, 4, 4]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_stations_table_keeps_the_newest_birth_and_gives_each_site_its_zone(backend, tmp_path, request):
+    """Births recorded by the collector (store.station_row/upsert_stations): the newest wins, an
+    older one arriving late does not; a site's zone is the one most of its stations report.
+    A store made before the stations table gets it when opened."""
+    from headset_fleet.store import station_row
+
+    if backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("fleet_pg_url")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(OLD_SCHEMA)  # an older store: no stations table yet
+    else:
+        url = f"sqlite:///{tmp_path / 'events.db'}"
+        with sqlite3.connect(tmp_path / "events.db") as conn:
+            conn.execute(OLD_SCHEMA)
+    with open_store(url) as store:
+        rows = [
+            station_row("sh", "st-1", {"status": "online", "tz": "Asia/Shanghai", "desk": "A-01"}, 10.0),
+            station_row("sh", "st-2", {"status": "online", "tz": "Asia/Shanghai"}, 10.0),
+            station_row("sh", "st-3", {"status": "online", "tz": "Asia/Tokyo"}, 10.0),
+            station_row("bj", "st-4", {"status": "online"}, 10.0),  # no zone reported
+        ]
+        assert station_row("sh", "st-1", {"status": "offline", "tz": "UTC"}, 11.0) is None  # a will is no birth
+        assert station_row("sh", "st-1", {"status": "online", "tz": "x" * 65}, 11.0)[4] is None
+        store.upsert_stations(rows)
+        store.upsert_stations([station_row("sh", "st-3", {"status": "online", "tz": "Asia/Shanghai"}, 12.0)])
+        store.upsert_stations([station_row("sh", "st-3", {"status": "online", "tz": "Europe/Paris"}, 11.0)])  # late
+        store.upsert_stations([station_row("sh", "st-1", {"status": "online", "tz": "Asia/Shanghai"}, 12.0)])
+        assert store.site_zones() == {"sh": "Asia/Shanghai"}
+        cur = store.conn.cursor()
+        cur.execute("SELECT station, desk, tz, seen_s FROM stations ORDER BY station")
+        assert [tuple(r) for r in cur.fetchall()] == [
+            ("st-1", None, "Asia/Shanghai", 12.0),  # the newest birth names no desk: none
+            ("st-2", None, "Asia/Shanghai", 10.0),
+            ("st-3", None, "Asia/Shanghai", 12.0),
+            ("st-4", None, None, 10.0),
+        ]
+        store.conn.commit()

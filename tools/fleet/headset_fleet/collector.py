@@ -20,6 +20,12 @@ NAME`); with a user the client id defaults to it.
 Acks are sent only for messages received on the current connection: after a reconnect the
 broker redelivers whatever was unacknowledged, with the same packet id, and acking a stale
 id could acknowledge a different message.
+
+It also reads every station's retained `status` (`hs/+/+/status`, QoS 0, not shared: each
+collector gets every birth again at each connect) and records the desk, agent and time zone
+each station reports in the store's `stations` table, so the report learns a site's zone
+without an inventory. A broker whose ACL does not let the collector read status (older
+provisioning) just leaves that table empty.
 """
 
 from __future__ import annotations
@@ -37,10 +43,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from firmware.protocol.topics import ALL_EVENTS, parse
+from firmware.protocol.topics import ALL_EVENTS, ALL_STATUS, parse
 from headset_fleet.connect import BrokerUrl, make_client
 from headset_fleet.errors import FleetBrokerError, FleetStoreError
-from headset_fleet.store import EventStore, event_row
+from headset_fleet.store import EventStore, event_row, station_row
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,7 @@ class CollectorStats:
     duplicates: int = 0
     rejected: int = 0
     mismatched: int = 0  # of `rejected`: payload station/site differs from the topic's
+    births: int = 0  # station births recorded (desk, agent, tz) from `status`; not in `received`
     acked: int = 0
     connects: int = 0
     store_errors: int = 0
@@ -195,7 +202,7 @@ class Collector:
             self._generation += 1
             self.stats.connects += 1
             if not self._retiring:
-                client.subscribe(self.topic, qos=1)
+                client.subscribe([(self.topic, 1), (ALL_STATUS, 0)])
             self._connected.set()
         except Exception:  # an exception here would kill paho's network thread
             log.exception("collector on_connect")
@@ -207,7 +214,8 @@ class Collector:
         try:
             if self._stop.is_set():
                 return  # not queued, so never acked: the broker redelivers it to the next session
-            self.stats.received += 1
+            if not msg.topic.endswith("/status"):
+                self.stats.received += 1
             self._queue.put((self._generation, msg.mid, msg.qos, msg.topic, msg.payload))
         except Exception:
             log.exception("collector on_message")
@@ -241,6 +249,10 @@ class Collector:
 
     def _store_and_ack(self, batch: list) -> None:
         rows, now_s = [], time.time()
+        births = [m for m in batch if m[3].endswith("/status")]
+        if births:
+            batch = [m for m in batch if not m[3].endswith("/status")]
+            self._record_births(births, now_s)
         for _, _, _, topic, payload in batch:
             try:
                 rows.append(self._row(topic, payload, now_s))
@@ -274,6 +286,28 @@ class Collector:
                         (site, station), f"an event on {topic} whose payload says {key} {str(event[key])[:64]!r}"
                     )
         return event_row(site, event, now_s)
+
+    def _record_births(self, messages: list, now_s: float) -> None:
+        """The `stations` rows of `status` births (QoS 0: never acked; the retained birth
+        comes again at the next connect, so a store error is logged, not retried)."""
+        rows = []
+        for _, _, _, topic, payload in messages:
+            parsed = parse(topic)
+            if parsed is None or parsed[2] != "status":
+                continue
+            try:
+                row = station_row(parsed[0], parsed[1], json.loads(payload), now_s)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                continue  # a plain "offline" will, or junk: nothing to record
+            if row is not None:
+                rows.append(row)
+        try:
+            self.store.upsert_stations(rows)
+            self.stats.births += len(rows)
+        except FleetStoreError as exc:
+            self.stats.store_errors += 1
+            self.stats.last_error = str(exc)
+            log.error("%s", exc)
 
     def _store_with_retry(self, rows: list) -> None:
         delay_s = 0.2

@@ -86,7 +86,13 @@ def acl_text(
         "# Each station may publish and subscribe only under its own topic.",
     ]
     for user in collectors:
-        lines += [f"user {user}", f"topic read {ALL_EVENTS}", f"topic read $share/+/{ALL_EVENTS}", ""]
+        lines += [
+            f"user {user}",
+            f"topic read {ALL_EVENTS}",
+            f"topic read $share/+/{ALL_EVENTS}",
+            f"topic read {ALL_STATUS}",  # births: desk, agent, tz for the report
+            "",
+        ]
     for user in monitors:
         lines += [f"user {user}", f"topic read {ROOT}/#", f"topic write {FLEET_ALERT_TOPIC}", ""]
     for user in operators:

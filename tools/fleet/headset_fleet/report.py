@@ -2,8 +2,9 @@
 agent, as a terminal table, CSV, PNG charts and one self-contained HTML page.
 
 `summarize(events, day, ...)` is pure. A site's day is its local calendar day (`--tz`, else
-the site's `tz` from the inventory, else the machine's zone), so a Beijing site's day runs
-00:00-24:00 Beijing time and an event at 01:30 UTC counts in its 09:00 hour.
+the site's `tz` from the inventory, else the zone the site's stations report in their
+`status` birth (recorded by the collector), else the machine's zone), so a Beijing site's
+day runs 00:00-24:00 Beijing time and an event at 01:30 UTC counts in its 09:00 hour.
 
 Figures (the README's service rules and events): calls (`call.start`), answer rings (late = more than 3),
 talk time (`call.end` duration minus its hold time), average handle time (mean `call.end`
@@ -23,6 +24,7 @@ import base64
 import csv
 import html
 import io
+import logging
 import math
 import os
 import re
@@ -35,6 +37,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from headset_fleet.errors import FleetInputError, FleetStorageError
 from headset_fleet.provision import read_inventory
 from headset_fleet.store import open_store
+
+log = logging.getLogger(__name__)
 
 RULE_IDS = (
     "answer-rings",
@@ -590,18 +594,33 @@ def inventory_zones(path: Path) -> tuple[dict, list]:
     return zones, sorted({r.site for r in rows})
 
 
+def reported_zones(reported: dict[str, str]) -> dict:
+    """{site: ZoneInfo} of the zones stations reported (store.site_zones); a name that is not a
+    known zone is skipped with a warning (it came from the network, not from the user)."""
+    zones = {}
+    for site, name in reported.items():
+        try:
+            zones[site] = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            log.warning("report: site %s: its stations report an unknown time zone %r; not used", site, name)
+    return zones
+
+
 def load_report(
     db_url: str, day: date, *, tz: str | None = None, inventory: str | Path | None = None, hold_limit_s: float = 60.0
 ) -> Report:
-    """Read the events of local day `day` from the store at `db_url` and summarize them
-    (`tz` overrides every site's zone; `inventory` gives sites' zones and lists their sites)."""
+    """Read the events of local day `day` from the store at `db_url` and summarize them.
+    A site's zone: `tz` for every site, else the `inventory`'s (which also lists its sites),
+    else the zone the site's stations report (the store's `stations` table), else the machine's."""
     if not (math.isfinite(hold_limit_s) and 1.0 <= hold_limit_s <= 3600.0):
         raise FleetInputError(f"--hold-limit-s: {hold_limit_s!r} is not a number of seconds from 1 to 3600")
     override = zone(tz) if tz else None
     site_tz, sites = inventory_zones(Path(inventory)) if inventory else ({}, [])
-    zones = [override] if override else [*site_tz.values(), machine_tz()]
-    lo, hi = query_bounds(day, zones)
     with open_store(db_url, create=False) as store:
+        if override is None:
+            site_tz = {**reported_zones(store.site_zones()), **site_tz}
+        zones = [override] if override else [*site_tz.values(), machine_tz()]
+        lo, hi = query_bounds(day, zones)
         events = store.events_between(lo, hi, REPORT_TYPES)
     return summarize(events, day, hold_limit_s, tz=override, site_tz=site_tz, sites=sites)
 

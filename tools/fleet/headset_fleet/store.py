@@ -10,6 +10,10 @@ Columns: `id`, `station`, `site` (from the topic), `type`, `seq`, `ts`, `call`, 
 whole event), `received_s`, and `desk`, `agent` (the station's additive envelope fields,
 NULL when the station did not send them).
 
+A second table, `stations` (site, station, desk, agent, tz, seen_s), holds what each
+station last said about itself in its `status` birth (the collector records it), so the
+report knows a site's time zone without an inventory (`site_zones`).
+
 - PostgreSQL is typed for standard tools (Grafana, psql): `ts timestamptz`, `body jsonb`,
   with indexes on (ts), (station, ts), (type, ts), (site, ts) and (call). A store created
   by an older version (`ts`/`body` TEXT, no desk/agent) is migrated when it is opened:
@@ -63,8 +67,18 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_site_ts ON events (site, ts)",
     "CREATE INDEX IF NOT EXISTS events_call ON events (call)",
 )
-SQLITE_SCHEMA = (_TABLE.format(ts="TEXT", body="TEXT"), *INDEXES)
-POSTGRES_SCHEMA = (_TABLE.format(ts="TIMESTAMPTZ", body="JSONB"), *INDEXES)
+STATIONS_TABLE = """CREATE TABLE IF NOT EXISTS stations (
+        site TEXT NOT NULL,
+        station TEXT NOT NULL,
+        desk TEXT,
+        agent TEXT,
+        tz TEXT,
+        seen_s DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, station)
+    )"""
+SQLITE_SCHEMA = (_TABLE.format(ts="TEXT", body="TEXT"), *INDEXES, STATIONS_TABLE)
+POSTGRES_SCHEMA = (_TABLE.format(ts="TIMESTAMPTZ", body="JSONB"), *INDEXES, STATIONS_TABLE)
+TZ_MAX_CHARS = 64  # IANA names are shorter; anything longer is not one
 SQLITE_VERSION = 2  # PRAGMA user_version once _migrate has run
 _UTC_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
 SCHEMA_LOCK = 0x68735F6576  # pg_advisory_xact_lock key: one creation or migration at a time
@@ -104,6 +118,17 @@ def _identity(event: dict, key: str) -> str | None:
     if isinstance(value, str) and value and len(value) <= IDENTITY_MAX_CHARS and value.isprintable():
         return value.replace("\x00", "\ufffd")
     return None
+
+
+def station_row(site: str, station: str, birth: dict, seen_s: float) -> tuple | None:
+    """The `stations` row of one `status` birth (site and station from the topic), or None if it
+    is not an online birth. desk/agent/tz are kept only as printable text of sane length (the
+    report checks the zone name itself)."""
+    if not isinstance(birth, dict) or birth.get("status") != "online":
+        return None
+    tz = birth.get("tz")
+    tz = tz if isinstance(tz, str) and 0 < len(tz) <= TZ_MAX_CHARS and tz.isprintable() else None
+    return (site, station, _identity(birth, "desk"), _identity(birth, "agent"), tz, seen_s)
 
 
 def event_row(site: str, event: dict, received_s: float) -> tuple:
@@ -174,6 +199,45 @@ class EventStore:
             self._rollback()
             raise FleetStoreError(f"{self.url}: cannot store events: {exc}".splitlines()[0]) from None
         return max(added, 0)
+
+    def upsert_stations(self, rows: list[tuple]) -> None:
+        """Record what stations said in their births (station_row), the newest winning; commits."""
+        if not rows:
+            return
+        p = self.placeholder
+        sql = (
+            f"INSERT INTO stations (site, station, desk, agent, tz, seen_s) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) "
+            "ON CONFLICT (site, station) DO UPDATE SET desk = excluded.desk, agent = excluded.agent, "
+            "tz = excluded.tz, seen_s = excluded.seen_s WHERE excluded.seen_s >= stations.seen_s"
+        )
+        try:
+            self._reconnect_if_broken()
+            cur = self.conn.cursor()
+            cur.executemany(sql, rows)
+            self.conn.commit()
+        except Exception as exc:
+            self._rollback()
+            raise FleetStoreError(f"{self.url}: cannot record stations: {exc}".splitlines()[0]) from None
+
+    def site_zones(self) -> dict[str, str]:
+        """{site: the time zone its stations report}: the most common among the site's
+        stations (ties: the first name in order); sites whose stations report none are absent."""
+        try:
+            self._reconnect_if_broken()
+            cur = self.conn.cursor()
+            cur.execute(
+                "SELECT site, tz, COUNT(*) FROM stations WHERE tz IS NOT NULL GROUP BY site, tz ORDER BY site, tz"
+            )
+            rows = cur.fetchall()
+            self.conn.commit()
+        except Exception as exc:
+            self._rollback()
+            raise FleetStoreError(f"{self.url}: cannot read stations: {exc}".splitlines()[0]) from None
+        best: dict[str, tuple[int, str]] = {}
+        for site, tz, n in rows:
+            if site not in best or n > best[site][0]:
+                best[site] = (int(n), tz)
+        return {site: tz for site, (_n, tz) in best.items()}
 
     def _reconnect_if_broken(self) -> None:
         """PostgreSQL: a server restart leaves the connection closed; open a new one."""
@@ -329,6 +393,7 @@ class PostgresStore(EventStore):
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         if self._column_types(cur):
             self.migrate(cur)
+            cur.execute(STATIONS_TABLE)  # a store made before the stations table
         else:
             for stmt in POSTGRES_SCHEMA:
                 cur.execute(stmt)
