@@ -28,7 +28,9 @@ import logging
 import math
 import os
 import re
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -139,12 +141,12 @@ class Figures:
     agent: str = ""
     events: int = 0
     calls: int = 0
-    rings: list = field(default_factory=list)
+    rings: Counter = field(default_factory=Counter)  # answer rings -> calls
     ended: int = 0
     handle_s: float = 0.0
     talk_s: float = 0.0
     holds: int = 0
-    hold_durations_s: list = field(default_factory=list)
+    hold_durations_s: array = field(default_factory=lambda: array("d"))  # 8 bytes a hold
     silent: set = field(default_factory=set)  # call ids where the silent-call script ran
     dead_air: int = 0
     dead_air_s: float = 0.0
@@ -156,7 +158,7 @@ class Figures:
         kind = e.get("type")
         if kind == "call.start":
             self.calls += 1
-            self.rings.append(int(_num(e.get("rings"))))
+            self.rings[int(_num(e.get("rings")))] += 1
         elif kind == "call.end":
             self.ended += 1
             duration_s = _num(e.get("duration_s"))
@@ -179,12 +181,12 @@ class Figures:
     def add(self, other: Figures) -> None:
         self.events += other.events
         self.calls += other.calls
-        self.rings += other.rings
+        self.rings.update(other.rings)
         self.ended += other.ended
         self.handle_s += other.handle_s
         self.talk_s += other.talk_s
         self.holds += other.holds
-        self.hold_durations_s += other.hold_durations_s
+        self.hold_durations_s.extend(other.hold_durations_s)
         self.silent |= {(other.station, c) for c in other.silent} if other.station else other.silent
         self.dead_air += other.dead_air
         self.dead_air_s += other.dead_air_s
@@ -200,9 +202,9 @@ class Figures:
             "agent": self.agent,
             "events": self.events,
             "calls": self.calls,
-            "rings_mean": round(sum(rings) / len(rings), 2) if rings else 0.0,
+            "rings_mean": round(sum(r * n for r, n in rings.items()) / rings.total(), 2) if rings else 0.0,
             "rings_max": max(rings) if rings else 0,
-            "late_answers": sum(1 for r in rings if r > MAX_RINGS),
+            "late_answers": sum(n for r, n in rings.items() if r > MAX_RINGS),
             "talk_s": round(self.talk_s, 1),
             "aht_s": round(self.handle_s / self.ended, 1) if self.ended else None,
             "holds": self.holds,
@@ -271,7 +273,7 @@ def query_bounds(day: date, zones) -> tuple[datetime, datetime]:
 
 
 def summarize(
-    events: list[dict],
+    events: Iterable[dict],
     day: date,
     hold_limit_s: float = 60.0,
     *,
@@ -621,8 +623,15 @@ def load_report(
             site_tz = {**reported_zones(store.site_zones()), **site_tz}
         zones = [override] if override else [*site_tz.values(), machine_tz()]
         lo, hi = query_bounds(day, zones)
-        events = store.events_between(lo, hi, REPORT_TYPES)
-    return summarize(events, day, hold_limit_s, tz=override, site_tz=site_tz, sites=sites)
+        # A stream: the events are folded into per-desk figures as they are read, never all in memory.
+        return summarize(
+            store.iter_events_between(lo, hi, REPORT_TYPES),
+            day,
+            hold_limit_s,
+            tz=override,
+            site_tz=site_tz,
+            sites=sites,
+        )
 
 
 def run_report(

@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -262,33 +263,49 @@ class EventStore:
     def events_between(self, lo: datetime, hi: datetime, types: tuple = ()) -> list[dict]:
         """Every stored event with lo <= ts < hi (aware datetimes) and, if given, a type in `types`,
         in (station, seq, ts) order, each with `site` from the store and `desk`/`agent` from their
-        (checked) columns, absent when NULL."""
+        (checked) columns, absent when NULL. A list: for a whole day, iter_events_between."""
+        return list(self.iter_events_between(lo, hi, types))
+
+    def iter_events_between(self, lo: datetime, hi: datetime, types: tuple = (), batch: int = 2000) -> Iterator[dict]:
+        """events_between as a stream, `batch` rows at a time (PostgreSQL: a server-side
+        cursor), so a day of millions of events is read in bounded memory. Read it to the end
+        (or close it): the read transaction ends then."""
         p = self.placeholder
         only = f" AND type IN ({', '.join([p] * len(types))})" if types else ""
+        sql = f"SELECT site, desk, agent, body FROM events WHERE ts >= {p} AND ts < {p}{only} ORDER BY station, seq, ts"
         try:
             self._reconnect_if_broken()
-            cur = self.conn.cursor()
-            cur.execute(
-                f"SELECT site, desk, agent, body FROM events WHERE ts >= {p} AND ts < {p}{only} "
-                "ORDER BY station, seq, ts",
-                (self._ts_param(lo), self._ts_param(hi), *types),
-            )
-            rows = cur.fetchall()
-            self.conn.commit()  # end the read transaction (PostgreSQL), so it holds no lock
+            cur = self._stream_cursor()
+            cur.execute(sql, (self._ts_param(lo), self._ts_param(hi), *types))
         except Exception as exc:
             self._rollback()
             raise FleetStoreError(f"{self.url}: cannot read events: {exc}".splitlines()[0]) from None
-        out = []
-        for site, desk, agent, body in rows:
-            event = self._body(body)
-            event["site"] = site
-            for key, value in (("desk", desk), ("agent", agent)):  # the checked columns, not the body's
-                if value:
-                    event[key] = value
-                else:
-                    event.pop(key, None)
-            out.append(event)
-        return out
+        try:
+            while True:
+                try:
+                    rows = cur.fetchmany(batch)
+                except Exception as exc:
+                    raise FleetStoreError(f"{self.url}: cannot read events: {exc}".splitlines()[0]) from None
+                if not rows:
+                    break
+                for site, desk, agent, body in rows:
+                    event = self._body(body)
+                    event["site"] = site
+                    for key, value in (("desk", desk), ("agent", agent)):  # the checked columns, not the body's
+                        if value:
+                            event[key] = value
+                        else:
+                            event.pop(key, None)
+                    yield event
+        finally:
+            try:
+                cur.close()
+            except Exception:
+                pass
+            self._rollback()  # end the read transaction (PostgreSQL), so it holds no lock
+
+    def _stream_cursor(self):
+        return self.conn.cursor()
 
     def events_for_day(self, day: date) -> list[dict]:
         """Every stored event whose `ts` falls on the UTC day `day` (see events_between)."""
@@ -423,6 +440,9 @@ class PostgresStore(EventStore):
         for stmt in INDEXES:
             cur.execute(stmt)
         return alters
+
+    def _stream_cursor(self):
+        return self.conn.cursor(name=f"hs_events_{id(self):x}")  # server-side: rows come in batches
 
     def _reconnect_if_broken(self) -> None:
         if self.conn.closed or self.conn.broken:
