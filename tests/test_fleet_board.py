@@ -521,3 +521,27 @@ def test_board_reads_the_broker_on_its_event_loop_and_reconnects_after_a_broker_
             if sim is not None:
                 sim.close()
         board.stop()
+
+
+def test_a_pushed_row_carries_only_what_changed():
+    """The per-tick push sends a known row as its changed cells and attributes (plus `ev`); a
+    running timer whose start did not move is not resent for its newer text; a new row is whole."""
+    from headset_fleet.board.app import row_change
+    from headset_fleet.board.render import row_parts
+    from headset_fleet.monitor import fold
+
+    t0 = float(int(time.time()) - 30)  # whole seconds: the ISO stamps carry them exactly
+    birth = {"status": "online", "bdSeq": 1, "boot_id": "b", "ts": iso(t0 - 5), "desk": "D1"}
+    fleet = fold({}, "hs/s1/st-1/status", json.dumps(birth).encode(), t0)
+    fold(fleet, "hs/s1/st-1/event", json.dumps({"type": "call.start", "call": "c1", "ts": iso(t0)}).encode(), t0)
+    view = fleet[("s1", "st-1")]
+    before = row_parts(view.as_dict(t0 + 10), 45, 60)
+    assert row_change(None, before) == before  # new: the whole row
+    later = row_parts(view.as_dict(t0 + 20), 45, 60)  # the call timer's text moved on, nothing else
+    key, cls, attrs, cells = row_change(before, later)
+    assert (key, cls, cells) == ("s1/st-1", "desk", {}) and set(attrs) == {"ev"}
+    fold(fleet, "hs/s1/st-1/event", json.dumps({"type": "hold.start", "call": "c1", "ts": iso(t0 + 21)}).encode(), t0)
+    held = row_parts(view.as_dict(t0 + 22), 45, 60)
+    _key, _cls, attrs, cells = row_change(later, held)
+    assert set(cells) == {"4"} and cells["4"][0] == "hold" and cells["4"][1] == f"{t0 + 21:.3f}"
+    assert set(attrs) == {"ev"} and attrs["ev"] == f"{t0 + 21:.3f}"

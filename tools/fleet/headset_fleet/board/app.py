@@ -88,6 +88,31 @@ def sse(event: str, data: str) -> str:
     return f"event: {event}\ndata: {data}\n\n"
 
 
+def row_change(old: tuple | None, new: tuple) -> tuple:
+    """What the page needs to turn row `old` into `new` (render.row_parts): the whole row if
+    it is new, else (key, class, the attributes that differ plus `ev`, {cell index: cell} of the
+    cells that differ)."""
+    if old is None:
+        return new
+    key, cls, attrs, cells = new
+    _k, _cls, old_attrs, old_cells = old
+    changed = {k: v for k, v in attrs.items() if k == "ev" or old_attrs.get(k) != v}
+    return (
+        key,
+        cls,
+        changed,
+        {str(i): c for i, (c, o) in enumerate(zip(cells, old_cells, strict=True)) if _differs(c, o)},
+    )
+
+
+def _differs(cell: tuple, old: tuple) -> bool:
+    """A running timer's text is the page's own (it ticks from data-since): the same class and
+    start is the same cell, whatever duration the server rendered."""
+    if cell[1] and cell[1] == old[1]:
+        return cell[0] != old[0]
+    return cell != old
+
+
 def _visible(parts: tuple) -> tuple:
     """A row without its `ev` attribute (the last event's time, for latency measurements)."""
     _key, cls, attrs, cells = parts
@@ -120,6 +145,7 @@ class Board:
         self.report_html = report_html  # callable(day: date, tz: str | None) -> str, or None
         self.clients: set[SseClient] = set()
         self._rendered: dict[tuple, tuple] = {}  # station key -> its row's parts (render.row_parts)
+        self._changes: dict[tuple, tuple] = {}  # this tick's pushed rows: only what differs (row_change)
         self._summary_html = ""
         self._alerts_html = ""
         self.alerts_sent = 0
@@ -128,8 +154,12 @@ class Board:
     # --- the push loop (runs on the event loop) ---------------------------------------------
     def step(self, now_s: float) -> tuple[tuple, bool, bool]:
         """Render what changed, evaluate alerts, deliver them: (changed row keys, summary
-        changed, alerts changed). A row whose HTML did not change (only `data-ev`) is not pushed."""
+        changed, alerts changed). A row whose HTML did not change (only `data-ev`) is not pushed.
+        The tick's message carries only the cells and attributes that changed (row_change):
+        every browser that gets it has the previous version (a snapshot, the newest rows after
+        falling behind, or every tick's message since)."""
         keys = []
+        self._changes = {}
         rows = self.feed.changed(now_s)
         lags = [now_s - r["last_event_ts_s"] for r in rows if r["last_event_ts_s"] is not None]
         if lags:
@@ -142,6 +172,7 @@ class Board:
             self._rendered[key] = parts
             if old is None or _visible(old) != _visible(parts):
                 keys.append(key)
+                self._changes[key] = row_change(old, parts)
         summary = render_summary(self.feed.summary(self.rules.hold_limit_s, now_s))
         summary_changed = summary != self._summary_html
         self._summary_html = summary
@@ -175,17 +206,19 @@ class Board:
                 log.exception("board: push step failed")
                 continue
             if keys or summary or alerts:
-                message = self.message(now_s, False, keys, summary, alerts)
+                message = self.message(now_s, False, keys, summary, alerts, self._changes)
                 for client in list(self.clients):
                     client.offer(message, keys)
 
-    def message(self, now_s: float, snapshot: bool, keys, summary: bool, alerts: bool) -> bytes:
-        """An SSE message: everything (snapshot), or the given rows and panels."""
+    def message(self, now_s: float, snapshot: bool, keys, summary: bool, alerts: bool, changes=None) -> bytes:
+        """An SSE message: everything (snapshot), or the given rows (whole, or as `changes`) and panels."""
         parts = [sse("now", f"{now_s:.3f}")]
         if snapshot:
             parts += [sse("reset", ""), sse("rows", json.dumps(list(self._rendered.values()), separators=(",", ":")))]
         elif keys:
             rows = [self._rendered[k] for k in keys if k in self._rendered]
+            if changes:
+                rows = [changes.get(k) or self._rendered[k] for k in keys if k in self._rendered]
             parts.append(sse("rows", json.dumps(rows, separators=(",", ":"))))
         if snapshot or summary:
             parts.append(sse("summary", self._summary_html))

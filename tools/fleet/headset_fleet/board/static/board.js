@@ -95,14 +95,16 @@
   }
 
   window.boardApplyMs = 0;
-  // A row update is [key, row class, {data attributes}, [[cell class, data-since, inner HTML], ...]]:
-  // only what differs from what the page shows is touched.
+  // A row update is [key, row class, {data attributes}, [[cell class, data-since, inner HTML], ...]]
+  // (a whole row), or [key, row class, {changed attributes}, {cell index: cell}] (only what changed
+  // since the version this page has); only what differs from what the page shows is touched.
   function applyRows(json) {
     var t0 = performance.now(), now = nowS(), wall = Date.now() / 1000;
     var list = JSON.parse(json);
     for (var n = 0; n < list.length; n++) {
       var key = list[n][0], cls = list[n][1], attrs = list[n][2], cells = list[n][3];
       var tr = rows.get(key);
+      if (!tr && !Array.isArray(cells)) continue;  // a change to a row this page never had
       if (!tr) {
         tr = document.createElement("tr");
         tr.dataset.k = key;
@@ -116,8 +118,9 @@
       if (tr.className !== cls) tr.className = cls;
       for (var a in attrs) if (tr.dataset[a] !== attrs[a]) tr.dataset[a] = attrs[a];
       if (!tr.inner) tr.inner = [];
-      for (var i = 0; i < cells.length; i++) {
-        var td = tr.cells[i], cell = cells[i];
+      var whole = Array.isArray(cells), idx = whole ? null : Object.keys(cells);
+      for (var j = 0, m = whole ? cells.length : idx.length; j < m; j++) {
+        var i = whole ? j : +idx[j], td = tr.cells[i], cell = cells[whole ? j : idx[j]];
         if (td.className !== cell[0]) td.className = cell[0];
         if (cell[1]) {  // a running timer: its text is the page's own, from data-since (tickRow)
           if (td.dataset.since !== cell[1]) td.dataset.since = cell[1];
