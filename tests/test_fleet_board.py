@@ -545,3 +545,41 @@ def test_a_pushed_row_carries_only_what_changed():
     _key, _cls, attrs, cells = row_change(later, held)
     assert set(cells) == {"4"} and cells["4"][0] == "hold" and cells["4"][1] == f"{t0 + 21:.3f}"
     assert set(attrs) == {"ev"} and attrs["ev"] == f"{t0 + 21:.3f}"
+
+
+def test_board_reads_a_tls_broker_on_its_event_loop(tmp_path, mqtt_broker_factory, mqtt_ca):
+    """mqtts:// with --ca-file: the board's event loop connects and reads the TLS socket; a
+    burst of 200 events from one station all reach the board, the newest shown."""
+    broker = mqtt_broker_factory(tls=mqtt_ca)
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[hold]\nlimit_s = 60\nwarn_s = 45\n")
+    board = BoardProcess(tmp_path, broker.url, rules)
+    board.extra = ["--ca-file", str(mqtt_ca["ca"])]
+    board.start()
+    status, headers, _ = fetch(board.url + "login", data=f"password={PASSWORD}".encode())
+    cookie = headers["set-cookie"].split(";")[0]
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-pub")
+    pub.tls_set(ca_certs=str(mqtt_ca["ca"]))
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        birth = {"status": "online", "bdSeq": 1, "boot_id": "b", "ts": iso(time.time()), "desk": "T1"}
+        pub.publish("hs/s1/st-t/status", json.dumps(birth), 1, retain=True).wait_for_publish(5)
+        infos = [
+            pub.publish("hs/s1/st-t/event", json.dumps({"type": "cue", "cue": f"c{i}", "ts": iso(time.time())}), 1)
+            for i in range(200)
+        ]
+        for info in infos:
+            info.wait_for_publish(5)
+
+        def state() -> dict:
+            code, _h, body = fetch(board.url + "api/state", cookie=cookie)
+            return json.loads(body) if code == 200 else {}
+
+        assert wait_until(lambda: state().get("messages", 0) >= 201, 10), state().get("messages")
+        (row,) = state()["stations"]
+        assert row["desk"] == "T1" and row["cue"] == "c199"
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        board.stop()
