@@ -56,7 +56,7 @@ def test_keyboard_typing_over_a_quiet_line_starts_few_utterances(rate):
     assert starts <= MAX_TYPING_STARTS[rate], starts
 
 
-@pytest.mark.parametrize("rate", [16000, 8000])
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
 def test_onset_check_flags_clicks_and_passes_speech(rate):
     frame_len = rate * 30 // 1000
     check = OnsetCheck(rate, frame_len)
