@@ -296,7 +296,8 @@ class ChannelAnalyzer:
             # weak evidence, or the speech just before would carry it past its end.
             sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - _SINE_DB > thr_sustain
             strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not smoother.speaking)
-            if v and not strong and not tone_guard and lv > thr_weak_vad:
+            # Half-second sustained level starts utterances only, like the three-frame one.
+            if v and not strong and not tone_guard and not smoother.speaking and lv > thr_weak_vad:
                 strong = 10.0 * log10(sum(long_p) * inv_long + eps) - _SINE_DB > thr_long
             if strong and not smoother.speaking and onset_check.veto(frames_i16[i : i + 1]):
                 strong = False  # a click or bang cannot start an utterance (features.py)

@@ -2,17 +2,19 @@
 
 webrtcvad and the level margins let short broadband bursts (a keyboard's clicks, a door, a
 dropped pen) start utterances over a quiet, steady office noise: three 30 ms frames in a
-row that each hold a click pass both. Speech frames differ in two ways that cost one FFT
-and one autocorrelation per frame:
+row that each hold a click pass both. Three features, at most two FFTs and an
+autocorrelation per frame, tell them from speech:
 
   * impulsiveness: the ratio of the loudest 1 ms of the frame to its mean power. A click
     puts most of a frame's energy into a millisecond or two (10-14 dB here); voiced speech
-    spreads it over its pitch pulses (5-9 dB), unvoiced speech over the whole frame;
+    spreads it over its pitch pulses (5-9 dB), unvoiced speech over the whole frame. A word
+    that starts late in the frame is impulsive too, but not spectrally flat, so an
+    impulsive frame counts as a click only when it is also fairly flat (CLICK_FLAT_DB);
   * spectral flatness over 300-3400 Hz (the telephone band, present at every rate): a
     click is flat (close to 0 dB), speech has formants and a tilt (-2 dB and below);
   * harmonicity: the peak of the normalised autocorrelation at the lags of a voice's pitch
-    (2.5-16 ms). Used with the other two: a flat, impulsive frame is a transient even if a
-    click train happens to repeat at a pitch-like rate.
+    (2.5-16 ms). A very flat frame (FLAT_DB: a door, a dropped object, a burst of hiss) is a
+    transient unless it is voiced.
 
 `OnsetCheck.veto` computes these only for the frames passed to it (the analyser passes the
 frames that would start an utterance), each from its own samples only, so the result does
@@ -27,6 +29,8 @@ BAND_HZ = (300.0, 3400.0)
 SUB_MS = 1.0  # impulsiveness: energy of the loudest sub-block of this length...
 IMPULSIVE_DB = 10.0  # ...this far over the frame's mean: a click
 FLAT_DB = -1.5  # spectral flatness above this (dB, 0 = white) over BAND_HZ: broadband
+CLICK_FLAT_DB = -6.0  # an impulsive frame is a click only if at least this flat: a word starting
+# inside the frame also puts its loudest millisecond far over the frame's mean, but has formants
 PITCH_MS = (2.5, 16.0)
 VOICED = 0.75  # normalised autocorrelation peak at a pitch lag: voiced speech (or music)
 
@@ -74,10 +78,11 @@ class OnsetCheck:
     def veto(self, frame: np.ndarray) -> bool:
         """True when one frame (a (1, frame_len) array of int16 samples) looks like a
         transient, not speech. Each feature is computed only when the ones before it did not
-        decide (most speech frames: impulsiveness and flatness)."""
+        decide (most speech frames: flatness alone)."""
         x = frame.astype(np.float64)
+        flat = float(self.flatness_db(x)[0])
+        if flat <= CLICK_FLAT_DB:
+            return False
         if float(self.impulsiveness_db(x)[0]) > IMPULSIVE_DB:
             return True
-        if float(self.flatness_db(x)[0]) <= FLAT_DB:
-            return False
-        return float(self.harmonicity(x)[0]) < VOICED
+        return flat > FLAT_DB and float(self.harmonicity(x)[0]) < VOICED
