@@ -11,9 +11,14 @@ speech evidence (it can start an utterance) when
   * webrtcvad says so AND the mean power of the last SUSTAIN_FRAMES frames is a margin above
     the floor (speech at SNR 0-5 dB over steady noise: one frame is within the noise's
     fluctuation, three are not), or
-  * its level alone is a larger margin above the floor (quiet speech webrtcvad misses),
+  * its level alone is a larger margin above the floor (quiet speech webrtcvad misses), or
+  * webrtcvad says so, the frame is near the floor, and the mean power of the last `LONG_S`
+    is a margin above the floor (speech at SNR 5 dB over babble or music: half a second
+    averages out most of the noise's bursts, so this margin is smaller than one frame's),
 and never when it is a call-progress tone (rx), below `MIN_SPEECH_DBFS`, or explained by the
-agent's echo (rx, see below). Every margin grows with the floor's spread (the level
+agent's echo (rx, see below). A frame that would start an utterance must also not look like
+a transient (`firmware.analysis.features.OnsetCheck`: impulsive, or flat and unvoiced): a
+keyboard's click train otherwise passes webrtcvad and the margins three frames in a row. Every margin grows with the floor's spread (the level
 modulation of the noise): 2-4 dB over steady white or pink noise, 9-14 dB over babble,
 whose bursts webrtcvad takes for speech. Weak evidence (webrtcvad speech near the floor, or
 any frame just above it) only keeps an utterance going: it bridges the words masked by
@@ -54,6 +59,7 @@ import numpy as np
 
 from firmware.analysis.echo import EchoEstimator
 from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
+from firmware.analysis.features import OnsetCheck
 from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS
 from firmware.analysis.linestate import LineState
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
@@ -73,6 +79,9 @@ SUSTAIN_MARGIN_DB = 2.0  # ...this far above the floor, plus SUSTAIN_SPREAD_FACT
 SUSTAIN_SPREAD_FACTOR = 1.0  # squared spread (little over steady noise, a lot over bursts), is speech too
 ENERGY_MIN_MARGIN_DB = 3.0  # level-only speech: this far over steady noise, plus twice the spread
 MAX_MARGIN_DB = 14.0  # the margins over the most non-stationary noise (babble)
+LONG_S = 0.5  # webrtcvad speech whose mean power over this long is...
+LONG_MARGIN_DB = 3.5  # ...this far above the floor, plus LONG_SPREAD_FACTOR times the spread,
+LONG_SPREAD_FACTOR = 1.0  # starts an utterance: averaging out the noise's bursts (babble, music)
 MIN_SPEECH_DBFS = -70.0
 WEAK_VAD_MARGIN_DB = -1.0  # webrtcvad speech this far above the floor continues an utterance,
 WEAK_MARGIN_DB = 1.0  # and so does any frame this far above it,
@@ -142,6 +151,7 @@ class ChannelAnalyzer:
         self._line = LineState(low_dbfs, noise_dbfs, snr_db, analysis.hysteresis_db, analysis.condition_hold_s)
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._echo = EchoEstimator(self.frame_s) if echo else None
+        self._onset_check = OnsetCheck(rate_hz, self.frame_len)
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -156,14 +166,15 @@ class ChannelAnalyzer:
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
         self._next_frame = 0  # global index of the next whole frame
-        self._thr: tuple[float, float, float, float, float, float] | None = (
-            None  # (floor, vad, sustained, energy, weak-vad, weak threshold) dBFS
+        self._thr: tuple[float, float, float, float, float, float, float] | None = (
+            None  # (floor, vad, sustained, energy, weak-vad, weak, long-sustained threshold) dBFS
         )
         self._line_floor: float | None = None  # noise floor of the line condition (None: not yet known)
         self._spread = WARMUP_SPREAD_DB  # spread of the fast floor's window, last update
         self._speech_level: float | None = None
         self._last_t = float("-inf")
         self._recent = [0.0] * SUSTAIN_FRAMES
+        self._long = [0.0] * max(SUSTAIN_FRAMES, round(LONG_S / self.frame_s))  # powers of the last LONG_S
         self._peak_level = SILENCE_DBFS  # decaying peak level of strong speech evidence
         self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
         self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
@@ -253,10 +264,12 @@ class ChannelAnalyzer:
         assert t_org is not None, "process() sets the origin before the first block"
         U, g0 = self._update_every, self._next_frame
         buf, keep = self._buf, self._keep
-        smoother, echo = self._smoother, self._echo
-        thr: tuple[float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
+        smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
+        thr: tuple[float, float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         inv_sustain = 1.0 / SUSTAIN_FRAMES
+        long_p = self._long  # powers of the last LONG_S, oldest first
+        inv_long = 1.0 / len(long_p)
         tone_guard = self._tone_guard
         peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
         evidence = []
@@ -273,14 +286,21 @@ class ChannelAnalyzer:
             update = g % U == 0
             if update:
                 thr = self._thr = self._thresholds(g)
-            floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak = thr
+            floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = thr
             recent.pop(0)
             recent.append(p)
+            long_p.pop(0)
+            long_p.append(p)
             v = vad[i]
             # Sustained level (not over a tone's edge) starts utterances; inside one it is only
             # weak evidence, or the speech just before would carry it past its end.
             sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - _SINE_DB > thr_sustain
             strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not smoother.speaking)
+            # Half-second sustained level starts utterances only, like the three-frame one.
+            if v and not strong and not tone_guard and not smoother.speaking and lv > thr_weak_vad:
+                strong = 10.0 * log10(sum(long_p) * inv_long + eps) - _SINE_DB > thr_long
+            if strong and not smoother.speaking and onset_check.veto(frames_i16[i : i + 1]):
+                strong = False  # a click or bang cannot start an utterance (features.py)
             # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
             # overhang over a quiet line), which would only push the utterance's end late.
             peak = lv if strong and lv > peak else peak - peak_decay
@@ -382,6 +402,7 @@ class ChannelAnalyzer:
             max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
             floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
             floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
+            max(floor + min(LONG_MARGIN_DB + LONG_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
         )
 
     def _line_update(self, g: int, level: float):
