@@ -18,9 +18,12 @@ it is the coupling itself. The lag with the largest bound is the delay; the echo
 echo stands out of the rx noise. Then the echo predicted for rx frame k is
 tx level(k - d) + coupling over the delay and its two neighbours (a frame boundary cuts a
 delay in two), and customer speech must be `margin_db` (MARGIN_DB plus the spread) above
-it. A known echo path is kept through double talk (when the differences spread out);
-the window slides, so a coupling that changes (microphone moved, call transferred) is
-followed within a few seconds of agent speech.
+it. A path is only chosen once every lag of the range has its rows: until then the best
+of the short lags seen so far can look consistent (the echo of a 200 ms delay has not
+arrived in their rows yet) and would set the prior aside. A known echo path is kept
+through double talk (when the differences spread out); the window slides, so a coupling
+that changes (microphone moved, call transferred) is followed within a few seconds of
+agent speech.
 
 Before an echo is known, every lag carries its bound, and before `MIN_ROWS_S` of agent
 speech `PRIOR_DB` (the loudest sidetone the station is specified for), so the first words
@@ -103,7 +106,7 @@ class EchoEstimator:
         c = float(lo[d])
         spread = float(rows[int(count[d] * SPREAD_QUANTILE), d]) - c
         rx_mid = float(rows[n // 2, -1])
-        if spread <= KNOWN_SPREAD_DB and rx_mid > rx_floor_dbfs + VISIBLE_DB:
+        if ok.all() and spread <= KNOWN_SPREAD_DB and rx_mid > rx_floor_dbfs + VISIBLE_DB:
             # A consistent echo: its path is the best lag and its neighbours (a frame
             # boundary cuts the delay in two).
             self._path = (max(0, d - 1), d + 2, c)
