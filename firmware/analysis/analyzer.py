@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 
 import numpy as np
 
@@ -151,7 +152,10 @@ class ChannelAnalyzer:
         # frame at a time at self._pos; the windows are the slices that end there. When the
         # buffer is full its last `_keep` frames move to the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
-        self._buf = np.zeros((4, self._keep + HISTORY_CHUNK))
+        # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
+        # `array` item costs a fraction of a numpy item).
+        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
         self._pos = 0
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
@@ -219,22 +223,26 @@ class ChannelAnalyzer:
         self._last_block = frames_i16
         frames = None  # float32 samples (after the gain), made only when needed
         if self._gain is None:
-            # Exact integer sums of squares: the same value whatever the block size.
-            if n == 1:
-                row = frames_i16[0].astype(np.int64)
-                sums = [int(row.dot(row))]
+            # Exact sums of squares (int16 squares summed in float64 stay integers below
+            # 2**53): the same value whatever the block size.
+            if n == 1:  # the live path: one frame, no array-to-list work
+                row = frames_i16[0].astype(np.float64)
+                power = [float(row.dot(row)) / self.frame_len]
             else:
-                a = frames_i16.astype(np.int64)
-                sums = np.einsum("ij,ij->i", a, a).tolist()
+                a = frames_i16.astype(np.float64)
+                power = [s / self.frame_len for s in np.einsum("ij,ij->i", a, a).tolist()]
         else:
             frames = frames_i16.astype(np.float32)
             frames *= self._gain
             np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
             f64 = frames.astype(np.float64)
-            sums = np.einsum("ij,ij->i", f64, f64).tolist()
-        inv, log10, eps = self._inv_frame_len, math.log10, EPS_POWER
-        power = [s * inv for s in sums] if self._gain is not None else [s / self.frame_len for s in sums]
-        level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
+            inv = self._inv_frame_len
+            power = [s * inv for s in np.einsum("ij,ij->i", f64, f64).tolist()]
+        log10, eps = math.log10, EPS_POWER
+        if n == 1:
+            level = [10.0 * log10(power[0] + eps) - _SINE_DB]
+        else:
+            level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
         vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
@@ -252,7 +260,7 @@ class ChannelAnalyzer:
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
         U, g0 = self._update_every, self._next_frame
-        buf, keep = self._buf, self._keep
+        buf, keep, hist, cap = self._buf, self._keep, self._hist, self._buf.shape[1]
         smoother, echo = self._smoother, self._echo
         thr: tuple[float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
@@ -262,13 +270,13 @@ class ChannelAnalyzer:
         evidence = []
         for i in range(n):
             g = g0 + i
-            if self._pos == buf.shape[1]:
+            if self._pos == cap:
                 buf[:, :keep] = buf[:, self._pos - keep : self._pos]
                 self._pos = keep
             pos = self._pos
             lv, p = level[i], power[i]
-            buf[0, pos] = lv
-            buf[1, pos] = p
+            hist[pos] = lv
+            hist[cap + pos] = p
             self._pos = pos + 1
             update = g % U == 0
             if update:
@@ -301,8 +309,8 @@ class ChannelAnalyzer:
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            buf[2, pos] = smoother.speaking
-            buf[3, pos] = quiet
+            hist[2 * cap + pos] = smoother.speaking
+            hist[3 * cap + pos] = quiet
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))

@@ -96,6 +96,11 @@ class ToneDetector:
         30 ms block is one frame, where numpy's per-call cost dominates)."""
         xy = (frames @ self._basis).tolist()
         nf, factor, min_power = self._nf, self._on_factor, self._min_power
+        if nf == 1:  # one frequency (cn, etsi): total = cos^2 + sin^2, nothing to balance
+            return [
+                r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)
+                for r, p in zip(xy, power, strict=False)
+            ]
         out = []
         for row, p in zip(xy, power, strict=False):
             comps = [row[k] * row[k] + row[k + nf] * row[k + nf] for k in range(nf)]
