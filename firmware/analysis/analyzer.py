@@ -186,22 +186,26 @@ class ChannelAnalyzer:
             raise AudioFormatError(
                 f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}"
             )
+        pending, fl = self._pending, self.frame_len
         if self._origin_t is None:
             self._origin_t = float(t0)
         else:
-            expected = self._origin_t + (self._next_frame * self.frame_len + len(self._pending)) / self.rate_hz
+            expected = self._origin_t + (self._next_frame * fl + len(pending)) / self.rate_hz
             if abs(t0 - expected) > self.frame_s / 2:
                 # A gap or overlap in the capture: drop the partial frame, re-anchor the clock.
-                self._pending = self._pending[:0]
+                pending = self._pending = pending[:0]
                 self._origin_t = float(t0) - self._next_frame * self.frame_s
-        x = np.concatenate((self._pending, samples)) if len(self._pending) else samples
-        n = len(x) // self.frame_len
-        rest = len(x) - n * self.frame_len
-        self._pending = x[-rest:].copy() if rest else _NO_SAMPLES
+        x = np.concatenate((pending, samples)) if len(pending) else samples
+        n, rest = divmod(len(x), fl)
+        if rest:
+            self._pending = x[-rest:].copy()
+            x = x[: n * fl]
+        elif len(pending):
+            self._pending = _NO_SAMPLES
         if n == 0:
             self.block_ref = ([], [])
             return []
-        edges = self._analyse(x[: n * self.frame_len].reshape(n, self.frame_len), ref)
+        edges = self._analyse(x.reshape(n, fl), ref)
         self._next_frame += n
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
@@ -221,16 +225,16 @@ class ChannelAnalyzer:
     def _analyse(self, frames_i16: np.ndarray, ref) -> list:
         n = len(frames_i16)
         self._last_block = frames_i16
-        frames = None  # float32 samples (after the gain), made only when needed
+        frames = None  # float32 samples after the gain (None: no gain)
         if self._gain is None:
             # Exact sums of squares (int16 squares summed in float64 stay integers below
             # 2**53): the same value whatever the block size.
+            f64 = frames_i16.astype(np.float64)
             if n == 1:  # the live path: one frame, no array-to-list work
-                row = frames_i16[0].astype(np.float64)
+                row = f64[0]
                 power = [float(row.dot(row)) / self.frame_len]
             else:
-                a = frames_i16.astype(np.float64)
-                power = [s / self.frame_len for s in np.einsum("ij,ij->i", a, a).tolist()]
+                power = [s / self.frame_len for s in np.einsum("ij,ij->i", f64, f64).tolist()]
         else:
             frames = frames_i16.astype(np.float32)
             frames *= self._gain
@@ -250,9 +254,7 @@ class ChannelAnalyzer:
             if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
             else:
-                if frames is None:
-                    frames = frames_i16.astype(np.float32)
-                tone_on = self._tones.tone_on_list(frames, power)
+                tone_on = self._tones.tone_on_list(f64, power)
             tone_hits = self._tones.process_list(self._next_frame, tone_on)
         if self._echo is not None:
             tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())

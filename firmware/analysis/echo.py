@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from operator import add
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class EchoEstimator:
         self._ring_rx = array("d", bytes(8 * self.window))
         self._rows_tx = np.frombuffer(self._ring_tx).reshape(self.window, self.lags)
         self._rows_rx = np.frombuffer(self._ring_rx)
-        self._lag_index = np.arange(self.lags)
+        self._diffs = np.full((self.lags, self.window + 1), _INF)  # update's work buffer
         self._n_rows = 0  # rows written so far
         self._fresh = False  # rows written since the last update
         self._coupling = [PRIOR_DB] * self.lags  # per lag, when no echo path is known
@@ -107,7 +108,7 @@ class EchoEstimator:
             return max(tx[d0:d1]) + c
         if self._uniform is not None:  # the same as the per-lag form: x + c is monotonic in x
             return max(tx) + self._uniform
-        return max([x + c for x, c in zip(tx, self._coupling, strict=False)])
+        return max(map(add, tx, self._coupling))
 
     def update(self, rx_floor_dbfs: float) -> None:
         """Re-estimate the coupling from the rows of the window."""
@@ -117,18 +118,22 @@ class EchoEstimator:
         self._fresh = False
         rx = self._rows_rx[:n]
         # rx - tx(d) per lag d, a row each (+inf where the agent did not talk), each sorted,
-        # with one more +inf at the end: the first +inf of a row is then its count.
-        diffs = np.empty((self.lags, n + 1))
+        # with one more +inf at the end: the first +inf of a row is then its count. (A full
+        # window reuses its buffer: after the sort the last column is that +inf again.)
+        if n == self.window:
+            diffs = self._diffs
+        else:
+            diffs = np.empty((self.lags, n + 1))
+            diffs[:, n] = _INF
         np.subtract(rx, self._rows_tx[:n].T, out=diffs[:, :n])
-        diffs[:, n] = _INF
         diffs.sort(axis=1)
-        count_a = diffs.argmax(axis=1)  # agent frames per lag
-        lo_a = diffs.take(self._lag_index * (n + 1) + (count_a * QUANTILE).astype(int))
-        count, min_rows = count_a.tolist(), self.min_rows
+        count = diffs.argmax(axis=1).tolist()  # agent frames per lag
+        min_rows = self.min_rows
         ok = [k >= min_rows for k in count]
         if True not in ok:
             return
-        lo = [x if k else _NEG_INF for x, k in zip(lo_a.tolist(), ok, strict=False)]
+        lo = diffs.take([d * (n + 1) + int(k * QUANTILE) for d, k in enumerate(count)]).tolist()
+        lo = [x if k else _NEG_INF for x, k in zip(lo, ok, strict=False)]
         c = max(lo)
         d = lo.index(c)  # the first of the largest, as np.argmax
         spread = float(diffs[d, int(count[d] * SPREAD_QUANTILE)]) - c
