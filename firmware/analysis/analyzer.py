@@ -262,7 +262,7 @@ class ChannelAnalyzer:
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
         U, g0 = self._update_every, self._next_frame
-        buf, keep, hist, cap = self._buf, self._keep, self._hist, self._buf.shape[1]
+        buf, keep = self._buf, self._keep
         smoother, echo = self._smoother, self._echo
         thr: tuple[float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
@@ -270,6 +270,7 @@ class ChannelAnalyzer:
         tone_guard = self._tone_guard
         peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
         evidence = []
+        hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
         for i in range(n):
             g = g0 + i
             if self._pos == cap:
