@@ -66,16 +66,30 @@ def talk_s(spans):
 def test_agent_echo_with_a_silent_customer_is_not_customer_speech(coupling_db, delay_ms):
     """Only the agent (and its echo) speaks: no overtalk, no customer talk time, and the
     silent-call script still runs step by step on time."""
+    _check_silent_customer(coupling_db, delay_ms, AGENT_PROMPTS)
+
+
+@pytest.mark.parametrize("coupling_db", [-6.0, -18.0])
+def test_late_echo_of_the_first_words_is_not_the_customer(coupling_db):
+    """Hybrid echo 200 ms late: the agent's first words come back on rx before the estimator
+    has seen a whole delay range of agent speech. They are still the agent's (the old
+    estimator settled on a wrong short lag from the lags it had seen, took ~0.2 s of echo
+    for the customer, and that ended the silent-call script), whichever prompt opens."""
+    for k in range(len(AGENT_PROMPTS)):
+        _check_silent_customer(coupling_db, 200, AGENT_PROMPTS[k:] + AGENT_PROMPTS[:k])
+
+
+def _check_silent_customer(coupling_db, delay_ms, prompts):
     prof = load_profile("hotline-5s")
     steps = prof.scripts["silent-call"]
     c = Call(60.0, coupling_db, delay_ms)
-    _s, end = c.say("tx", AGENT_PROMPTS[0], 1.0)
+    _s, end = c.say("tx", prompts[0], 1.0)
     expected = []
     for k in range(len(steps)):
         due = end + prof.pause_s
         expected.append(due)
         if k < len(steps) - 1:
-            _s, end = c.say("tx", AGENT_PROMPTS[k + 1], due + 1.0)
+            _s, end = c.say("tx", prompts[k + 1], due + 1.0)
     ev = c.run(hangup_s=expected[-1] + 1.0)
     assert of(ev, "overtalk") == []
     got = of(ev, "script.step", script="silent-call")

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 
 import numpy as np
 
@@ -161,7 +162,10 @@ class ChannelAnalyzer:
         # frame at a time at self._pos; the windows are the slices that end there. When the
         # buffer is full its last `_keep` frames move to the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
-        self._buf = np.zeros((4, self._keep + HISTORY_CHUNK))
+        # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
+        # `array` item costs a fraction of a numpy item).
+        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
         self._pos = 0
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
@@ -193,22 +197,26 @@ class ChannelAnalyzer:
             raise AudioFormatError(
                 f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}"
             )
+        pending, fl = self._pending, self.frame_len
         if self._origin_t is None:
             self._origin_t = float(t0)
         else:
-            expected = self._origin_t + (self._next_frame * self.frame_len + len(self._pending)) / self.rate_hz
+            expected = self._origin_t + (self._next_frame * fl + len(pending)) / self.rate_hz
             if abs(t0 - expected) > self.frame_s / 2:
                 # A gap or overlap in the capture: drop the partial frame, re-anchor the clock.
-                self._pending = self._pending[:0]
+                pending = self._pending = pending[:0]
                 self._origin_t = float(t0) - self._next_frame * self.frame_s
-        x = np.concatenate((self._pending, samples)) if len(self._pending) else samples
-        n = len(x) // self.frame_len
-        rest = len(x) - n * self.frame_len
-        self._pending = x[-rest:].copy() if rest else _NO_SAMPLES
+        x = np.concatenate((pending, samples)) if len(pending) else samples
+        n, rest = divmod(len(x), fl)
+        if rest:
+            self._pending = x[-rest:].copy()
+            x = x[: n * fl]
+        elif len(pending):
+            self._pending = _NO_SAMPLES
         if n == 0:
             self.block_ref = ([], [])
             return []
-        edges = self._analyse(x[: n * self.frame_len].reshape(n, self.frame_len), ref)
+        edges = self._analyse(x.reshape(n, fl), ref)
         self._next_frame += n
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
@@ -228,24 +236,28 @@ class ChannelAnalyzer:
     def _analyse(self, frames_i16: np.ndarray, ref) -> list:
         n = len(frames_i16)
         self._last_block = frames_i16
-        frames = None  # float32 samples (after the gain), made only when needed
+        frames = None  # float32 samples after the gain (None: no gain)
         if self._gain is None:
-            # Exact integer sums of squares: the same value whatever the block size.
-            if n == 1:
-                row = frames_i16[0].astype(np.int64)
-                sums = [int(row.dot(row))]
+            # Exact sums of squares (int16 squares summed in float64 stay integers below
+            # 2**53): the same value whatever the block size.
+            f64 = frames_i16.astype(np.float64)
+            if n == 1:  # the live path: one frame, no array-to-list work
+                row = f64[0]
+                power = [float(row.dot(row)) / self.frame_len]
             else:
-                a = frames_i16.astype(np.int64)
-                sums = np.einsum("ij,ij->i", a, a).tolist()
+                power = [s / self.frame_len for s in np.einsum("ij,ij->i", f64, f64).tolist()]
         else:
             frames = frames_i16.astype(np.float32)
             frames *= self._gain
             np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
             f64 = frames.astype(np.float64)
-            sums = np.einsum("ij,ij->i", f64, f64).tolist()
-        inv, log10, eps = self._inv_frame_len, math.log10, EPS_POWER
-        power = [s * inv for s in sums] if self._gain is not None else [s / self.frame_len for s in sums]
-        level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
+            inv = self._inv_frame_len
+            power = [s * inv for s in np.einsum("ij,ij->i", f64, f64).tolist()]
+        log10, eps = math.log10, EPS_POWER
+        if n == 1:
+            level = [10.0 * log10(power[0] + eps) - _SINE_DB]
+        else:
+            level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
         vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
@@ -253,9 +265,7 @@ class ChannelAnalyzer:
             if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
             else:
-                if frames is None:
-                    frames = frames_i16.astype(np.float32)
-                tone_on = self._tones.tone_on_list(frames, power)
+                tone_on = self._tones.tone_on_list(f64, power)
             tone_hits = self._tones.process_list(self._next_frame, tone_on)
         if self._echo is not None:
             tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())
@@ -273,15 +283,16 @@ class ChannelAnalyzer:
         tone_guard = self._tone_guard
         peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
         evidence = []
+        hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
         for i in range(n):
             g = g0 + i
-            if self._pos == buf.shape[1]:
+            if self._pos == cap:
                 buf[:, :keep] = buf[:, self._pos - keep : self._pos]
                 self._pos = keep
             pos = self._pos
             lv, p = level[i], power[i]
-            buf[0, pos] = lv
-            buf[1, pos] = p
+            hist[pos] = lv
+            hist[cap + pos] = p
             self._pos = pos + 1
             update = g % U == 0
             if update:
@@ -321,8 +332,8 @@ class ChannelAnalyzer:
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            buf[2, pos] = smoother.speaking
-            buf[3, pos] = quiet
+            hist[2 * cap + pos] = smoother.speaking
+            hist[3 * cap + pos] = quiet
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))

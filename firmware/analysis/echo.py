@@ -18,9 +18,12 @@ it is the coupling itself. The lag with the largest bound is the delay; the echo
 echo stands out of the rx noise. Then the echo predicted for rx frame k is
 tx level(k - d) + coupling over the delay and its two neighbours (a frame boundary cuts a
 delay in two), and customer speech must be `margin_db` (MARGIN_DB plus the spread) above
-it. A known echo path is kept through double talk (when the differences spread out);
-the window slides, so a coupling that changes (microphone moved, call transferred) is
-followed within a few seconds of agent speech.
+it. A path is only chosen once every lag of the range has its rows: until then the best
+of the short lags seen so far can look consistent (the echo of a 200 ms delay has not
+arrived in their rows yet) and would set the prior aside. A known echo path is kept
+through double talk (when the differences spread out); the window slides, so a coupling
+that changes (microphone moved, call transferred) is followed within a few seconds of
+agent speech.
 
 Before an echo is known, every lag carries its bound, and before `MIN_ROWS_S` of agent
 speech `PRIOR_DB` (the loudest sidetone the station is specified for), so the first words
@@ -31,6 +34,8 @@ update frames, so the result does not depend on how the audio is cut into blocks
 from __future__ import annotations
 
 import math
+from array import array
+from operator import add
 
 import numpy as np
 
@@ -49,7 +54,13 @@ VISIBLE_DB = 6.0  # ...and this far above the rx noise floor
 class EchoEstimator:
     """Per frame: `frame(rx_level, tx_level, tx_speech)` -> the echo level rx can carry;
     `update(rx_floor_dbfs)` at the analyser's update frames; `margin_db` the margin above the
-    echo that customer speech needs; `coupling_db` / `delay_ms` the estimate (None: unknown)."""
+    echo that customer speech needs; `coupling_db` / `delay_ms` the estimate (None: unknown).
+
+    Cost: `frame` runs on every rx frame of the live path, so it is plain Python on a few
+    floats: a row is the rx level and a copy of the lag line (the tx level d frames ago at
+    [d] where the agent talked then, else -inf), written into a preallocated `array` ring
+    that numpy reads without a copy. The differences rx - tx(d) (+inf where the agent did
+    not talk) are formed only at the update frames, once for the whole window."""
 
     def __init__(self, frame_s: float):
         self.frame_s = frame_s
@@ -57,34 +68,47 @@ class EchoEstimator:
         self.window = max(8, round(WINDOW_S / frame_s))
         self.min_rows = max(4, round(MIN_ROWS_S / frame_s))
         self._tx = [SILENCE] * self.lags  # tx level d frames ago at [d]
-        self._tx_speech = [False] * self.lags
-        # Rows [rx - tx(d) for each lag d] + [rx] of the last `window` agent frames, in a ring
-        # (their order does not matter: only quantiles are taken).
-        self._rows = np.zeros((self.window, self.lags + 1))
+        self._tx_talk = array("d", [_NEG_INF] * self.lags)  # the same where the agent talked, else -inf
+        self._since_talk = self.lags  # frames since the last agent speech frame
+        # The last `window` agent frames, in a ring (their order does not matter: only
+        # quantiles are taken): the lag line at row k of `_ring_tx`, the rx level at [k].
+        self._ring_tx = array("d", bytes(8 * self.window * self.lags))
+        self._ring_rx = array("d", bytes(8 * self.window))
+        self._rows_tx = np.frombuffer(self._ring_tx).reshape(self.window, self.lags)
+        self._rows_rx = np.frombuffer(self._ring_rx)
+        self._diffs = np.full((self.lags, self.window + 1), _INF)  # update's work buffer
         self._n_rows = 0  # rows written so far
         self._fresh = False  # rows written since the last update
         self._coupling = [PRIOR_DB] * self.lags  # per lag, when no echo path is known
+        self._uniform: float | None = PRIOR_DB  # the coupling of every lag, when they are all equal
         self._path: tuple[int, int, float] | None = None  # (first lag, last lag + 1, coupling dB)
         self.margin_db = MARGIN_DB
         self.coupling_db: float | None = None
         self.delay_ms: int | None = None
 
     def frame(self, rx_level: float, tx_level: float, tx_speech: bool) -> float:
-        tx, act = self._tx, self._tx_speech
+        tx, talk = self._tx, self._tx_talk
         tx.pop()
         tx.insert(0, tx_level)
-        act.pop()
-        act.insert(0, tx_speech)
-        if True in act:  # the agent talked within the delay range: a row for the estimate
-            self._rows[self._n_rows % self.window] = [
-                rx_level - x if a else _INF for x, a in zip(tx, act, strict=False)
-            ] + [rx_level]
+        talk.pop()
+        if tx_speech:
+            talk.insert(0, tx_level)
+            self._since_talk = 0
+        else:
+            talk.insert(0, _NEG_INF)
+            self._since_talk += 1
+        if self._since_talk < self.lags:  # the agent talked within the delay range: a row
+            k = self._n_rows % self.window
+            self._ring_tx[k * self.lags : (k + 1) * self.lags] = talk
+            self._ring_rx[k] = rx_level
             self._n_rows += 1
             self._fresh = True
         if self._path is not None:
             d0, d1, c = self._path
             return max(tx[d0:d1]) + c
-        return max([x + c for x, c in zip(tx, self._coupling, strict=False)])
+        if self._uniform is not None:  # the same as the per-lag form: x + c is monotonic in x
+            return max(tx) + self._uniform
+        return max(map(add, tx, self._coupling))
 
     def update(self, rx_floor_dbfs: float) -> None:
         """Re-estimate the coupling from the rows of the window."""
@@ -92,18 +116,32 @@ class EchoEstimator:
         if n < self.min_rows or not self._fresh:
             return
         self._fresh = False
-        rows = np.sort(self._rows[:n], axis=0)
-        count = np.isfinite(rows[:, :-1]).sum(axis=0)  # agent frames per lag
-        ok = count >= self.min_rows
-        if not ok.any():
+        rx = self._rows_rx[:n]
+        # rx - tx(d) per lag d, a row each (+inf where the agent did not talk), each sorted,
+        # with one more +inf at the end: the first +inf of a row is then its count. (A full
+        # window reuses its buffer: after the sort the last column is that +inf again.)
+        if n == self.window:
+            diffs = self._diffs
+        else:
+            diffs = np.empty((self.lags, n + 1))
+            diffs[:, n] = _INF
+        np.subtract(rx, self._rows_tx[:n].T, out=diffs[:, :n])
+        diffs.sort(axis=1)
+        count = diffs.argmax(axis=1).tolist()  # agent frames per lag
+        min_rows = self.min_rows
+        ok = [k >= min_rows for k in count]
+        if True not in ok:
             return
-        cols = np.arange(self.lags)
-        lo = np.where(ok, rows[(count * QUANTILE).astype(int), cols], -np.inf)
-        d = int(np.argmax(lo))
-        c = float(lo[d])
-        spread = float(rows[int(count[d] * SPREAD_QUANTILE), d]) - c
-        rx_mid = float(rows[n // 2, -1])
-        if spread <= KNOWN_SPREAD_DB and rx_mid > rx_floor_dbfs + VISIBLE_DB:
+        lo = diffs.take([d * (n + 1) + int(k * QUANTILE) for d, k in enumerate(count)]).tolist()
+        lo = [x if k else _NEG_INF for x, k in zip(lo, ok, strict=False)]
+        c = max(lo)
+        d = lo.index(c)  # the first of the largest, as np.argmax
+        spread = float(diffs[d, int(count[d] * SPREAD_QUANTILE)]) - c
+        if (
+            False not in ok
+            and spread <= KNOWN_SPREAD_DB
+            and float(np.partition(rx, n // 2)[n // 2]) > rx_floor_dbfs + VISIBLE_DB  # the median rx level
+        ):
             # A consistent echo: its path is the best lag and its neighbours (a frame
             # boundary cuts the delay in two).
             self._path = (max(0, d - 1), d + 2, c)
@@ -112,9 +150,11 @@ class EchoEstimator:
             self.delay_ms = round(d * self.frame_s * 1000.0)
         elif self._path is None:
             # No consistent echo yet (double talk, or no echo at all): the bound of every lag.
-            self._coupling = [float(x) if k else PRIOR_DB for x, k in zip(lo.tolist(), ok.tolist(), strict=False)]
+            self._coupling = [x if k else PRIOR_DB for x, k in zip(lo, ok, strict=False)]
+            self._uniform = None
         # else: keep the last consistent echo path through double talk
 
 
 _INF = float("inf")
+_NEG_INF = float("-inf")
 SILENCE = -200.0

@@ -52,7 +52,9 @@ class ToneDetector:
         n = np.arange(frame_len)
         w = 2.0 * np.pi * np.asarray(self.plan.freqs_hz)[None, :] / rate_hz
         # DFT at each frequency: columns cos, then sin. |X|^2 * 2/(L * sum x^2) = 1 for a pure tone.
-        self._basis = np.concatenate((np.cos(w * n[:, None]), np.sin(w * n[:, None])), axis=1).astype(np.float32)
+        # float64, as the analyser's frames (exact int16 samples): one cast fewer per block.
+        self._basis = np.concatenate((np.cos(w * n[:, None]), np.sin(w * n[:, None])), axis=1)
+        self._basis_t = np.ascontiguousarray(self._basis.T)  # a row per cos/sin column
         self._nf = len(self.plan.freqs_hz)
         self._scale = 2.0 / frame_len
         self._min_energy = dbfs_to_power(MIN_TONE_DBFS) * frame_len
@@ -94,8 +96,14 @@ class ToneDetector:
     def tone_on_list(self, frames: np.ndarray, power: list) -> list:
         """`tone_on` for the live path: one matrix product, the rest in Python floats (a
         30 ms block is one frame, where numpy's per-call cost dominates)."""
-        xy = (frames @ self._basis).tolist()
+        # One frame (the live path): a matrix-vector product, cheaper to call than matmul.
+        xy = [self._basis_t.dot(frames[0]).tolist()] if len(frames) == 1 else (frames @ self._basis).tolist()
         nf, factor, min_power = self._nf, self._on_factor, self._min_power
+        if nf == 1:  # one frequency (cn, etsi): total = cos^2 + sin^2, nothing to balance
+            return [
+                r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)
+                for r, p in zip(xy, power, strict=False)
+            ]
         out = []
         for row, p in zip(xy, power, strict=False):
             comps = [row[k] * row[k] + row[k + nf] * row[k + nf] for k in range(nf)]

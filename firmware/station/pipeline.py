@@ -54,6 +54,7 @@ class Pipeline:
             )
             for ch in CHANNELS
         }
+        self._tx, self._rx = self.analyzers["tx"], self.analyzers["rx"]
         self.t = 0.0
         self._silence = np.zeros(0, dtype=np.int16)
 
@@ -65,13 +66,21 @@ class Pipeline:
         """One block of both channels starting at t0 (None = digital silence), and the
         input edges `(t, name, value)` that fall inside it, handled in time order.
         Returns the block's analysis edges (what `analyze` reports)."""
-        n = max((len(a) for a in (tx, rx) if a is not None), default=0)
-        if (tx is None or rx is None) and len(self._silence) != n:
-            self._silence = np.zeros(n, dtype=np.int16)  # reused: a mono capture sends None every block
-        atx, arx = self.analyzers["tx"], self.analyzers["rx"]
-        items = atx.process(t0, self._silence if tx is None else tx)
+        # (plain statements, not a generator: this runs for every 30 ms block of the live path)
+        if tx is None or rx is None:
+            n = len(tx) if tx is not None else len(rx) if rx is not None else 0
+            if len(self._silence) != n:
+                self._silence = np.zeros(n, dtype=np.int16)  # reused: a mono capture sends None every block
+            if tx is None:
+                tx = self._silence
+            if rx is None:
+                rx = self._silence
+        else:
+            n = len(tx) if len(tx) >= len(rx) else len(rx)
+        atx = self._tx
+        items = atx.process(t0, tx)
         # The agent's frames of this block are the echo reference of the customer's.
-        items += arx.process(t0, self._silence if rx is None else rx, ref=atx.block_ref)
+        items += self._rx.process(t0, rx, ref=atx.block_ref)
         station = self.station
         if inputs:
             merged: list[tuple[float, int, Any]] = [(e.t, 1, e) for e in items]
