@@ -1,6 +1,7 @@
 """Peak RSS of a process that runs the station pipeline the way the service does, for tools/bench.
 
-    python tools/bench_rss.py TX.wav RX.wav    -> prints the peak RSS in KiB (VmHWM)
+    python tools/bench_rss.py TX.wav RX.wav [off|silero]   -> prints the peak RSS in KiB (VmHWM)
+                                           (silero: analysis.second_stage, the optional extra)
 
 It imports only what the service's audio path imports (the pipeline, settings, profiles),
 streams both WAVs through `Pipeline.feed` in the service's capture blocks (audio.buffer_ms)
@@ -33,12 +34,12 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def main(tx_path: str, rx_path: str) -> int:
+def main(tx_path: str, rx_path: str, second_stage: str = "off") -> int:
     settings = load_settings(None)
     profile = load_profile(settings.station.profile)
     with wave.open(tx_path) as wt, wave.open(rx_path) as wr:
         rate_hz = wt.getframerate()
-        settings = settings.replace(audio={"rate_hz": rate_hz})
+        settings = settings.replace(audio={"rate_hz": rate_hz}, analysis={"second_stage": second_stage})
         block = rate_hz * settings.audio.buffer_ms // 1000
         pipe = Pipeline(settings, profile, lambda event: None, 0.0)
         pipe.start(0.0, hook_off=True)
@@ -56,4 +57,4 @@ def main(tx_path: str, rx_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:4]))

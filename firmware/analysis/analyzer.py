@@ -63,6 +63,7 @@ from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, Sp
 from firmware.analysis.features import OnsetCheck
 from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS
 from firmware.analysis.linestate import LineState
+from firmware.analysis.neural import SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
 from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, vad_rate_for
 from firmware.config.settings import AnalysisSettings
@@ -153,6 +154,8 @@ class ChannelAnalyzer:
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._echo = EchoEstimator(self.frame_s) if echo else None
         self._onset_check = OnsetCheck(rate_hz, self.frame_len)
+        # second stage (firmware.analysis.neural): one speech probability per frame, fused below
+        self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -267,6 +270,9 @@ class ChannelAnalyzer:
             else:
                 tone_on = self._tones.tone_on_list(f64, power)
             tone_hits = self._tones.process_list(self._next_frame, tone_on)
+        second_stage_p = (
+            None if self._second is None else self._second.frame_probs(frames_i16 if frames is None else frames)
+        )
         if self._echo is not None:
             tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())
         edges: list[Edge] = []
@@ -316,6 +322,8 @@ class ChannelAnalyzer:
             # overhang over a quiet line), which would only push the utterance's end late.
             peak = lv if strong and lv > peak else peak - peak_decay
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
+            if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
+                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, smoother.speaking)
             quiet = not weak
             if echo is not None:
                 e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from firmware.config.extras import silero_missing
 from firmware.config.leds import check_cue_overrides
 from firmware.config.profiles import check_overrides
 from firmware.config.tomlfile import TomlFileError, read_toml
@@ -118,6 +119,13 @@ def _pin_factory_problem(name: str) -> str | None:
     return None
 
 
+def _second_stage_problem(name: str) -> str | None:
+    if name == "silero":
+        why = silero_missing()
+        return None if why is None else f"silero: {why}"
+    return None
+
+
 class _Section:
     """Base of the section dataclasses: a section checks its fields when it is built."""
 
@@ -196,6 +204,12 @@ class AnalysisSettings(_Section):
         "auto",
         choices=("auto", "off"),
         doc="auto = the agent's own voice on rx (sidetone, line echo) is not customer speech; off = no echo analysis",
+    )
+    second_stage: str = _f(
+        "off",
+        choices=("off", "silero"),
+        validate=_second_stage_problem,
+        doc="silero = fuse Silero VAD (the [silero] extra, ONNX on onnxruntime) into the speech decision; off = none",
     )
 
 

@@ -1,0 +1,172 @@
+"""Optional neural second stage of the speech decision: Silero VAD on onnxruntime.
+
+`analysis.second_stage = "silero"` (the `[silero]` extra: onnxruntime, and the `silero-vad`
+wheel installed without its torch dependency) makes each `ChannelAnalyzer` run Silero VAD
+v5 next to its own evidence and fuse the two with `fuse`. The model is the ONNX file the
+`silero-vad` wheel ships as package data (found from the package's location; never
+downloaded, and the package itself is never imported: its __init__ imports torch).
+
+Grid. Silero takes 512-sample chunks at 16 kHz (256 at 8 kHz, its telephone mode) with
+the previous 64 (32) samples as context and a recurrent state kept across chunks. Rates of
+32 and 48 kHz are decimated to 16 kHz first. Analyser frame g (30 ms) gets the probability
+of the last chunk that ended within it, or before it: causal (at most one chunk, 32 ms,
+late), and a function of the sample index only, so the probabilities do not depend on how
+the audio is cut into blocks (replay and live give the same decisions).
+
+Level. Silero's recall falls on quiet speech (-50 dBFS). Its input is normalised by a gain
+computed from the stage's own chunk levels: the recent speech peak (a decaying maximum of
+chunk levels) is brought to `TARGET_DBFS`, never more than `MAX_GAIN_DB`, and never so much
+that the noise (a slowly rising minimum of chunk levels) goes above `NOISE_CAP_DBFS`. The
+gain is updated per chunk from samples already seen, so it too is block-size independent.
+
+Fusion (`fuse`, per frame, before the echo and tone vetoes of the analyser, which still
+apply): a high probability is strong evidence (it can start or keep an utterance, e.g.
+speech at SNR 0 dB under babble, which the energy path cannot separate); a middle one
+keeps an utterance going; a low one vetoes the energy and webrtcvad evidence from starting
+one (music on hold, office transients) and from keeping one going.
+
+Known limit: Silero hears the voices in dense babble (a crowd of talkers) as speech, and
+the fused decision follows it there (tools/bench: about half the time of babble alone is
+called speech, against 0.6% for the analyser alone). The lift of quiet noise by the gain
+makes that worse, hence the low `NOISE_CAP_DBFS`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from firmware.analysis.vad import Decimator
+from firmware.config.extras import SILERO_SEQUENCE_16K, SILERO_STREAMING, silero_model
+
+P_START = 0.8  # Silero probability at or above which a frame can start an utterance,
+P_KEEP = 0.5  # and at or above which it keeps a running one going (strong evidence)
+P_WEAK = 0.35  # at or above: weak evidence (keeps an utterance going for a while)
+P_VETO = 0.15  # below: no speech evidence at all, whatever the energy/webrtcvad path says
+START_SNR_DB = 0.0  # and only on a frame this far above the noise floor
+TARGET_DBFS = -22.0  # the recent speech peak is brought to this level
+MAX_GAIN_DB = 24.0
+NOISE_CAP_DBFS = -50.0  # the gain never lifts the noise above this (a lifted babble is more "speech")
+PEAK_DECAY_DB_PER_S = 1.0
+NOISE_RISE_DB_PER_S = 0.5
+MIN_CHUNK_DBFS = -90.0
+
+
+def _session(name: str):
+    import onnxruntime as ort  # optional heavy dependency, loaded only when the stage is on
+
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3  # the wheel's sequence model has unused initialisers (a warning per load)
+    model = silero_model(name)
+    if model is None:
+        raise RuntimeError(f"the silero_vad package's {name} is not installed")
+    return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class SileroStage:
+    """Silero VAD run chunk by chunk on one channel; `frame_probs` gives one probability per
+    analyser frame (see the module docstring for the grid and the gain).
+
+    16 kHz (and 32/48 kHz decimated to 16 kHz) runs the wheel's sequence model, which takes
+    all the chunks a block completes in one call with the recurrent state carried (the
+    probabilities are those of its streaming model, whatever the number of chunks per call);
+    8 kHz runs the streaming model in its 8 kHz mode, one chunk per call.
+    """
+
+    def __init__(self, rate_hz: int, frame_len: int):
+        self.model_rate_hz = 8000 if rate_hz == 8000 else 16000
+        factor = rate_hz // self.model_rate_hz
+        self._decimator = Decimator(factor) if factor > 1 else None
+        self._sequence = self.model_rate_hz == 16000
+        self._session = _session(SILERO_SEQUENCE_16K if self._sequence else SILERO_STREAMING)
+        self._chunk = 512 if self._sequence else 256
+        self._context_len = 64 if self._sequence else 32
+        self._frame_len = frame_len // factor  # analyser frame in model-rate samples
+        self._sr = np.array(self.model_rate_hz, dtype=np.int64)
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)  # streaming model: (h, c) stacked
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)  # sequence model
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self._context_len, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)  # model-rate samples not yet in a chunk
+        self._frames = 0  # analyser frames seen
+        self._chunks = 0  # chunks run
+        self._last_p = 0.0  # probability of the last chunk run
+        chunk_s = self._chunk / self.model_rate_hz
+        self._peak = MIN_CHUNK_DBFS
+        self._noise: float | None = None
+        self._peak_decay = PEAK_DECAY_DB_PER_S * chunk_s
+        self._noise_rise = NOISE_RISE_DB_PER_S * chunk_s
+        self.gain_db = 0.0  # the gain applied to the last chunk
+
+    def frame_probs(self, frames: np.ndarray) -> list[float]:
+        """Probabilities for a block of whole analyser frames (n x frame_len samples in int16
+        units, after the channel's gain), in order."""
+        n = len(frames)
+        x = frames.reshape(-1).astype(np.float32)
+        if self._decimator is not None:
+            x = self._decimator.process(x)
+        x *= 1.0 / 32768.0
+        x = np.concatenate((self._pending, x)) if len(self._pending) else x
+        done = self._chunks
+        c = self._chunk
+        n_chunks = len(x) // c
+        probs = self._run(x[: n_chunks * c].reshape(n_chunks, c)) if n_chunks else []
+        self._pending = x[n_chunks * c :].copy()
+        self._chunks += n_chunks
+        out = []
+        fl, g0 = self._frame_len, self._frames
+        last = self._last_p
+        for g in range(g0, g0 + n):
+            k = (g + 1) * fl // c - 1 - done  # the last chunk that ended within frame g, in this block
+            out.append(probs[k] if k >= 0 else last)
+        if probs:
+            self._last_p = probs[-1]
+        self._frames += n
+        return out
+
+    def _gain(self, chunk: np.ndarray) -> float:
+        """The input gain (dB) for the next chunk, from its level and the levels before it."""
+        level = 10.0 * math.log10(float(np.dot(chunk, chunk)) / len(chunk) + 1e-12)
+        level = max(level, MIN_CHUNK_DBFS)
+        self._peak = max(level, self._peak - self._peak_decay)
+        self._noise = level if self._noise is None else min(level, self._noise + self._noise_rise)
+        return max(min(TARGET_DBFS - self._peak, NOISE_CAP_DBFS - self._noise, MAX_GAIN_DB), 0.0)
+
+    def _run(self, chunks: np.ndarray) -> list[float]:
+        """Silero's probability for each chunk (rows), the state carried across calls."""
+        n, ctx = len(chunks), self._context_len
+        inp = np.empty((n, ctx + self._chunk), dtype=np.float32)
+        for k in range(n):
+            gain_db = self.gain_db = self._gain(chunks[k])
+            row = chunks[k] * np.float32(10.0 ** (gain_db / 20.0)) if gain_db > 0.0 else chunks[k]
+            inp[k, ctx:] = np.clip(row, -1.0, 1.0)
+            inp[k, :ctx] = self._context
+            self._context = inp[k, -ctx:]
+        if self._sequence:
+            p, self._h, self._c = self._session.run(
+                ["speech_probs", "hn", "cn"], {"input": inp, "h": self._h, "c": self._c}
+            )
+            return [float(v) for v in p.reshape(-1)]
+        out = []
+        for k in range(n):
+            p, self._state = self._session.run(None, {"input": inp[k : k + 1], "state": self._state, "sr": self._sr})
+            out.append(float(p[0, 0]))
+        return out
+
+
+def fuse(strong: bool, weak: bool, p: float, snr_db: float, speaking: bool) -> tuple[bool, bool]:
+    """The fused (strong, weak) evidence of one frame from the analyser's own, Silero's
+    probability `p`, the frame's level over the noise floor `snr_db` and whether an
+    utterance is running: a high probability starts an utterance (P_START, on a frame above
+    the floor), a lower one keeps a running one as strong evidence (P_KEEP), a middle one is
+    weak evidence (P_WEAK), and a low one is no evidence at all (P_VETO), whatever the energy
+    and webrtcvad path says (music on hold, office transients)."""
+    if p >= P_KEEP if speaking else (p >= P_START and snr_db >= START_SNR_DB):
+        return True, True
+    if p < P_VETO:
+        return False, False
+    if p >= P_WEAK:
+        return strong, True
+    return strong, weak

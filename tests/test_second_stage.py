@@ -1,0 +1,162 @@
+"""The optional neural second stage (`analysis.second_stage = "silero"`, the [silero] extra).
+
+The setting's validation (bad values; "silero" without the extra) runs everywhere. The
+decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): speech at SNR
+0 dB under babble is found, music on hold alone starts no utterance, and replay gives the
+same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz (Silero's 8 kHz
+streaming model) and at 16 kHz (its sequence model, several chunks per call).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_calls import AGENT_PROMPTS, CUSTOMER_PROMPTS, PromptCall
+
+from firmware.config.extras import silero_missing
+from firmware.config.profiles import load_profile
+from firmware.config.settings import Settings
+from firmware.runtime.analyze import analyze_pcm
+from firmware.runtime.replay import replay
+from firmware.sim import speech as sp
+from firmware.sim.wav import read_wav
+
+sp.prompts_dir()  # the prompts are a test dependency: fail loudly (InputError) if missing
+
+MISSING = silero_missing()
+needs_extra = pytest.mark.skipif(
+    MISSING is not None, reason=f"the [silero] extra is not installed (tools/dev setup installs it): {MISSING}"
+)
+SILERO = Settings().replace(analysis={"second_stage": "silero"}) if MISSING is None else None
+MOH_DIR = Path("/usr/share/asterisk/moh")  # asterisk-moh-opsound-wav (tools/dev APT_PACKAGES)
+CUSTOMER_DBFS = -24.0
+
+
+def _check_config(tmp_path, text, block=()):
+    """check-config on a file holding `text`, in a child whose imports of `block` fail as on a
+    unit without those packages."""
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(text)
+    code = (
+        "import runpy, sys\n"
+        f"for m in {list(block)!r}: sys.modules[m] = None\n"
+        f"sys.argv = ['headset-station', 'check-config', {str(cfg)!r}]\n"
+        "runpy.run_module('firmware.runtime.cli', run_name='__main__')\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("value", ['"maybe"', '"Silero"', "1", "true"])
+def test_bad_second_stage_is_a_one_line_config_error(tmp_path, value):
+    proc = _check_config(tmp_path, f"[analysis]\nsecond_stage = {value}\n")
+    assert proc.returncode == 78, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "analysis.second_stage" in err, err
+
+
+@pytest.mark.parametrize("absent", ["onnxruntime", "silero_vad"])
+def test_silero_without_the_extra_says_which_extra_to_install(tmp_path, absent):
+    proc = _check_config(tmp_path, '[analysis]\nsecond_stage = "silero"\n', block=[absent])
+    assert proc.returncode == 78, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "analysis.second_stage" in err and "[silero]" in err and absent in err, err
+
+
+def test_off_is_the_default_and_loads_nothing():
+    assert Settings().analysis.second_stage == "off"
+    code = (
+        "import sys\n"
+        "from firmware.config.settings import Settings\n"
+        "from firmware.station.pipeline import Pipeline\n"
+        "from firmware.config.profiles import load_profile\n"
+        "s = Settings(); Pipeline(s, load_profile(s.station.profile), lambda e: None, 0.0)\n"
+        "print('onnxruntime' in sys.modules, 'silero_vad' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "False"], out
+
+
+class Call(PromptCall):
+    """The customer channel of a call (the agent silent), with a noise bed, opened by hook off."""
+
+    def __init__(self, seconds, rate_hz=8000):
+        super().__init__(seconds, rate_hz, -20.0, CUSTOMER_DBFS)
+
+    def run(self, settings, block_s=1.0):
+        tx = sp.to_int16(sp.noise("white", self.n, self.rate_hz, seed=1, level_dbfs=-70.0))
+        rx = sp.to_int16(self.tracks["rx"])
+        inputs = [(0.5, "hook", "off"), (self.n / self.rate_hz - 1.0, "hook", "on")]
+        events = []
+        replay(self.scenario(tx, rx, inputs), settings, load_profile("hotline-5s"), events.append, block_s=block_s)
+        return events
+
+
+def _rx_talk_s(events):
+    return next(e for e in events if e["type"] == "call.end")["talk_s"]["rx"]
+
+
+def _customer_in_babble(rate_hz=8000, snr_db=0.0):
+    c = Call(60.0, rate_hz)
+    t = 6.0  # babble alone first
+    for name in (*CUSTOMER_PROMPTS, "vm-intro", "privacy-prompt"):
+        _s, t = c.say("rx", name, t)
+        t += 1.5
+    c.add("rx", sp.noise("babble", c.n, rate_hz, seed=4, level_dbfs=CUSTOMER_DBFS - snr_db))
+    return c
+
+
+def _covered(segments, span):
+    a, b = span
+    return sum(max(0.0, min(b, e) - max(a, s)) for s, e, _ in segments) / (b - a)
+
+
+@needs_extra
+def test_speech_at_snr_0_under_babble_is_detected():
+    """A customer in a crowd, babble as loud as the speech: every utterance is found (the
+    analyser alone finds under a fifth of the talk time, and misses most utterances)."""
+    c = _customer_in_babble()
+    res = analyze_pcm(sp.to_int16(c.tracks["rx"]), c.rate_hz, SILERO, load_profile("hotline-5s"), "rx")
+    covered = [round(_covered(res.segments, span), 2) for span in c.spans["rx"]]
+    assert min(covered) >= 0.8, covered
+
+
+@needs_extra
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: Silero hears the voices in dense babble; station+silero calls babble alone speech",
+)
+def test_babble_alone_starts_no_utterance_with_silero():
+    c = Call(30.0)
+    c.add("rx", sp.noise("babble", c.n, c.rate_hz, seed=1, level_dbfs=CUSTOMER_DBFS))
+    assert _rx_talk_s(c.run(SILERO)) == 0.0
+
+
+def _moh(seconds, rate_hz):
+    files = sorted(MOH_DIR.glob("*.wav"))
+    assert files, f"no music on hold in {MOH_DIR} (tools/dev setup installs asterisk-moh-opsound-wav)"
+    rate, pcm = read_wav(files[0])
+    x = sp.resample(pcm.astype(np.float64), rate, rate_hz)
+    n = int(seconds * rate_hz)
+    return sp.scale_to(np.tile(x, n // len(x) + 1)[:n], CUSTOMER_DBFS, rate_hz, active=False)
+
+
+@needs_extra
+@pytest.mark.parametrize("rate_hz", [8000, 16000])
+def test_music_on_hold_alone_starts_no_utterance(rate_hz):
+    c = Call(60.0, rate_hz)
+    c.add("rx", _moh(60.0, rate_hz))
+    ev = c.run(SILERO)
+    assert _rx_talk_s(ev) == 0.0
+
+
+@needs_extra
+@pytest.mark.parametrize("rate_hz", [8000, 16000])
+def test_replay_is_the_same_in_30_ms_and_1_s_blocks(rate_hz):
+    c = _customer_in_babble(rate_hz, snr_db=5.0)
+    c.say("rx", AGENT_PROMPTS[0], 55.0)
+    live, replayed = c.run(SILERO, block_s=0.03), c.run(SILERO, block_s=1.0)
+    assert [dict(e, id=None) for e in live] == [dict(e, id=None) for e in replayed]  # ids are random
+    assert _rx_talk_s(live) > 5.0  # the calls held speech, decided by the fused stage
