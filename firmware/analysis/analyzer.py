@@ -412,9 +412,9 @@ class ChannelAnalyzer:
             for off in range(2 * G):
                 mask *= quiet[off : off + W]
             count = int(np.count_nonzero(mask))
-            lv = buf[0, pos - W - G : pos - G]
             noise, med = False, 0.0
             if count >= self._line_min:
+                lv = buf[0, pos - W - G : pos - G]
                 sel = np.sort(lv[mask > 0.0])
                 med = float(sel[int(count * LINE_QUANTILE)])
                 k = self._depth_rank
