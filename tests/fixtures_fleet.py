@@ -146,5 +146,5 @@ def fleet_pg_url(fleet_postgres):
     import psycopg
 
     with psycopg.connect(fleet_postgres, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS events")
+        conn.execute("DROP TABLE IF EXISTS events, stations")
     return fleet_postgres
