@@ -165,14 +165,16 @@ class ChannelAnalyzer:
         self._line_min = max(2, round(LINE_MIN_S / self.frame_s))
         self._depth_rank = int(self._noise_win * LINE_DEPTH_QUANTILE)
         self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
-        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag, written one
-        # frame at a time at self._pos; the windows are the slices that end there. When the
-        # buffer is full its last `_keep` frames move to the front.
+        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag / noise-frame
+        # flag (quiet, and LINE_GUARD quiet frames on both sides: written LINE_GUARD frames
+        # late), written one frame at a time at self._pos; the windows are the slices that end
+        # there. When the buffer is full its last `_keep` frames move to the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
         # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
         # `array` item costs a fraction of a numpy item).
-        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
-        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
+        self._hist = array("d", bytes(8 * 5 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(5, self._keep + HISTORY_CHUNK)
+        self._quiet_run = 0  # consecutive quiet frames up to the last one
         self._pos = 0
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
@@ -294,6 +296,7 @@ class ChannelAnalyzer:
         peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
         evidence = []
         hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
+        quiet_run, noise_run = self._quiet_run, 2 * LINE_GUARD + 1
         for i in range(n):
             g = g0 + i
             if self._pos == cap:
@@ -346,6 +349,12 @@ class ChannelAnalyzer:
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
             hist[2 * cap + pos] = smoother.speaking
             hist[3 * cap + pos] = quiet
+            # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
+            # that its last guard frame is, of the frame LINE_GUARD back
+            hist[4 * cap + pos] = 0.0
+            quiet_run = quiet_run + 1 if quiet else 0
+            if quiet_run >= noise_run:
+                hist[4 * cap + pos - LINE_GUARD] = 1.0
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
@@ -380,6 +389,7 @@ class ChannelAnalyzer:
         for g, name in tone_hits:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
         self._tone_guard = tone_guard
+        self._quiet_run = quiet_run
         self._peak_level = peak
         self.block_ref = (level, evidence)
         self._last_level = level[-1]
@@ -403,7 +413,8 @@ class ChannelAnalyzer:
         seen = min(g + 1, W)
         pos = self._pos
         win = self._buf[0, pos - seen : pos]
-        srt = np.sort(win)
+        srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
+        srt.sort()
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
@@ -414,7 +425,7 @@ class ChannelAnalyzer:
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
         near = win <= q10 + NOISE_SPREAD_DB
-        floor_power = float(np.dot(self._buf[1, pos - seen : pos], near)) / float(np.count_nonzero(near))
+        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(np.count_nonzero(near))
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
         return (
             floor,
@@ -447,21 +458,24 @@ class ChannelAnalyzer:
         buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
         seen = min(g + 1, self._keep)
         if seen >= W + G:
-            quiet = buf[3, pos - W - 2 * G : pos]
-            mask = quiet[2 * G :].copy()
-            for off in range(2 * G):
-                mask *= quiet[off : off + W]
-            count = int(np.count_nonzero(mask))
+            # the noise frames among frames pos-W-G .. pos-G-1 (row 4, kept by the frame loop).
+            # While the buffer holds fewer than W + 2G frames before pos, none (as the product
+            # of the W + 2G quiet flags this replaces, whose slice was empty then).
+            mask = buf[4, pos - W - G : pos - G]
+            count = int(np.count_nonzero(mask)) if pos >= W + 2 * G else 0
             noise, med = False, 0.0
             if count >= self._line_min:
                 lv = buf[0, pos - W - G : pos - G]
-                sel = np.sort(lv[mask > 0.0])
+                sel = lv[mask > 0.0]
+                sel.sort()
                 med = float(sel[int(count * LINE_QUANTILE)])
                 k = self._depth_rank
-                noise = med <= float(np.partition(lv, k)[k]) + LINE_DEPTH_DB  # else quiet speech
+                srt = lv.copy()  # (the k-th smallest: cheaper calls than np.partition, same value)
+                srt.sort()
+                noise = med <= float(srt[k]) + LINE_DEPTH_DB  # else quiet speech
             if noise:
                 near = (lv >= med - NOISE_SPREAD_DB) & (lv <= med + NOISE_SPREAD_DB) & (mask > 0.0)
-                fp = float(np.dot(buf[1, pos - W - G : pos - G], near)) / float(np.count_nonzero(near))
+                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(np.count_nonzero(near))
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
@@ -470,12 +484,12 @@ class ChannelAnalyzer:
                 self._line_floor = self._thr[0]
         S = min(g + 1, self._speech_win)
         flags = buf[2, pos - S : pos]
-        n_speech = float(flags.sum())
+        n_speech = float(np.count_nonzero(flags))  # 0/1 flags: their exact sum
         fs = self.frame_s
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(np.dot(flags, buf[1, pos - S : pos]))
+            spow = float(flags.dot(buf[1, pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level
