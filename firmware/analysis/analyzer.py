@@ -297,12 +297,14 @@ class ChannelAnalyzer:
         evidence = []
         hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
         quiet_run, noise_run = self._quiet_run, 2 * LINE_GUARD + 1
+        sine_db = _SINE_DB
+        pos = self._pos
+        row_speaking, row_quiet, row_noise = 2 * cap, 3 * cap, 4 * cap
         for i in range(n):
             g = g0 + i
-            if self._pos == cap:
-                buf[:, :keep] = buf[:, self._pos - keep : self._pos]
-                self._pos = keep
-            pos = self._pos
+            if pos == cap:
+                buf[:, :keep] = buf[:, pos - keep : pos]
+                pos = keep
             lv, p = level[i], power[i]
             hist[pos] = lv
             hist[cap + pos] = p
@@ -311,6 +313,7 @@ class ChannelAnalyzer:
             if update:
                 thr = self._thr = self._thresholds(g)
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = thr
+            speaking = smoother.speaking  # (as it was before this frame's step, below)
             recent.pop(0)
             recent.append(p)
             long_p.pop(0)
@@ -318,19 +321,19 @@ class ChannelAnalyzer:
             v = vad[i]
             # Sustained level (not over a tone's edge) starts utterances; inside one it is only
             # weak evidence, or the speech just before would carry it past its end.
-            sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - _SINE_DB > thr_sustain
-            strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not smoother.speaking)
+            sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - sine_db > thr_sustain
+            strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not speaking)
             # Half-second sustained level starts utterances only, like the three-frame one.
-            if v and not strong and not tone_guard and not smoother.speaking and lv > thr_weak_vad:
-                strong = 10.0 * log10(sum(long_p) * inv_long + eps) - _SINE_DB > thr_long
-            if strong and not smoother.speaking and onset_check.veto(frames_i16[i : i + 1]):
+            if v and not strong and not tone_guard and not speaking and lv > thr_weak_vad:
+                strong = 10.0 * log10(sum(long_p) * inv_long + eps) - sine_db > thr_long
+            if strong and not speaking and onset_check.veto(frames_i16[i : i + 1]):
                 strong = False  # a click or bang cannot start an utterance (features.py)
             # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
             # overhang over a quiet line), which would only push the utterance's end late.
             peak = lv if strong and lv > peak else peak - peak_decay
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
-                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, smoother.speaking)
+                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
                 e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)
@@ -347,14 +350,14 @@ class ChannelAnalyzer:
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            hist[2 * cap + pos] = smoother.speaking
-            hist[3 * cap + pos] = quiet
+            hist[row_speaking + pos] = smoother.speaking
+            hist[row_quiet + pos] = quiet
             # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
             # that its last guard frame is, of the frame LINE_GUARD back
-            hist[4 * cap + pos] = 0.0
+            hist[row_noise + pos] = 0.0
             quiet_run = quiet_run + 1 if quiet else 0
             if quiet_run >= noise_run:
-                hist[4 * cap + pos - LINE_GUARD] = 1.0
+                hist[row_noise + pos - LINE_GUARD] = 1.0
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
@@ -386,6 +389,7 @@ class ChannelAnalyzer:
                 change = self._line_update(g, lv)
                 if change is not None:
                     edges.append(change)
+            pos += 1
         for g, name in tone_hits:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
         self._tone_guard = tone_guard
@@ -466,7 +470,8 @@ class ChannelAnalyzer:
             noise, med = False, 0.0
             if count >= self._line_min:
                 lv = buf[0, pos - W - G : pos - G]
-                sel = lv[mask > 0.0]
+                is_noise = mask > 0.0
+                sel = lv[is_noise]
                 sel.sort()
                 med = float(sel[int(count * LINE_QUANTILE)])
                 k = self._depth_rank
@@ -474,8 +479,13 @@ class ChannelAnalyzer:
                 srt.sort()
                 noise = med <= float(srt[k]) + LINE_DEPTH_DB  # else quiet speech
             if noise:
-                near = (lv >= med - NOISE_SPREAD_DB) & (lv <= med + NOISE_SPREAD_DB) & (mask > 0.0)
-                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(np.count_nonzero(near))
+                lo, hi = med - NOISE_SPREAD_DB, med + NOISE_SPREAD_DB
+                if sel[0] >= lo and sel[-1] <= hi:  # every noise frame is near the middle (steady noise)
+                    near, n_near = is_noise, count
+                else:
+                    near = (lv >= lo) & (lv <= hi) & is_noise
+                    n_near = int(np.count_nonzero(near))
+                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(n_near)
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
