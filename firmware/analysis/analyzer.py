@@ -192,6 +192,19 @@ class ChannelAnalyzer:
         self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
         self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS  # level of the last frame
+        self._plain_pcm = self._decimator is None and self._gain is None  # webrtcvad reads the int16 frames
+        cap = self._buf.shape[1]  # the history rows, flat: row r at r * cap
+        # the frame loop's constants, unpacked in one statement per block
+        self._loop_consts = (
+            self._update_every,
+            self._keep,
+            cap,
+            1.0 / SUSTAIN_FRAMES,
+            1.0 / len(self._long),
+            PEAK_DECAY_DB_PER_S * self.frame_s,
+            2 * LINE_GUARD + 1,
+            (2 * cap, 3 * cap, 4 * cap),
+        )
         self.block_ref: tuple[list[float], list[bool]] = (
             [],
             [],
@@ -267,7 +280,7 @@ class ChannelAnalyzer:
             level = [10.0 * log10(power[0] + eps) - _SINE_DB]
         else:
             level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
-        vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
+        vad = self._vad_frames(frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames))
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
@@ -284,22 +297,16 @@ class ChannelAnalyzer:
         edges: list[Edge] = []
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
-        U, g0 = self._update_every, self._next_frame
-        buf, keep = self._buf, self._keep
+        U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows = self._loop_consts
+        row_speaking, row_quiet, row_noise = rows
+        g0, buf, hist = self._next_frame, self._buf, self._hist
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
         thr: tuple[float, float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
-        inv_sustain = 1.0 / SUSTAIN_FRAMES
         long_p = self._long  # powers of the last LONG_S, oldest first
-        inv_long = 1.0 / len(long_p)
-        tone_guard = self._tone_guard
-        peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
+        tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         evidence = []
-        hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
-        quiet_run, noise_run = self._quiet_run, 2 * LINE_GUARD + 1
         sine_db = _SINE_DB
-        pos = self._pos
-        row_speaking, row_quiet, row_noise = 2 * cap, 3 * cap, 4 * cap
         for i in range(n):
             g = g0 + i
             if pos == cap:
