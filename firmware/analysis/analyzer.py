@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from array import array
+from bisect import bisect_right
 
 import numpy as np
 
@@ -426,28 +427,40 @@ class ChannelAnalyzer:
         win = self._buf[0, pos - seen : pos]
         srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
         srt.sort()
+        levels = srt.tolist()  # the quantiles and the count below as Python floats: no numpy call each
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
             r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
-        q10 = float(srt[r10])
-        spread = float(srt[r30] - srt[r05])
+        q10 = levels[r10]
+        spread = levels[r30] - levels[r05]
         if seen * 3 < W:  # until a third of the window is seen: assume babble-like
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
-        near = win <= q10 + NOISE_SPREAD_DB
-        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(np.count_nonzero(near))
+        near_max = q10 + NOISE_SPREAD_DB
+        near = win <= near_max
+        n_near = bisect_right(levels, near_max)  # = np.count_nonzero(near): levels is sorted
+        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(n_near)
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
+        # max(floor + min(margin, MAX_MARGIN_DB), MIN_SPEECH_DBFS), spelled out (the builtins
+        # cost more than the comparisons)
+        top, low = MAX_MARGIN_DB, MIN_SPEECH_DBFS
+        m_vad = VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread
+        m_sustain = SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread
+        m_energy = ENERGY_MIN_MARGIN_DB + 2.0 * spread
+        m_long = LONG_MARGIN_DB + LONG_SPREAD_FACTOR * spread
+        t_vad = floor + (top if top < m_vad else m_vad)
+        t_sustain = floor + (top if top < m_sustain else m_sustain)
+        t_energy = floor + (top if top < m_energy else m_energy)
+        t_long = floor + (top if top < m_long else m_long)
         return (
             floor,
-            max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
-            max(
-                floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS
-            ),
-            max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            low if low > t_vad else t_vad,
+            low if low > t_sustain else t_sustain,
+            low if low > t_energy else t_energy,
             floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
             floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
-            max(floor + min(LONG_MARGIN_DB + LONG_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            low if low > t_long else t_long,
         )
 
     def _line_update(self, g: int, level: float):
