@@ -176,6 +176,11 @@ class ChannelAnalyzer:
         self._hist = array("d", bytes(8 * 5 * (self._keep + HISTORY_CHUNK)))
         self._buf = np.frombuffer(self._hist).reshape(5, self._keep + HISTORY_CHUNK)
         self._quiet_run = 0  # consecutive quiet frames up to the last one
+        # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
+        # noise frames among the last noise_win decided ones, utterance frames among the
+        # last speech_win
+        self._noise_count = 0.0
+        self._speech_count = 0.0
         self._pos = 0
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
@@ -205,6 +210,7 @@ class ChannelAnalyzer:
             PEAK_DECAY_DB_PER_S * self.frame_s,
             2 * LINE_GUARD + 1,
             (2 * cap, 3 * cap, 4 * cap),
+            (self._noise_win + LINE_GUARD, self._speech_win),
         )
         self.block_ref: tuple[list[float], list[bool]] = (
             [],
@@ -298,8 +304,10 @@ class ChannelAnalyzer:
         edges: list[Edge] = []
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
-        U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows = self._loop_consts
+        U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows, wins = self._loop_consts
         row_speaking, row_quiet, row_noise = rows
+        noise_span, speech_win = wins  # a frame leaves the counts this many frames later
+        noise_count, speech_count = self._noise_count, self._speech_count
         g0, buf, hist = self._next_frame, self._buf, self._hist
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
         thr: tuple[float, float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
@@ -358,7 +366,10 @@ class ChannelAnalyzer:
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            hist[row_speaking + pos] = smoother.speaking
+            hist[row_speaking + pos] = speaking = smoother.speaking
+            speech_count += speaking
+            if g >= speech_win:
+                speech_count -= hist[row_speaking + pos - speech_win]
             hist[row_quiet + pos] = quiet
             # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
             # that its last guard frame is, of the frame LINE_GUARD back
@@ -366,6 +377,9 @@ class ChannelAnalyzer:
             quiet_run = quiet_run + 1 if quiet else 0
             if quiet_run >= noise_run:
                 hist[row_noise + pos - LINE_GUARD] = 1.0
+                noise_count += 1.0
+            if g >= noise_span:
+                noise_count -= hist[row_noise + pos - noise_span]
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
@@ -394,6 +408,7 @@ class ChannelAnalyzer:
                         )
                     )
             if update:
+                self._noise_count, self._speech_count = noise_count, speech_count
                 change = self._line_update(g, lv)
                 if change is not None:
                     edges.append(change)
@@ -402,6 +417,7 @@ class ChannelAnalyzer:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
         self._tone_guard = tone_guard
         self._quiet_run = quiet_run
+        self._noise_count, self._speech_count = noise_count, speech_count
         self._peak_level = peak
         self.block_ref = (level, evidence)
         self._last_level = level[-1]
@@ -485,12 +501,11 @@ class ChannelAnalyzer:
             # the noise frames among frames pos-W-G .. pos-G-1 (row 4, kept by the frame loop).
             # While the buffer holds fewer than W + 2G frames before pos, none (as the product
             # of the W + 2G quiet flags this replaces, whose slice was empty then).
-            mask = buf[4, pos - W - G : pos - G]
-            count = int(np.count_nonzero(mask)) if pos >= W + 2 * G else 0
+            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(buf[4, pos - W - G : pos - G])
             noise, med = False, 0.0
             if count >= self._line_min:
                 lv = buf[0, pos - W - G : pos - G]
-                is_noise = mask > 0.0
+                is_noise = buf[4, pos - W - G : pos - G] > 0.0
                 sel = lv[is_noise]
                 sel.sort()
                 med = float(sel[int(count * LINE_QUANTILE)])
@@ -513,13 +528,12 @@ class ChannelAnalyzer:
                 assert self._thr is not None  # set at frame 0, before any update
                 self._line_floor = self._thr[0]
         S = min(g + 1, self._speech_win)
-        flags = buf[2, pos - S : pos]
-        n_speech = float(np.count_nonzero(flags))  # 0/1 flags: their exact sum
+        n_speech = float(self._speech_count)  # the 0/1 flags of buf[2, pos - S : pos], summed
         fs = self.frame_s
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(flags.dot(buf[1, pos - S : pos]))
+            spow = float(buf[2, pos - S : pos].dot(buf[1, pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level
