@@ -67,7 +67,7 @@ from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_P
 from firmware.analysis.linestate import LineState
 from firmware.analysis.neural import SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
-from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, vad_rate_for
+from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, one_frame_classifier, vad_rate_for
 from firmware.config.settings import AnalysisSettings
 from firmware.errors import AudioFormatError
 
@@ -146,6 +146,7 @@ class ChannelAnalyzer:
         self._vad_bytes = 2 * self._vad_rate * frame_ms // 1000
         self._decimator = Decimator(rate_hz // self._vad_rate) if self._vad_rate != rate_hz else None
         self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
+        self._vad_one = one_frame_classifier(self._vad, self._vad_rate)  # (pcm, samples) -> one frame's decision
         self._level_frames = round(LEVEL_WINDOW_S / self.frame_s)
         self._smoother = Smoother(
             int(np.ceil(analysis.onset_ms / frame_ms)),
@@ -287,7 +288,11 @@ class ChannelAnalyzer:
             level = [10.0 * log10(power[0] + eps) - _SINE_DB]
         else:
             level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
-        vad = self._vad_frames(frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames))
+        pcm = frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames)
+        if n == 1 and self._vad_one is not None:  # the live path: webrtcvad's C call directly
+            vad = [self._vad_one(pcm, self._vad_bytes >> 1)]
+        else:
+            vad = self._vad_frames(pcm)
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
@@ -385,7 +390,7 @@ class ChannelAnalyzer:
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
                 elif tr[0] == "level":  # still talking: the active level of the last LEVEL_WINDOW_S
                     w = self._level_frames
-                    mean_power = float(buf[1, pos + 1 - w : pos + 1].mean())
+                    mean_power = float(buf[1, pos + 1 - w : pos + 1].sum()) / w  # = .mean(), without its Python layer
                     edges.append(
                         SpeechLevel(
                             ch,
