@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from array import array
+from bisect import bisect_right
 
 import numpy as np
 
@@ -66,7 +67,7 @@ from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_P
 from firmware.analysis.linestate import LineState
 from firmware.analysis.neural import SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
-from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, vad_rate_for
+from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, one_frame_classifier, vad_rate_for
 from firmware.config.settings import AnalysisSettings
 from firmware.errors import AudioFormatError
 
@@ -145,6 +146,7 @@ class ChannelAnalyzer:
         self._vad_bytes = 2 * self._vad_rate * frame_ms // 1000
         self._decimator = Decimator(rate_hz // self._vad_rate) if self._vad_rate != rate_hz else None
         self._vad_frames = frame_classifier(self._vad, self._vad_rate, self._vad_bytes)
+        self._vad_one = one_frame_classifier(self._vad, self._vad_rate)  # (pcm, samples) -> one frame's decision
         self._level_frames = round(LEVEL_WINDOW_S / self.frame_s)
         self._smoother = Smoother(
             int(np.ceil(analysis.onset_ms / frame_ms)),
@@ -165,14 +167,21 @@ class ChannelAnalyzer:
         self._line_min = max(2, round(LINE_MIN_S / self.frame_s))
         self._depth_rank = int(self._noise_win * LINE_DEPTH_QUANTILE)
         self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
-        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag, written one
-        # frame at a time at self._pos; the windows are the slices that end there. When the
-        # buffer is full its last `_keep` frames move to the front.
+        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag / noise-frame
+        # flag (quiet, and LINE_GUARD quiet frames on both sides: written LINE_GUARD frames
+        # late), written one frame at a time at self._pos; the windows are the slices that end
+        # there. When the buffer is full its last `_keep` frames move to the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
         # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
         # `array` item costs a fraction of a numpy item).
-        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
-        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
+        self._hist = array("d", bytes(8 * 5 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(5, self._keep + HISTORY_CHUNK)
+        self._quiet_run = 0  # consecutive quiet frames up to the last one
+        # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
+        # noise frames among the last noise_win decided ones, utterance frames among the
+        # last speech_win
+        self._noise_count = 0.0
+        self._speech_count = 0.0
         self._pos = 0
         self._pending = _NO_SAMPLES  # the partial frame carried to the next block
         self._origin_t: float | None = None
@@ -190,6 +199,20 @@ class ChannelAnalyzer:
         self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
         self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS  # level of the last frame
+        self._plain_pcm = self._decimator is None and self._gain is None  # webrtcvad reads the int16 frames
+        cap = self._buf.shape[1]  # the history rows, flat: row r at r * cap
+        # the frame loop's constants, unpacked in one statement per block
+        self._loop_consts = (
+            self._update_every,
+            self._keep,
+            cap,
+            1.0 / SUSTAIN_FRAMES,
+            1.0 / len(self._long),
+            PEAK_DECAY_DB_PER_S * self.frame_s,
+            2 * LINE_GUARD + 1,
+            (2 * cap, 3 * cap, 4 * cap),
+            (self._noise_win + LINE_GUARD, self._speech_win),
+        )
         self.block_ref: tuple[list[float], list[bool]] = (
             [],
             [],
@@ -265,7 +288,11 @@ class ChannelAnalyzer:
             level = [10.0 * log10(power[0] + eps) - _SINE_DB]
         else:
             level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
-        vad = self._vad_frames(self._pcm_for_vad(frames_i16, frames))
+        pcm = frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames)
+        if n == 1 and self._vad_one is not None:  # the live path: webrtcvad's C call directly
+            vad = [self._vad_one(pcm, self._vad_bytes >> 1)]
+        else:
+            vad = self._vad_frames(pcm)
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
@@ -282,24 +309,23 @@ class ChannelAnalyzer:
         edges: list[Edge] = []
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
-        U, g0 = self._update_every, self._next_frame
-        buf, keep = self._buf, self._keep
+        U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows, wins = self._loop_consts
+        row_speaking, row_quiet, row_noise = rows
+        noise_span, speech_win = wins  # a frame leaves the counts this many frames later
+        noise_count, speech_count = self._noise_count, self._speech_count
+        g0, buf, hist = self._next_frame, self._buf, self._hist
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
         thr: tuple[float, float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
-        inv_sustain = 1.0 / SUSTAIN_FRAMES
         long_p = self._long  # powers of the last LONG_S, oldest first
-        inv_long = 1.0 / len(long_p)
-        tone_guard = self._tone_guard
-        peak, peak_decay = self._peak_level, PEAK_DECAY_DB_PER_S * self.frame_s
+        tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         evidence = []
-        hist, cap = self._hist, buf.shape[1]  # the history rows, flat: row r at r * cap
+        sine_db = _SINE_DB
         for i in range(n):
             g = g0 + i
-            if self._pos == cap:
-                buf[:, :keep] = buf[:, self._pos - keep : self._pos]
-                self._pos = keep
-            pos = self._pos
+            if pos == cap:
+                buf[:, :keep] = buf[:, pos - keep : pos]
+                pos = keep
             lv, p = level[i], power[i]
             hist[pos] = lv
             hist[cap + pos] = p
@@ -308,6 +334,7 @@ class ChannelAnalyzer:
             if update:
                 thr = self._thr = self._thresholds(g)
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = thr
+            speaking = smoother.speaking  # (as it was before this frame's step, below)
             recent.pop(0)
             recent.append(p)
             long_p.pop(0)
@@ -315,19 +342,19 @@ class ChannelAnalyzer:
             v = vad[i]
             # Sustained level (not over a tone's edge) starts utterances; inside one it is only
             # weak evidence, or the speech just before would carry it past its end.
-            sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - _SINE_DB > thr_sustain
-            strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not smoother.speaking)
+            sustained = v and not tone_guard and 10.0 * log10(sum(recent) * inv_sustain + eps) - sine_db > thr_sustain
+            strong = (v and lv > thr_vad) or lv > thr_energy or (sustained and not speaking)
             # Half-second sustained level starts utterances only, like the three-frame one.
-            if v and not strong and not tone_guard and not smoother.speaking and lv > thr_weak_vad:
-                strong = 10.0 * log10(sum(long_p) * inv_long + eps) - _SINE_DB > thr_long
-            if strong and not smoother.speaking and onset_check.veto(frames_i16[i : i + 1]):
+            if v and not strong and not tone_guard and not speaking and lv > thr_weak_vad:
+                strong = 10.0 * log10(sum(long_p) * inv_long + eps) - sine_db > thr_long
+            if strong and not speaking and onset_check.veto(frames_i16[i : i + 1]):
                 strong = False  # a click or bang cannot start an utterance (features.py)
             # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
             # overhang over a quiet line), which would only push the utterance's end late.
             peak = lv if strong and lv > peak else peak - peak_decay
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
-                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, smoother.speaking)
+                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
                 e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)
@@ -344,14 +371,26 @@ class ChannelAnalyzer:
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
             tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            hist[2 * cap + pos] = smoother.speaking
-            hist[3 * cap + pos] = quiet
+            hist[row_speaking + pos] = speaking = smoother.speaking
+            speech_count += speaking
+            if g >= speech_win:
+                speech_count -= hist[row_speaking + pos - speech_win]
+            hist[row_quiet + pos] = quiet
+            # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
+            # that its last guard frame is, of the frame LINE_GUARD back
+            hist[row_noise + pos] = 0.0
+            quiet_run = quiet_run + 1 if quiet else 0
+            if quiet_run >= noise_run:
+                hist[row_noise + pos - LINE_GUARD] = 1.0
+                noise_count += 1.0
+            if g >= noise_span:
+                noise_count -= hist[row_noise + pos - noise_span]
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
                 elif tr[0] == "level":  # still talking: the active level of the last LEVEL_WINDOW_S
                     w = self._level_frames
-                    mean_power = float(buf[1, pos + 1 - w : pos + 1].mean())
+                    mean_power = float(buf[1, pos + 1 - w : pos + 1].sum()) / w  # = .mean(), without its Python layer
                     edges.append(
                         SpeechLevel(
                             ch,
@@ -374,12 +413,16 @@ class ChannelAnalyzer:
                         )
                     )
             if update:
+                self._noise_count, self._speech_count = noise_count, speech_count
                 change = self._line_update(g, lv)
                 if change is not None:
                     edges.append(change)
+            pos += 1
         for g, name in tone_hits:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
         self._tone_guard = tone_guard
+        self._quiet_run = quiet_run
+        self._noise_count, self._speech_count = noise_count, speech_count
         self._peak_level = peak
         self.block_ref = (level, evidence)
         self._last_level = level[-1]
@@ -403,29 +446,42 @@ class ChannelAnalyzer:
         seen = min(g + 1, W)
         pos = self._pos
         win = self._buf[0, pos - seen : pos]
-        srt = np.sort(win)
+        srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
+        srt.sort()
+        levels = srt.tolist()  # the quantiles and the count below as Python floats: no numpy call each
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
             r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
-        q10 = float(srt[r10])
-        spread = float(srt[r30] - srt[r05])
+        q10 = levels[r10]
+        spread = levels[r30] - levels[r05]
         if seen * 3 < W:  # until a third of the window is seen: assume babble-like
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
-        near = win <= q10 + NOISE_SPREAD_DB
-        floor_power = float(np.dot(self._buf[1, pos - seen : pos], near)) / float(np.count_nonzero(near))
+        near_max = q10 + NOISE_SPREAD_DB
+        near = win <= near_max
+        n_near = bisect_right(levels, near_max)  # = np.count_nonzero(near): levels is sorted
+        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(n_near)
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
+        # max(floor + min(margin, MAX_MARGIN_DB), MIN_SPEECH_DBFS), spelled out (the builtins
+        # cost more than the comparisons)
+        top, low = MAX_MARGIN_DB, MIN_SPEECH_DBFS
+        m_vad = VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread
+        m_sustain = SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread
+        m_energy = ENERGY_MIN_MARGIN_DB + 2.0 * spread
+        m_long = LONG_MARGIN_DB + LONG_SPREAD_FACTOR * spread
+        t_vad = floor + (top if top < m_vad else m_vad)
+        t_sustain = floor + (top if top < m_sustain else m_sustain)
+        t_energy = floor + (top if top < m_energy else m_energy)
+        t_long = floor + (top if top < m_long else m_long)
         return (
             floor,
-            max(floor + min(VAD_MARGIN_DB + VAD_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
-            max(
-                floor + min(SUSTAIN_MARGIN_DB + SUSTAIN_SPREAD_FACTOR * spread * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS
-            ),
-            max(floor + min(ENERGY_MIN_MARGIN_DB + 2.0 * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            low if low > t_vad else t_vad,
+            low if low > t_sustain else t_sustain,
+            low if low > t_energy else t_energy,
             floor + WEAK_VAD_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
             floor + WEAK_MARGIN_DB + WEAK_SPREAD_FACTOR * spread,
-            max(floor + min(LONG_MARGIN_DB + LONG_SPREAD_FACTOR * spread, MAX_MARGIN_DB), MIN_SPEECH_DBFS),
+            low if low > t_long else t_long,
         )
 
     def _line_update(self, g: int, level: float):
@@ -447,21 +503,29 @@ class ChannelAnalyzer:
         buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
         seen = min(g + 1, self._keep)
         if seen >= W + G:
-            quiet = buf[3, pos - W - 2 * G : pos]
-            mask = quiet[2 * G :].copy()
-            for off in range(2 * G):
-                mask *= quiet[off : off + W]
-            count = int(np.count_nonzero(mask))
+            # the noise frames among frames pos-W-G .. pos-G-1 (row 4, kept by the frame loop).
+            # While the buffer holds fewer than W + 2G frames before pos, none (as the product
+            # of the W + 2G quiet flags this replaces, whose slice was empty then).
+            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(buf[4, pos - W - G : pos - G])
             noise, med = False, 0.0
             if count >= self._line_min:
                 lv = buf[0, pos - W - G : pos - G]
-                sel = np.sort(lv[mask > 0.0])
+                is_noise = buf[4, pos - W - G : pos - G] > 0.0
+                sel = lv[is_noise]
+                sel.sort()
                 med = float(sel[int(count * LINE_QUANTILE)])
                 k = self._depth_rank
-                noise = med <= float(np.partition(lv, k)[k]) + LINE_DEPTH_DB  # else quiet speech
+                srt = lv.copy()  # (the k-th smallest: cheaper calls than np.partition, same value)
+                srt.sort()
+                noise = med <= float(srt[k]) + LINE_DEPTH_DB  # else quiet speech
             if noise:
-                near = (lv >= med - NOISE_SPREAD_DB) & (lv <= med + NOISE_SPREAD_DB) & (mask > 0.0)
-                fp = float(np.dot(buf[1, pos - W - G : pos - G], near)) / float(np.count_nonzero(near))
+                lo, hi = med - NOISE_SPREAD_DB, med + NOISE_SPREAD_DB
+                if sel[0] >= lo and sel[-1] <= hi:  # every noise frame is near the middle (steady noise)
+                    near, n_near = is_noise, count
+                else:
+                    near = (lv >= lo) & (lv <= hi) & is_noise
+                    n_near = int(np.count_nonzero(near))
+                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(n_near)
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
@@ -469,13 +533,12 @@ class ChannelAnalyzer:
                 assert self._thr is not None  # set at frame 0, before any update
                 self._line_floor = self._thr[0]
         S = min(g + 1, self._speech_win)
-        flags = buf[2, pos - S : pos]
-        n_speech = float(flags.sum())
+        n_speech = float(self._speech_count)  # the 0/1 flags of buf[2, pos - S : pos], summed
         fs = self.frame_s
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(np.dot(flags, buf[1, pos - S : pos]))
+            spow = float(buf[2, pos - S : pos].dot(buf[1, pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level

@@ -90,13 +90,15 @@ class EchoEstimator:
         tx, talk = self._tx, self._tx_talk
         tx.pop()
         tx.insert(0, tx_level)
-        talk.pop()
         if tx_speech:
+            talk.pop()
             talk.insert(0, tx_level)
             self._since_talk = 0
         else:
-            talk.insert(0, _NEG_INF)
             self._since_talk += 1
+            if self._since_talk <= self.lags:  # (after that the line is all -inf: nothing to shift)
+                talk.pop()
+                talk.insert(0, _NEG_INF)
         if self._since_talk < self.lags:  # the agent talked within the delay range: a row
             k = self._n_rows % self.window
             self._ring_tx[k * self.lags : (k + 1) * self.lags] = talk

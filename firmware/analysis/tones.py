@@ -96,9 +96,13 @@ class ToneDetector:
     def tone_on_list(self, frames: np.ndarray, power: list) -> list:
         """`tone_on` for the live path: one matrix product, the rest in Python floats (a
         30 ms block is one frame, where numpy's per-call cost dominates)."""
+        nf, factor, min_power = self._nf, self._on_factor, self._min_power
+        if len(frames) == 1 and nf == 1:  # the live path with one frequency: no list to build
+            r = self._basis_t.dot(frames[0]).tolist()  # a matrix-vector product, cheaper to call than matmul
+            p = power[0]
+            return [r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)]
         # One frame (the live path): a matrix-vector product, cheaper to call than matmul.
         xy = [self._basis_t.dot(frames[0]).tolist()] if len(frames) == 1 else (frames @ self._basis).tolist()
-        nf, factor, min_power = self._nf, self._on_factor, self._min_power
         if nf == 1:  # one frequency (cn, etsi): total = cos^2 + sin^2, nothing to balance
             return [
                 r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)
@@ -116,9 +120,10 @@ class ToneDetector:
 
     def process_list(self, first_frame: int, on: list) -> list:
         """`process` for a list of decisions; a block with no tone costs no numpy call."""
-        if not self.state and not any(on):
+        if not self.state and True not in on:
             self.run_frames += len(on)
-            self._rearm_after_long_run()
+            if self.confirmed:
+                self._rearm_after_long_run()
             return []
         return self.process(first_frame, np.array(on, dtype=bool))
 

@@ -12,6 +12,8 @@ streaming resampler returns a varying number of samples per block (measured: 0, 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import webrtcvad
 
@@ -52,6 +54,17 @@ def frame_classifier(vad: webrtcvad.Vad, rate_hz: int, frame_bytes: int):
         return [process(handle, rate_hz, mv[i : i + frame_bytes], n) for i in range(0, len(data), frame_bytes)]
 
     return classify
+
+
+def one_frame_classifier(vad: webrtcvad.Vad, rate_hz: int):
+    """webrtcvad's C entry point with the handle and rate bound: `f(pcm_bytes, n_samples)` ->
+    the decision for one whole frame, with no Python frame in between (the live path's one
+    frame a block); None when this webrtcvad has no C entry point (use `frame_classifier`)."""
+    process = getattr(getattr(webrtcvad, "_webrtcvad", None), "process", None)
+    handle = getattr(vad, "_vad", None)
+    if process is None or handle is None:
+        return None
+    return functools.partial(process, handle, rate_hz)
 
 
 class Decimator:

@@ -1,0 +1,51 @@
+"""The analyser's per-frame bookkeeping (kept for the live path's cost) equals what it stands
+for, recomputed from the history buffer: the noise-frame flags and the running counts of the
+line floor's windows, through history compactions, at several frame lengths and windows."""
+
+import numpy as np
+import pytest
+
+from firmware.analysis.analyzer import LINE_GUARD, ChannelAnalyzer
+from firmware.config.settings import AnalysisSettings
+from firmware.sim import speech as sp
+
+RATE_HZ = 16000
+
+
+def call_audio(seconds: float) -> np.ndarray:
+    """Prompts with pauses over a quiet line: speech, noise frames and utterances all change."""
+    rng = np.random.default_rng(4)
+    x = sp.noise("pink", int(seconds * RATE_HZ), RATE_HZ, seed=5, level_dbfs=-60.0)
+    t = 0.5
+    while True:
+        names = [str(s) for s in rng.choice(sp.SPEECH_PROMPTS, size=2, replace=False)]
+        y = sp.speech_track(names, float(rng.uniform(0.2, 1.5)), RATE_HZ, -26.0)
+        start = int(t * RATE_HZ)
+        if start + len(y) > len(x):
+            break
+        x[start : start + len(y)] += y
+        t += len(y) / RATE_HZ + float(rng.uniform(0.3, 4.0))
+    return sp.to_int16(x)
+
+
+@pytest.mark.parametrize(("frame_ms", "noise_window_s"), [(30, 3.0), (10, 3.0), (20, 12.0)])
+def test_noise_flags_and_running_counts_match_the_history(frame_ms, noise_window_s):
+    a = ChannelAnalyzer("rx", RATE_HZ, frame_ms, AnalysisSettings(noise_window_s=noise_window_s), -40.0, -45.0, 15.0)
+    x = call_audio(70.0)  # more frames than the history buffer holds: it is compacted
+    W, S, G = a._noise_win, a._speech_win, LINE_GUARD
+    step = RATE_HZ * 30 // 1000
+    checked = 0
+    for i in range(0, len(x), step):
+        a.process(i / RATE_HZ, x[i : i + step])
+        g, pos, buf = a._next_frame - 1, a._pos, a._buf
+        if g < W + 2 * G or g < S or pos < W + 2 * G:  # (right after a compaction the line floor
+            continue  # counts no noise frames, as before the flags: see _line_update)
+        quiet = buf[3, pos - W - 2 * G : pos] > 0.0
+        # a noise frame: quiet, and LINE_GUARD quiet frames on both sides
+        expected = np.array([quiet[j : j + 2 * G + 1].all() for j in range(W)])
+        assert np.array_equal(buf[4, pos - W - G : pos - G] > 0.0, expected)
+        assert a._noise_count == np.count_nonzero(expected)
+        assert a._speech_count == np.count_nonzero(buf[2, pos - S : pos])
+        checked += 1
+    assert checked > 1000
+    assert a._next_frame > buf.shape[1]  # compacted at least once
