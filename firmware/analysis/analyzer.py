@@ -315,7 +315,8 @@ class ChannelAnalyzer:
         noise_count, speech_count = self._noise_count, self._speech_count
         g0, buf, hist = self._next_frame, self._buf, self._hist
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
-        thr: tuple[float, float, float, float, float, float, float] = self._thr  # type: ignore[assignment]  # None only before frame 0, which updates it
+        if self._thr is not None:  # (None only before frame 0, which updates it)
+            floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         long_p = self._long  # powers of the last LONG_S, oldest first
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
@@ -331,9 +332,9 @@ class ChannelAnalyzer:
             hist[cap + pos] = p
             self._pos = pos + 1
             update = g % U == 0
-            if update:
-                thr = self._thr = self._thresholds(g)
-            floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = thr
+            if update:  # the thresholds change only here
+                self._thr = self._thresholds(g)
+                floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
             speaking = smoother.speaking  # (as it was before this frame's step, below)
             recent.pop(0)
             recent.append(p)
