@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from glob import glob
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from fixtures_mqtt import Broker, free_port
+
+FLEET = [sys.executable, "-m", "headset_fleet.cli"]  # the fleet tools' CLI, as a user runs it
 
 
 @pytest.fixture

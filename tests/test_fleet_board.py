@@ -26,6 +26,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from fixtures_board import Receiver
+from fixtures_fleet import FLEET
 from fixtures_mqtt import Collector, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -84,9 +85,7 @@ class BoardProcess:
         log = open(self.tmp_path / "board.log", "ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "headset_fleet.cli",
+                *FLEET,
                 "board",
                 "--broker",
                 self.broker_url,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from fixtures_fleet import FLEET
 from fixtures_mqtt import wait_until
 
 from firmware.protocol.envelope import EventFactory, to_json
@@ -40,9 +40,7 @@ def test_collect_prints_progress_while_it_runs(fleet_broker, tmp_path):
     db = f"sqlite:///{tmp_path / 'events.db'}"
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "collect",
             "--broker",
             fleet_broker.url,
@@ -90,9 +88,7 @@ def test_collect_prints_progress_while_it_runs(fleet_broker, tmp_path):
 def test_bad_progress_interval_is_one_line(tmp_path):
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "collect",
             "--broker",
             "mqtt://127.0.0.1:1",

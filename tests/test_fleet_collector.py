@@ -7,6 +7,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from fixtures_fleet import FLEET
 from fixtures_mqtt import wait_until
 
 from firmware.protocol.envelope import EventFactory, to_json
@@ -198,14 +199,11 @@ def test_offline_member_keeps_its_share_until_it_is_retired(fleet_broker, tmp_pa
 def test_collect_command_stores_and_stops_on_sigterm(fleet_broker, tmp_path):
     import signal
     import subprocess
-    import sys
 
     db = f"sqlite:///{tmp_path / 'events.db'}"
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "collect",
             "--broker",
             fleet_broker.url,

@@ -18,8 +18,8 @@ from firmware.protocol.login import parse_login
 from headset_fleet import credentials as cred
 from headset_fleet.errors import InventoryError
 from headset_fleet.provision import broker_group, provision
+from fixtures_fleet import FLEET
 
-FLEET = [sys.executable, "-m", "headset_fleet.cli"]
 INVENTORY = "station_id,site,desk,profile\nst-a,s1,D01,hotline-5s\nst-b,s1,D02,service-2s\n"
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from fixtures_fleet import FLEET
 from fixtures_mqtt import wait_until
 
 from headset_fleet.collector import Collector
@@ -81,9 +82,7 @@ def test_headset_station_console_lists_fleet_commands():
 def test_bad_broker_url_and_db_url_are_one_line(tmp_path):
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "collect",
             "--broker",
             "http://x",
@@ -98,7 +97,7 @@ def test_bad_broker_url_and_db_url_are_one_line(tmp_path):
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not an mqtt://" in proc.stderr
     proc = subprocess.run(
-        [sys.executable, "-m", "headset_fleet.cli", "report", "--db", "mysql://x", "--day", "2026-11-23"],
+        [*FLEET, "report", "--db", "mysql://x", "--day", "2026-11-23"],
         capture_output=True,
         text=True,
         timeout=30,

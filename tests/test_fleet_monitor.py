@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from headset_fleet.errors import FleetInputError
 from headset_fleet.monitor import fold, table_rows
+from fixtures_fleet import FLEET
 
 
 def j(obj) -> bytes:
@@ -115,9 +115,7 @@ def test_monitor_json_reads_retained_state_from_a_real_broker(fleet_broker):
     c.loop_stop()
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "monitor",
             "--broker",
             fleet_broker.url,
@@ -147,7 +145,7 @@ def test_monitor_unreachable_broker_is_one_line():
     from fixtures_fleet import free_port
 
     proc = subprocess.run(
-        [sys.executable, "-m", "headset_fleet.cli", "monitor", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--json"],
+        [*FLEET, "monitor", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--json"],
         capture_output=True,
         text=True,
         timeout=20,

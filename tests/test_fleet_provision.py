@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from fixtures_fleet import FLEET
 from fixtures_mqtt import wait_until
 
 from firmware.config.settings import settings_from_dict
@@ -122,9 +122,7 @@ def test_bad_inventory_is_one_line_exit_2(tmp_path, text, message):
     path.write_text(text)
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "provision",
             str(path),
             "--out",

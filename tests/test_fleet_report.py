@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -14,12 +13,13 @@ import pytest
 from firmware.protocol.envelope import EventFactory
 from headset_fleet.report import load_report, render_report_html, summarize
 from headset_fleet.store import event_row, open_store
+from fixtures_fleet import FLEET
 
 DAY = date(2026, 11, 23)
 EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
 UTC = timezone.utc
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CLI = [sys.executable, "-m", "headset_fleet.cli", "report"]
+CLI = [*FLEET, "report"]
 
 
 def known_events() -> list[tuple[str, dict]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from fixtures_fleet import FLEET
 from fixtures_mqtt import Broker, free_port, wait_until
 
 from firmware.config.settings import settings_from_dict
@@ -30,8 +31,6 @@ from headset_fleet.provision import provision
 from headset_fleet.store import open_store
 
 pytestmark = pytest.mark.integration
-
-FLEET = [sys.executable, "-m", "headset_fleet.cli"]
 
 
 def write_inventory(path: Path, port: int, scheme: str = "mqtt") -> Path:

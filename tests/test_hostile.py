@@ -10,6 +10,7 @@ import pytest
 
 from firmware.errors import ConfigError
 from firmware.protocol.brokers import read_password
+from fixtures_fleet import FLEET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -227,9 +228,7 @@ def test_command_json_nested_too_deeply_is_bad_input(tmp_path):
         parse_request("[" * 20000 + "]" * 20000)
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "headset_fleet.cli",
+            *FLEET,
             "command",
             "st",
             "ping",
