@@ -11,8 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SILERO_SEQUENCE_16K = "silero_vad_16k_sequence.onnx"  # the ONNX models in the silero_vad package's data/
-SILERO_STREAMING = "silero_vad.onnx"  # (the first for 16 kHz, the second in its 8 kHz mode)
+SILERO_STREAMING = "silero_vad.onnx"  # the ONNX model in the silero_vad package's data/ (run in its 8 kHz mode)
 SILERO_INSTALL = "pip install 'headset-station[silero]' && pip install --no-deps 'silero-vad>=6.2'"
 
 
@@ -34,7 +33,6 @@ def silero_missing() -> str | None:
     for module in ("onnxruntime", "silero_vad"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (install the [silero] extra: {SILERO_INSTALL})"
-    for name in (SILERO_SEQUENCE_16K, SILERO_STREAMING):
-        if silero_model(name) is None:
-            return f"the silero_vad package has no data/{name} (install the [silero] extra: {SILERO_INSTALL})"
+    if silero_model(SILERO_STREAMING) is None:
+        return f"the silero_vad package has no data/{SILERO_STREAMING} (install the [silero] extra: {SILERO_INSTALL})"
     return None
