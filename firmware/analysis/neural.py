@@ -42,6 +42,7 @@ makes that worse, hence the low `NOISE_CAP_DBFS`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -65,7 +66,11 @@ MODEL_RATE_HZ = 8000  # Silero's telephone mode, whatever the capture rate (see 
 DECIMATOR_TAPS_PER_PHASE = 8
 
 
+@functools.cache
 def _session(name: str):
+    """The onnxruntime session of model `name`, one per process: it holds no per-stream state
+    (each stage passes its own recurrent state), so the two channels' stages share it, which
+    saves the model's ~10 MB a second time."""
     import onnxruntime as ort  # optional heavy dependency, loaded only when the stage is on
 
     opts = ort.SessionOptions()
