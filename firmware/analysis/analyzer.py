@@ -167,15 +167,21 @@ class ChannelAnalyzer:
         self._line_min = max(2, round(LINE_MIN_S / self.frame_s))
         self._depth_rank = int(self._noise_win * LINE_DEPTH_QUANTILE)
         self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
-        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag / noise-frame
-        # flag (quiet, and LINE_GUARD quiet frames on both sides: written LINE_GUARD frames
-        # late), written one frame at a time at self._pos; the windows are the slices that end
-        # there. When the buffer is full its last `_keep` frames move to the front.
+        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag, and the
+        # noise-frame flags (quiet, and LINE_GUARD quiet frames on both sides: written
+        # LINE_GUARD frames late), written one frame at a time at self._pos; the windows are
+        # the slices that end there. When the buffer is full its last `_keep` frames move to
+        # the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
         # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
-        # `array` item costs a fraction of a numpy item).
-        self._hist = array("d", bytes(8 * 5 * (self._keep + HISTORY_CHUNK)))
-        self._buf = np.frombuffer(self._hist).reshape(5, self._keep + HISTORY_CHUNK)
+        # `array` item costs a fraction of a numpy item); the noise flags are bytes read as
+        # numpy bools (a mask without a comparison).
+        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
+        self._flags = array("b", bytes(self._keep + HISTORY_CHUNK))
+        self._noise_flags = np.frombuffer(self._flags, dtype=np.bool_)
+        self._level_row, self._power_row = self._buf[0], self._buf[1]  # (row views: cheaper slices)
+        self._sorted_levels: list[float] = []  # the fast floor's window sorted, last update
         self._quiet_run = 0  # consecutive quiet frames up to the last one
         # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
         # noise frames among the last noise_win decided ones, utterance frames among the
@@ -210,7 +216,7 @@ class ChannelAnalyzer:
             1.0 / len(self._long),
             PEAK_DECAY_DB_PER_S * self.frame_s,
             2 * LINE_GUARD + 1,
-            (2 * cap, 3 * cap, 4 * cap),
+            (2 * cap, 3 * cap),
             (self._noise_win + LINE_GUARD, self._speech_win),
         )
         self.block_ref: tuple[list[float], list[bool]] = (
@@ -310,10 +316,10 @@ class ChannelAnalyzer:
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
         U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows, wins = self._loop_consts
-        row_speaking, row_quiet, row_noise = rows
+        row_speaking, row_quiet = rows
         noise_span, speech_win = wins  # a frame leaves the counts this many frames later
         noise_count, speech_count = self._noise_count, self._speech_count
-        g0, buf, hist = self._next_frame, self._buf, self._hist
+        g0, buf, hist, flags = self._next_frame, self._buf, self._hist, self._flags
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
         if self._thr is not None:  # (None only before frame 0, which updates it)
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
@@ -326,6 +332,7 @@ class ChannelAnalyzer:
             g = g0 + i
             if pos == cap:
                 buf[:, :keep] = buf[:, pos - keep : pos]
+                self._noise_flags[:keep] = self._noise_flags[pos - keep : pos]
                 pos = keep
             lv, p = level[i], power[i]
             hist[pos] = lv
@@ -379,13 +386,13 @@ class ChannelAnalyzer:
             hist[row_quiet + pos] = quiet
             # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
             # that its last guard frame is, of the frame LINE_GUARD back
-            hist[row_noise + pos] = 0.0
+            flags[pos] = 0
             quiet_run = quiet_run + 1 if quiet else 0
             if quiet_run >= noise_run:
-                hist[row_noise + pos - LINE_GUARD] = 1.0
+                flags[pos - LINE_GUARD] = 1
                 noise_count += 1.0
             if g >= noise_span:
-                noise_count -= hist[row_noise + pos - noise_span]
+                noise_count -= flags[pos - noise_span]
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
@@ -446,10 +453,12 @@ class ChannelAnalyzer:
         W = self._noise_win
         seen = min(g + 1, W)
         pos = self._pos
-        win = self._buf[0, pos - seen : pos]
+        win = self._level_row[pos - seen : pos]
         srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
         srt.sort()
-        levels = srt.tolist()  # the quantiles and the count below as Python floats: no numpy call each
+        # the quantiles and the count below as Python floats: no numpy call each; kept for
+        # the line floor's depth (_line_update)
+        self._sorted_levels = levels = srt.tolist()
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
@@ -462,7 +471,7 @@ class ChannelAnalyzer:
         near_max = q10 + NOISE_SPREAD_DB
         near = win <= near_max
         n_near = bisect_right(levels, near_max)  # = np.count_nonzero(near): levels is sorted
-        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(n_near)
+        floor_power = float(self._power_row[pos - seen : pos].dot(near)) / float(n_near)
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
         # max(floor + min(margin, MAX_MARGIN_DB), MIN_SPEECH_DBFS), spelled out (the builtins
         # cost more than the comparisons)
@@ -504,29 +513,26 @@ class ChannelAnalyzer:
         buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
         seen = min(g + 1, self._keep)
         if seen >= W + G:
-            # the noise frames among frames pos-W-G .. pos-G-1 (row 4, kept by the frame loop).
+            # the noise frames among frames pos-W-G .. pos-G-1 (kept by the frame loop).
             # While the buffer holds fewer than W + 2G frames before pos, none (as the product
             # of the W + 2G quiet flags this replaces, whose slice was empty then).
-            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(buf[4, pos - W - G : pos - G])
+            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(is_noise)
             noise, med = False, 0.0
             if count >= self._line_min:
-                lv = buf[0, pos - W - G : pos - G]
-                is_noise = buf[4, pos - W - G : pos - G] > 0.0
+                lv = self._level_row[pos - W - G : pos - G]
+                is_noise = self._noise_flags[pos - W - G : pos - G]
                 sel = lv[is_noise]
                 sel.sort()
-                med = float(sel[int(count * LINE_QUANTILE)])
-                k = self._depth_rank
-                srt = lv.copy()  # (the k-th smallest: cheaper calls than np.partition, same value)
-                srt.sort()
-                noise = med <= float(srt[k]) + LINE_DEPTH_DB  # else quiet speech
+                med = sel.item(int(count * LINE_QUANTILE))
+                noise = med <= self._depth_level() + LINE_DEPTH_DB  # else quiet speech
             if noise:
                 lo, hi = med - NOISE_SPREAD_DB, med + NOISE_SPREAD_DB
-                if sel[0] >= lo and sel[-1] <= hi:  # every noise frame is near the middle (steady noise)
+                if sel.item(0) >= lo and sel.item(-1) <= hi:  # every noise frame is near the middle (steady noise)
                     near, n_near = is_noise, count
                 else:
                     near = (lv >= lo) & (lv <= hi) & is_noise
                     n_near = int(np.count_nonzero(near))
-                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(n_near)
+                fp = float(self._power_row[pos - W - G : pos - G].dot(near)) / float(n_near)
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
@@ -551,6 +557,25 @@ class ChannelAnalyzer:
             return None
         fl = floor if floor is not None else SILENCE_DBFS
         return LineChange(self.channel, t, new, round(speech_dbfs, 2), round(fl, 2), round(speech_dbfs - fl, 2))
+
+    def _depth_level(self) -> float:
+        """The LINE_DEPTH_QUANTILE level (rank `_depth_rank`) of the line floor's window,
+        frames pos-W-G .. pos-G-1, from the fast floor's window pos-W .. pos-1 sorted at this
+        update frame (`_sorted_levels`): the same multiset with the last G levels taken out
+        and the G before the window put in. Only its k+1 smallest matter, so this takes the
+        window's k+1+G smallest, removes the last G frames' levels that are among them (a
+        level at or under their largest is), adds the G earlier ones and sorts: the same
+        value as sorting the line window, without a numpy call."""
+        k, G, pos, W = self._depth_rank, LINE_GUARD, self._pos, self._noise_win
+        cand = self._sorted_levels[: k + 1 + G]
+        hist = self._hist
+        for j in range(pos - G, pos):
+            v = hist[j]
+            if v <= cand[-1]:
+                cand.remove(v)
+        cand += hist[pos - W - G : pos - W]
+        cand.sort()
+        return cand[k]
 
     def _floor_for_level(self) -> float:
         """The noise power taken out of speech levels: the line floor once known."""
