@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from array import array
+from collections import deque
 from bisect import bisect_right
 
 import numpy as np
@@ -199,13 +200,15 @@ class ChannelAnalyzer:
         self._spread = WARMUP_SPREAD_DB  # spread of the fast floor's window, last update
         self._speech_level: float | None = None
         self._last_t = float("-inf")
-        self._recent = [0.0] * SUSTAIN_FRAMES
-        self._long = [0.0] * max(SUSTAIN_FRAMES, round(LONG_S / self.frame_s))  # powers of the last LONG_S
+        self._recent = deque([0.0] * SUSTAIN_FRAMES, maxlen=SUSTAIN_FRAMES)
+        n_long = max(SUSTAIN_FRAMES, round(LONG_S / self.frame_s))
+        self._long = deque([0.0] * n_long, maxlen=n_long)  # powers of the last LONG_S
         self._peak_level = SILENCE_DBFS  # decaying peak level of strong speech evidence
         self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
         self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS  # level of the last frame
         self._plain_pcm = self._decimator is None and self._gain is None  # webrtcvad reads the int16 frames
+        self._flat_ok = self._gain is None and self._second is None  # see _analyse
         cap = self._buf.shape[1]  # the history rows, flat: row r at r * cap
         # the frame loop's constants, unpacked in one statement per block
         self._loop_consts = (
@@ -252,7 +255,7 @@ class ChannelAnalyzer:
         if n == 0:
             self.block_ref = ([], [])
             return []
-        edges = self._analyse(x.reshape(n, fl), ref)
+        edges = self._analyse(x, n, ref)
         self._next_frame += n
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
@@ -269,15 +272,22 @@ class ChannelAnalyzer:
     # loop over floats, and the windowed statistics run only at the update frames (every
     # UPDATE_S) on slices of the history buffer. Every value a decision compares is computed
     # the same way whatever the block size, so block size never changes a decision.
-    def _analyse(self, frames_i16: np.ndarray, ref) -> list:
-        n = len(frames_i16)
-        self._last_block = frames_i16
+    def _analyse(self, x: np.ndarray, n: int, ref) -> list:
+        """`x`: n whole frames of int16 samples, end to end."""
+        self._last_block = x
         frames = None  # float32 samples after the gain (None: no gain)
+        # The live path's one frame (no gain, no second stage) stays flat: `frames_i16` and
+        # `f64` are then the frame's samples, not a (1, frame_len) view (one numpy call less
+        # for the view, one for the row).
+        flat = n == 1 and self._flat_ok
+        frames_i16 = x if flat else x.reshape(n, self.frame_len)
         if self._gain is None:
             # Exact sums of squares (int16 squares summed in float64 stay integers below
             # 2**53): the same value whatever the block size.
             f64 = frames_i16.astype(np.float64)
-            if n == 1:  # the live path: one frame, no array-to-list work
+            if flat:
+                power = [float(f64.dot(f64)) / self.frame_len]
+            elif n == 1:  # one frame, no array-to-list work
                 row = f64[0]
                 power = [float(row.dot(row)) / self.frame_len]
             else:
@@ -304,6 +314,8 @@ class ChannelAnalyzer:
         if self._tones is not None:
             if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
+            elif flat:
+                tone_on = [self._tones.tone_on_frame(f64, power[0])]
             else:
                 tone_on = self._tones.tone_on_list(f64, power)
             tone_hits = self._tones.process_list(self._next_frame, tone_on)
@@ -325,6 +337,7 @@ class ChannelAnalyzer:
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         long_p = self._long  # powers of the last LONG_S, oldest first
+        fl = self.frame_len
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         evidence = []
         sine_db = _SINE_DB
@@ -337,15 +350,13 @@ class ChannelAnalyzer:
             lv, p = level[i], power[i]
             hist[pos] = lv
             hist[cap + pos] = p
-            self._pos = pos + 1
             update = g % U == 0
             if update:  # the thresholds change only here
+                self._pos = pos + 1  # (the update methods read the windows that end here)
                 self._thr = self._thresholds(g)
                 floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
             speaking = smoother.speaking  # (as it was before this frame's step, below)
-            recent.pop(0)
-            recent.append(p)
-            long_p.pop(0)
+            recent.append(p)  # (deques of fixed length: the oldest drops out)
             long_p.append(p)
             v = vad[i]
             # Sustained level (not over a tone's edge) starts utterances; inside one it is only
@@ -355,7 +366,7 @@ class ChannelAnalyzer:
             # Half-second sustained level starts utterances only, like the three-frame one.
             if v and not strong and not tone_guard and not speaking and lv > thr_weak_vad:
                 strong = 10.0 * log10(sum(long_p) * inv_long + eps) - sine_db > thr_long
-            if strong and not speaking and onset_check.veto(frames_i16[i : i + 1]):
+            if strong and not speaking and onset_check.veto(x[i * fl : (i + 1) * fl]):
                 strong = False  # a click or bang cannot start an utterance (features.py)
             # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
             # overhang over a quiet line), which would only push the utterance's end late.
@@ -378,8 +389,13 @@ class ChannelAnalyzer:
                 strong = weak = False
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
-            tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            hist[row_speaking + pos] = speaking = smoother.speaking
+            code = 2 if strong else (1 if weak else 0)
+            if code or speaking or smoother.run:
+                tr = smoother.step(g, code, p)
+                speaking = smoother.speaking
+            else:  # no evidence, no utterance, no onset run: the step would change nothing
+                tr = None
+            hist[row_speaking + pos] = speaking
             speech_count += speaking
             if g >= speech_win:
                 speech_count -= hist[row_speaking + pos - speech_win]
@@ -432,6 +448,7 @@ class ChannelAnalyzer:
         self._quiet_run = quiet_run
         self._noise_count, self._speech_count = noise_count, speech_count
         self._peak_level = peak
+        self._pos = pos
         self.block_ref = (level, evidence)
         self._last_level = level[-1]
         return edges

@@ -76,10 +76,10 @@ class OnsetCheck:
         return self.impulsiveness_db(x), self.flatness_db(x), self.harmonicity(x)
 
     def veto(self, frame: np.ndarray) -> bool:
-        """True when one frame (a (1, frame_len) array of int16 samples) looks like a
-        transient, not speech. Each feature is computed only when the ones before it did not
-        decide (most speech frames: flatness alone)."""
-        x = frame.astype(np.float64)
+        """True when one frame (its frame_len int16 samples, flat or as a (1, frame_len)
+        array) looks like a transient, not speech. Each feature is computed only when the
+        ones before it did not decide (most speech frames: flatness alone)."""
+        x = frame.astype(np.float64).reshape(1, self.frame_len)
         flat = float(self.flatness_db(x)[0])
         if flat <= CLICK_FLAT_DB:
             return False

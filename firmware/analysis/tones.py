@@ -118,6 +118,15 @@ class ToneDetector:
             out.append(on)
         return out
 
+    def tone_on_frame(self, row: np.ndarray, p: float) -> bool:
+        """`tone_on_list` of one frame given flat (`row`: its float64 samples, `p`: its mean
+        square), the live path's block: no (1, frame_len) view to make or index."""
+        if self._nf > 1:
+            return self.tone_on_list(row[None, :], [p])[0]
+        r = self._basis_t.dot(row).tolist()
+        min_power = self._min_power
+        return r[0] * r[0] + r[1] * r[1] >= self._on_factor * (p if p > min_power else min_power)
+
     def process_list(self, first_frame: int, on: list) -> list:
         """`process` for a list of decisions; a block with no tone costs no numpy call."""
         if not self.state and True not in on:
