@@ -101,7 +101,7 @@ SPEECH_PRESENT_S = 0.5  # at least this much utterance time in the memory
 LEVEL_WINDOW_S = 1.0  # SpeechLevel: the level of an utterance's last second, once it
 LEVEL_EVERY_S = 0.5  # has lasted that long and every half second after
 LINE_QUANTILE = 0.5  # the line floor: noise frames around their median...
-LINE_GUARD = 2  # ...that are this many quiet frames away from any speech evidence
+LINE_GUARD = 2  # ...that are this many quiet frames away from any speech evidence (_depth_level spells out 2)
 STEADY_SPREAD_DB = 3.0  # a fast floor this steady is the line's noise, speech or not
 LINE_MIN_S = 0.3  # noise frames (outside speech) the line floor needs in its window
 LINE_DEPTH_DB = 12.0  # the noise frames' middle is at most this far above the window's quietest
@@ -181,7 +181,7 @@ class ChannelAnalyzer:
         self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
         self._flags = array("b", bytes(self._keep + HISTORY_CHUNK))
         self._noise_flags = np.frombuffer(self._flags, dtype=np.bool_)
-        self._level_row, self._power_row = self._buf[0], self._buf[1]  # (row views: cheaper slices)
+        self._level_row, self._power_row, self._speech_row = self._buf[0], self._buf[1], self._buf[2]  # (row views: cheaper slices)
         self._sorted_levels: list[float] = []  # the fast floor's window sorted, last update
         self._quiet_run = 0  # consecutive quiet frames up to the last one
         # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
@@ -312,7 +312,7 @@ class ChannelAnalyzer:
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
-            if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
+            if (level[0] if n == 1 else max(level)) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
                 tone_on = [False] * n
             elif flat:
                 tone_on = [self._tones.tone_on_frame(f64, power[0])]
@@ -544,10 +544,12 @@ class ChannelAnalyzer:
                 noise = med <= self._depth_level() + LINE_DEPTH_DB  # else quiet speech
             if noise:
                 lo, hi = med - NOISE_SPREAD_DB, med + NOISE_SPREAD_DB
-                if sel.item(0) >= lo and sel.item(-1) <= hi:  # every noise frame is near the middle (steady noise)
+                lo_ok, hi_ok = sel.item(0) >= lo, sel.item(-1) <= hi  # every noise frame is above lo / below hi
+                if lo_ok and hi_ok:  # every noise frame is near the middle (steady noise)
                     near, n_near = is_noise, count
-                else:
-                    near = (lv >= lo) & (lv <= hi) & is_noise
+                else:  # (lv >= lo) & (lv <= hi) & is_noise, without the bound every noise frame meets
+                    near = (lv <= hi) if lo_ok else (lv >= lo) if hi_ok else (lv >= lo) & (lv <= hi)
+                    near &= is_noise
                     n_near = int(np.count_nonzero(near))
                 fp = float(self._power_row[pos - W - G : pos - G].dot(near)) / float(n_near)
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
@@ -562,7 +564,7 @@ class ChannelAnalyzer:
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(buf[2, pos - S : pos].dot(buf[1, pos - S : pos]))
+            spow = float(self._speech_row[pos - S : pos].dot(self._power_row[pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level
@@ -583,14 +585,16 @@ class ChannelAnalyzer:
         window's k+1+G smallest, removes the last G frames' levels that are among them (a
         level at or under their largest is), adds the G earlier ones and sorts: the same
         value as sorting the line window, without a numpy call."""
-        k, G, pos, W = self._depth_rank, LINE_GUARD, self._pos, self._noise_win
-        cand = self._sorted_levels[: k + 1 + G]
-        hist = self._hist
-        for j in range(pos - G, pos):
-            v = hist[j]
-            if v <= cand[-1]:
-                cand.remove(v)
-        cand += hist[pos - W - G : pos - W]
+        k, pos, W, hist = self._depth_rank, self._pos, self._noise_win, self._hist
+        cand = self._sorted_levels[: k + 3]  # (spelled out for LINE_GUARD = 2)
+        v = hist[pos - 1]
+        if v <= cand[-1]:
+            cand.remove(v)
+        v = hist[pos - 2]
+        if v <= cand[-1]:
+            cand.remove(v)
+        cand.append(hist[pos - W - 1])
+        cand.append(hist[pos - W - 2])
         cand.sort()
         return cand[k]
 
