@@ -57,7 +57,6 @@ import dataclasses
 import math
 from array import array
 from collections import deque
-from bisect import bisect_right
 
 import numpy as np
 
@@ -473,21 +472,20 @@ class ChannelAnalyzer:
         win = self._level_row[pos - seen : pos]
         srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
         srt.sort()
-        # the quantiles and the count below as Python floats: no numpy call each; kept for
-        # the line floor's depth (_line_update)
-        self._sorted_levels = levels = srt.tolist()
+        # the smallest few as Python floats for the line floor's depth (_depth_level)
+        self._sorted_levels = srt[: self._depth_rank + 1 + LINE_GUARD].tolist()
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
             r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
-        q10 = levels[r10]
-        spread = levels[r30] - levels[r05]
+        q10 = srt.item(r10)
+        spread = srt.item(r30) - srt.item(r05)
         if seen * 3 < W:  # until a third of the window is seen: assume babble-like
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
         near_max = q10 + NOISE_SPREAD_DB
         near = win <= near_max
-        n_near = bisect_right(levels, near_max)  # = np.count_nonzero(near): levels is sorted
+        n_near = np.count_nonzero(near)
         floor_power = float(self._power_row[pos - seen : pos].dot(near)) / float(n_near)
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
         # max(floor + min(margin, MAX_MARGIN_DB), MIN_SPEECH_DBFS), spelled out (the builtins
