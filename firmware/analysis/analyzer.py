@@ -375,7 +375,7 @@ class ChannelAnalyzer:
                 strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
-                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)
+                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False, floor)
                 if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
                     strong = weak = False
                 if e > floor:  # echo covers the noise: not a noise frame

@@ -54,7 +54,8 @@ VISIBLE_DB = 6.0  # ...and this far above the rx noise floor
 
 
 class EchoEstimator:
-    """Per frame: `frame(rx_level, tx_level, tx_speech)` -> the echo level rx can carry;
+    """Per frame: `frame(rx_level, tx_level, tx_speech, floor_dbfs)` -> the echo level rx
+    can carry (or a bound of it that decides the same, see `frame`);
     `update(rx_floor_dbfs)` at the analyser's update frames; `margin_db` the margin above the
     echo that customer speech needs; `coupling_db` / `delay_ms` the estimate (None: unknown).
 
@@ -89,13 +90,18 @@ class EchoEstimator:
         self._n_rows = 0  # rows written so far
         self._fresh = False  # rows written since the last update
         self._coupling = [PRIOR_DB] * self.lags  # per lag, when no echo path is known
+        self._c_max = PRIOR_DB  # their largest
         self._uniform: float | None = PRIOR_DB  # the coupling of every lag, when they are all equal
         self._path: tuple[int, int, float] | None = None  # (first lag, last lag + 1, coupling dB)
         self.margin_db = MARGIN_DB
         self.coupling_db: float | None = None
         self.delay_ms: int | None = None
 
-    def frame(self, rx_level: float, tx_level: float, tx_speech: bool) -> float:
+    def frame(self, rx_level: float, tx_level: float, tx_speech: bool, floor_dbfs: float = math.inf) -> float:
+        """The echo level the agent's recent frames can put on rx at this frame. The caller
+        compares it only with `rx_level - margin_db` and with `floor_dbfs`; when an upper
+        bound of it is below both (the agent quiet), that bound is returned instead: the
+        same two answers, without the per-lag sum."""
         tx = self._tx
         tx.appendleft(tx_level)  # (the oldest drops out)
         lags = self.lags
@@ -121,6 +127,10 @@ class EchoEstimator:
             return max(islice(tx, d0, d1)) + c
         if self._uniform is not None:  # the same as the per-lag form: x + c is monotonic in x
             return max(tx) + self._uniform
+        # (rounding is monotonic: no tx(d) + c(d) exceeds max(tx) + max(c))
+        bound = max(tx) + self._c_max
+        if bound <= floor_dbfs and rx_level > bound + self.margin_db:
+            return bound
         return max(map(add, tx, self._coupling))
 
     def update(self, rx_floor_dbfs: float) -> None:
@@ -165,6 +175,7 @@ class EchoEstimator:
         elif self._path is None:
             # No consistent echo yet (double talk, or no echo at all): the bound of every lag.
             self._coupling = lo if all_ok else [x if k else PRIOR_DB for x, k in zip(lo, ok, strict=False)]
+            self._c_max = max(self._coupling)
             self._uniform = None
         # else: keep the last consistent echo path through double talk
 
