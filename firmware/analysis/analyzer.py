@@ -140,6 +140,7 @@ class ChannelAnalyzer:
         self.frame_len = rate_hz * frame_ms // 1000
         self._inv_frame_len = 1.0 / self.frame_len
         self.frame_s = frame_ms / 1000.0
+        self._half_frame_s = self.frame_s / 2
         self._gain = 10.0 ** (gain_db / 20.0) if gain_db else None
         self._vad = make_vad(analysis.vad_aggressiveness)
         self._vad_rate = vad_rate_for(rate_hz)
@@ -230,32 +231,38 @@ class ChannelAnalyzer:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
 
     def process(self, t0: float, samples: np.ndarray, ref=None) -> list[Edge]:
-        samples = np.asarray(samples)
+        if type(samples) is not np.ndarray:
+            samples = np.asarray(samples)
         if samples.ndim != 1 or (samples.dtype is not _INT16 and samples.dtype != _INT16):
             raise AudioFormatError(
                 f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}"
             )
         pending, fl = self._pending, self.frame_len
-        if self._origin_t is None:
+        n_pending = len(pending)
+        origin = self._origin_t
+        if origin is None:
             self._origin_t = float(t0)
         else:
-            expected = self._origin_t + (self._next_frame * fl + len(pending)) / self.rate_hz
-            if abs(t0 - expected) > self.frame_s / 2:
+            expected = origin + (self._next_frame * fl + n_pending) / self.rate_hz
+            if abs(t0 - expected) > self._half_frame_s:
                 # A gap or overlap in the capture: drop the partial frame, re-anchor the clock.
                 pending = self._pending = pending[:0]
+                n_pending = 0
                 self._origin_t = float(t0) - self._next_frame * self.frame_s
-        x = np.concatenate((pending, samples)) if len(pending) else samples
+        x = np.concatenate((pending, samples)) if n_pending else samples
         n, rest = divmod(len(x), fl)
         if rest:
             self._pending = x[-rest:].copy()
             x = x[: n * fl]
-        elif len(pending):
+        elif n_pending:
             self._pending = _NO_SAMPLES
         if n == 0:
             self.block_ref = ([], [])
             return []
         edges = self._analyse(x, n, ref)
         self._next_frame += n
+        if not edges:
+            return edges
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
         if edges and edges[0].t < self._last_t:
