@@ -318,13 +318,15 @@ class ChannelAnalyzer:
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
-            if (level[0] if n == 1 else max(level)) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
-                tone_on = [False] * n
-            elif flat:
-                tone_on = [self._tones.tone_on_frame(f64, power[0])]
+            if flat:  # (quieter than MIN_TONE_DBFS: not a tone)
+                on, tone_hits = self._tones.one_frame(self._next_frame, f64 if level[0] >= MIN_TONE_DBFS else None, power[0])
+                tone_on = [on]
             else:
-                tone_on = self._tones.tone_on_list(f64, power)
-            tone_hits = self._tones.process_list(self._next_frame, tone_on)
+                if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
+                    tone_on = [False] * n
+                else:
+                    tone_on = self._tones.tone_on_list(f64, power)
+                tone_hits = self._tones.process_list(self._next_frame, tone_on)
         second_stage_p = (
             None if self._second is None else self._second.frame_probs(frames_i16 if frames is None else frames)
         )
