@@ -181,7 +181,11 @@ class ChannelAnalyzer:
         self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
         self._flags = array("b", bytes(self._keep + HISTORY_CHUNK))
         self._noise_flags = np.frombuffer(self._flags, dtype=np.bool_)
-        self._level_row, self._power_row, self._speech_row = self._buf[0], self._buf[1], self._buf[2]  # (row views: cheaper slices)
+        self._level_row, self._power_row, self._speech_row = (
+            self._buf[0],
+            self._buf[1],
+            self._buf[2],
+        )  # (row views: cheaper slices)
         self._sorted_levels: list[float] = []  # the fast floor's window sorted, last update
         self._quiet_run = 0  # consecutive quiet frames up to the last one
         # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
@@ -319,7 +323,9 @@ class ChannelAnalyzer:
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
             if flat:  # (quieter than MIN_TONE_DBFS: not a tone)
-                on, tone_hits = self._tones.one_frame(self._next_frame, f64 if level[0] >= MIN_TONE_DBFS else None, power[0])
+                on, tone_hits = self._tones.one_frame(
+                    self._next_frame, f64 if level[0] >= MIN_TONE_DBFS else None, power[0]
+                )
                 tone_on = [on]
             else:
                 if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
@@ -384,7 +390,9 @@ class ChannelAnalyzer:
                 strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
-                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False, floor)
+                e = echo.frame(
+                    lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False, floor
+                )
                 if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
                     strong = weak = False
                 if e > floor:  # echo covers the noise: not a noise frame
@@ -534,7 +542,7 @@ class ChannelAnalyzer:
         level are a talker's quiet syllables and word tails that the speech thresholds missed
         (over digital silence, a quiet line or the talker's own pauses): the floor is held.
         """
-        buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
+        pos, W, G = self._pos, self._noise_win, LINE_GUARD
         seen = min(g + 1, self._keep)
         if seen >= W + G:
             # the noise frames among frames pos-W-G .. pos-G-1 (kept by the frame loop).
