@@ -181,11 +181,8 @@ class ChannelAnalyzer:
         self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
         self._flags = array("b", bytes(self._keep + HISTORY_CHUNK))
         self._noise_flags = np.frombuffer(self._flags, dtype=np.bool_)
-        self._level_row, self._power_row, self._speech_row = (
-            self._buf[0],
-            self._buf[1],
-            self._buf[2],
-        )  # (row views: cheaper slices)
+        # row views: cheaper slices than the 2-D buffer's
+        self._level_row, self._power_row, self._speech_row = self._buf[0], self._buf[1], self._buf[2]
         self._sorted_levels: list[float] = []  # the fast floor's window sorted, last update
         self._quiet_run = 0  # consecutive quiet frames up to the last one
         # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
