@@ -481,7 +481,7 @@ class ChannelAnalyzer:
         percentile; its spread (5th to 30th percentile, ~0.5 dB for steady noise and several
         dB for babble) widens the margins."""
         W = self._noise_win
-        seen = min(g + 1, W)
+        seen = g + 1 if g < W else W  # (min(), spelled out: the builtin costs more)
         pos = self._pos
         win = self._level_row[pos - seen : pos]
         srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
@@ -540,7 +540,7 @@ class ChannelAnalyzer:
         (over digital silence, a quiet line or the talker's own pauses): the floor is held.
         """
         pos, W, G = self._pos, self._noise_win, LINE_GUARD
-        seen = min(g + 1, self._keep)
+        seen = g + 1 if g < self._keep else self._keep
         if seen >= W + G:
             # the noise frames among frames pos-W-G .. pos-G-1 (kept by the frame loop).
             # While the buffer holds fewer than W + 2G frames before pos, none (as the product
@@ -570,7 +570,7 @@ class ChannelAnalyzer:
                 # noise (a noise that rose under continuous speech; speech is never this steady).
                 assert self._thr is not None  # set at frame 0, before any update
                 self._line_floor = self._thr[0]
-        S = min(g + 1, self._speech_win)
+        S = g + 1 if g < self._speech_win else self._speech_win
         n_speech = float(self._speech_count)  # the 0/1 flags of buf[2, pos - S : pos], summed
         fs = self.frame_s
         floor = self._line_floor
