@@ -97,11 +97,11 @@ class EchoEstimator:
         self.coupling_db: float | None = None
         self.delay_ms: int | None = None
 
-    def frame(self, rx_level: float, tx_level: float, tx_speech: bool, floor_dbfs: float = math.inf) -> float:
+    def frame(self, rx_level: float, tx_level: float, tx_speech: bool, floor_dbfs: float = -math.inf) -> float:
         """The echo level the agent's recent frames can put on rx at this frame. The caller
         compares it only with `rx_level - margin_db` and with `floor_dbfs`; when an upper
         bound of it is below both (the agent quiet), that bound is returned instead: the
-        same two answers, without the per-lag sum."""
+        same two answers, without the per-lag sum. (No floor: always the level itself.)"""
         tx = self._tx
         tx.appendleft(tx_level)  # (the oldest drops out)
         lags = self.lags
