@@ -56,7 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from array import array
-from bisect import bisect_right
+from collections import deque
 
 import numpy as np
 
@@ -100,7 +100,7 @@ SPEECH_PRESENT_S = 0.5  # at least this much utterance time in the memory
 LEVEL_WINDOW_S = 1.0  # SpeechLevel: the level of an utterance's last second, once it
 LEVEL_EVERY_S = 0.5  # has lasted that long and every half second after
 LINE_QUANTILE = 0.5  # the line floor: noise frames around their median...
-LINE_GUARD = 2  # ...that are this many quiet frames away from any speech evidence
+LINE_GUARD = 2  # ...that are this many quiet frames away from any speech evidence (_depth_level spells out 2)
 STEADY_SPREAD_DB = 3.0  # a fast floor this steady is the line's noise, speech or not
 LINE_MIN_S = 0.3  # noise frames (outside speech) the line floor needs in its window
 LINE_DEPTH_DB = 12.0  # the noise frames' middle is at most this far above the window's quietest
@@ -140,6 +140,7 @@ class ChannelAnalyzer:
         self.frame_len = rate_hz * frame_ms // 1000
         self._inv_frame_len = 1.0 / self.frame_len
         self.frame_s = frame_ms / 1000.0
+        self._half_frame_s = self.frame_s / 2
         self._gain = 10.0 ** (gain_db / 20.0) if gain_db else None
         self._vad = make_vad(analysis.vad_aggressiveness)
         self._vad_rate = vad_rate_for(rate_hz)
@@ -167,15 +168,22 @@ class ChannelAnalyzer:
         self._line_min = max(2, round(LINE_MIN_S / self.frame_s))
         self._depth_rank = int(self._noise_win * LINE_DEPTH_QUANTILE)
         self._ranks = [int(self._noise_win * q) for q in (0.05, NOISE_QUANTILE, 0.30)]
-        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag / noise-frame
-        # flag (quiet, and LINE_GUARD quiet frames on both sides: written LINE_GUARD frames
-        # late), written one frame at a time at self._pos; the windows are the slices that end
-        # there. When the buffer is full its last `_keep` frames move to the front.
+        # Per-frame history, rows level dBFS / power / utterance flag / quiet flag, and the
+        # noise-frame flags (quiet, and LINE_GUARD quiet frames on both sides: written
+        # LINE_GUARD frames late), written one frame at a time at self._pos; the windows are
+        # the slices that end there. When the buffer is full its last `_keep` frames move to
+        # the front.
         self._keep = max(self._noise_win + LINE_GUARD, self._speech_win)
         # The rows are a numpy view of a flat `array` that the per-frame loop writes (an
-        # `array` item costs a fraction of a numpy item).
-        self._hist = array("d", bytes(8 * 5 * (self._keep + HISTORY_CHUNK)))
-        self._buf = np.frombuffer(self._hist).reshape(5, self._keep + HISTORY_CHUNK)
+        # `array` item costs a fraction of a numpy item); the noise flags are bytes read as
+        # numpy bools (a mask without a comparison).
+        self._hist = array("d", bytes(8 * 4 * (self._keep + HISTORY_CHUNK)))
+        self._buf = np.frombuffer(self._hist).reshape(4, self._keep + HISTORY_CHUNK)
+        self._flags = array("b", bytes(self._keep + HISTORY_CHUNK))
+        self._noise_flags = np.frombuffer(self._flags, dtype=np.bool_)
+        # row views: cheaper slices than the 2-D buffer's
+        self._level_row, self._power_row, self._speech_row = self._buf[0], self._buf[1], self._buf[2]
+        self._sorted_levels: list[float] = []  # the fast floor's window sorted, last update
         self._quiet_run = 0  # consecutive quiet frames up to the last one
         # running counts (exact: sums of 0/1) of the line floor's windows at the last frame:
         # noise frames among the last noise_win decided ones, utterance frames among the
@@ -193,13 +201,15 @@ class ChannelAnalyzer:
         self._spread = WARMUP_SPREAD_DB  # spread of the fast floor's window, last update
         self._speech_level: float | None = None
         self._last_t = float("-inf")
-        self._recent = [0.0] * SUSTAIN_FRAMES
-        self._long = [0.0] * max(SUSTAIN_FRAMES, round(LONG_S / self.frame_s))  # powers of the last LONG_S
+        self._recent = deque([0.0] * SUSTAIN_FRAMES, maxlen=SUSTAIN_FRAMES)
+        n_long = max(SUSTAIN_FRAMES, round(LONG_S / self.frame_s))
+        self._long = deque([0.0] * n_long, maxlen=n_long)  # powers of the last LONG_S
         self._peak_level = SILENCE_DBFS  # decaying peak level of strong speech evidence
         self._tone_guard = 0  # frames until the sustained-level evidence counts again after a tone
         self._last_block: np.ndarray | None = None  # the last block's frames, for the peak (derived on read)
         self._last_level = SILENCE_DBFS  # level of the last frame
         self._plain_pcm = self._decimator is None and self._gain is None  # webrtcvad reads the int16 frames
+        self._flat_ok = self._gain is None and self._second is None  # see _analyse
         cap = self._buf.shape[1]  # the history rows, flat: row r at r * cap
         # the frame loop's constants, unpacked in one statement per block
         self._loop_consts = (
@@ -210,7 +220,7 @@ class ChannelAnalyzer:
             1.0 / len(self._long),
             PEAK_DECAY_DB_PER_S * self.frame_s,
             2 * LINE_GUARD + 1,
-            (2 * cap, 3 * cap, 4 * cap),
+            (2 * cap, 3 * cap),
             (self._noise_win + LINE_GUARD, self._speech_win),
         )
         self.block_ref: tuple[list[float], list[bool]] = (
@@ -222,32 +232,38 @@ class ChannelAnalyzer:
         self._line.set_thresholds(low_dbfs, noise_dbfs, snr_db)
 
     def process(self, t0: float, samples: np.ndarray, ref=None) -> list[Edge]:
-        samples = np.asarray(samples)
+        if type(samples) is not np.ndarray:
+            samples = np.asarray(samples)
         if samples.ndim != 1 or (samples.dtype is not _INT16 and samples.dtype != _INT16):
             raise AudioFormatError(
                 f"{self.channel} audio: need mono int16 samples, got {samples.dtype} {samples.shape}"
             )
         pending, fl = self._pending, self.frame_len
-        if self._origin_t is None:
+        n_pending = len(pending)
+        origin = self._origin_t
+        if origin is None:
             self._origin_t = float(t0)
         else:
-            expected = self._origin_t + (self._next_frame * fl + len(pending)) / self.rate_hz
-            if abs(t0 - expected) > self.frame_s / 2:
+            expected = origin + (self._next_frame * fl + n_pending) / self.rate_hz
+            if abs(t0 - expected) > self._half_frame_s:
                 # A gap or overlap in the capture: drop the partial frame, re-anchor the clock.
                 pending = self._pending = pending[:0]
+                n_pending = 0
                 self._origin_t = float(t0) - self._next_frame * self.frame_s
-        x = np.concatenate((pending, samples)) if len(pending) else samples
+        x = np.concatenate((pending, samples)) if n_pending else samples
         n, rest = divmod(len(x), fl)
         if rest:
             self._pending = x[-rest:].copy()
             x = x[: n * fl]
-        elif len(pending):
+        elif n_pending:
             self._pending = _NO_SAMPLES
         if n == 0:
             self.block_ref = ([], [])
             return []
-        edges = self._analyse(x.reshape(n, fl), ref)
+        edges = self._analyse(x, n, ref)
         self._next_frame += n
+        if not edges:
+            return edges
         if len(edges) > 1:
             edges.sort(key=lambda e: e.t)
         if edges and edges[0].t < self._last_t:
@@ -263,15 +279,22 @@ class ChannelAnalyzer:
     # loop over floats, and the windowed statistics run only at the update frames (every
     # UPDATE_S) on slices of the history buffer. Every value a decision compares is computed
     # the same way whatever the block size, so block size never changes a decision.
-    def _analyse(self, frames_i16: np.ndarray, ref) -> list:
-        n = len(frames_i16)
-        self._last_block = frames_i16
+    def _analyse(self, x: np.ndarray, n: int, ref) -> list:
+        """`x`: n whole frames of int16 samples, end to end."""
+        self._last_block = x
         frames = None  # float32 samples after the gain (None: no gain)
+        # The live path's one frame (no gain, no second stage) stays flat: `frames_i16` and
+        # `f64` are then the frame's samples, not a (1, frame_len) view (one numpy call less
+        # for the view, one for the row).
+        flat = n == 1 and self._flat_ok
+        frames_i16 = x if flat else x.reshape(n, self.frame_len)
         if self._gain is None:
             # Exact sums of squares (int16 squares summed in float64 stay integers below
             # 2**53): the same value whatever the block size.
-            f64 = frames_i16.astype(np.float64)
-            if n == 1:  # the live path: one frame, no array-to-list work
+            f64 = frames_i16.astype(_F64)  # (a dtype object: cheaper to resolve than np.float64)
+            if flat:
+                power = [float(f64.dot(f64)) / self.frame_len]
+            elif n == 1:  # one frame, no array-to-list work
                 row = f64[0]
                 power = [float(row.dot(row)) / self.frame_len]
             else:
@@ -296,11 +319,17 @@ class ChannelAnalyzer:
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
-            if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
-                tone_on = [False] * n
+            if flat:  # (quieter than MIN_TONE_DBFS: not a tone)
+                on, tone_hits = self._tones.one_frame(
+                    self._next_frame, f64 if level[0] >= MIN_TONE_DBFS else None, power[0]
+                )
+                tone_on = [on]
             else:
-                tone_on = self._tones.tone_on_list(f64, power)
-            tone_hits = self._tones.process_list(self._next_frame, tone_on)
+                if max(level) < MIN_TONE_DBFS:  # too quiet for a tone anywhere in the block
+                    tone_on = [False] * n
+                else:
+                    tone_on = self._tones.tone_on_list(f64, power)
+                tone_hits = self._tones.process_list(self._next_frame, tone_on)
         second_stage_p = (
             None if self._second is None else self._second.frame_probs(frames_i16 if frames is None else frames)
         )
@@ -310,15 +339,16 @@ class ChannelAnalyzer:
         ch, fs, t_org = self.channel, self.frame_s, self._origin_t
         assert t_org is not None, "process() sets the origin before the first block"
         U, keep, cap, inv_sustain, inv_long, peak_decay, noise_run, rows, wins = self._loop_consts
-        row_speaking, row_quiet, row_noise = rows
+        row_speaking, row_quiet = rows
         noise_span, speech_win = wins  # a frame leaves the counts this many frames later
         noise_count, speech_count = self._noise_count, self._speech_count
-        g0, buf, hist = self._next_frame, self._buf, self._hist
+        g0, buf, hist, flags = self._next_frame, self._buf, self._hist, self._flags
         smoother, echo, onset_check = self._smoother, self._echo, self._onset_check
         if self._thr is not None:  # (None only before frame 0, which updates it)
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         long_p = self._long  # powers of the last LONG_S, oldest first
+        fl = self.frame_len
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         evidence = []
         sine_db = _SINE_DB
@@ -326,19 +356,18 @@ class ChannelAnalyzer:
             g = g0 + i
             if pos == cap:
                 buf[:, :keep] = buf[:, pos - keep : pos]
+                self._noise_flags[:keep] = self._noise_flags[pos - keep : pos]
                 pos = keep
             lv, p = level[i], power[i]
             hist[pos] = lv
             hist[cap + pos] = p
-            self._pos = pos + 1
             update = g % U == 0
             if update:  # the thresholds change only here
+                self._pos = pos + 1  # (the update methods read the windows that end here)
                 self._thr = self._thresholds(g)
                 floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
             speaking = smoother.speaking  # (as it was before this frame's step, below)
-            recent.pop(0)
-            recent.append(p)
-            long_p.pop(0)
+            recent.append(p)  # (deques of fixed length: the oldest drops out)
             long_p.append(p)
             v = vad[i]
             # Sustained level (not over a tone's edge) starts utterances; inside one it is only
@@ -348,7 +377,7 @@ class ChannelAnalyzer:
             # Half-second sustained level starts utterances only, like the three-frame one.
             if v and not strong and not tone_guard and not speaking and lv > thr_weak_vad:
                 strong = 10.0 * log10(sum(long_p) * inv_long + eps) - sine_db > thr_long
-            if strong and not speaking and onset_check.veto(frames_i16[i : i + 1]):
+            if strong and not speaking and onset_check.veto(x[i * fl : (i + 1) * fl]):
                 strong = False  # a click or bang cannot start an utterance (features.py)
             # Weak evidence: near the floor, but not the faint tail of louder speech (webrtcvad's
             # overhang over a quiet line), which would only push the utterance's end late.
@@ -358,7 +387,9 @@ class ChannelAnalyzer:
                 strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
-                e = echo.frame(lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False)
+                e = echo.frame(
+                    lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False, floor
+                )
                 if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
                     strong = weak = False
                 if e > floor:  # echo covers the noise: not a noise frame
@@ -371,21 +402,26 @@ class ChannelAnalyzer:
                 strong = weak = False
                 tone_guard = SUSTAIN_FRAMES + 1
             evidence.append(strong)
-            tr = smoother.step(g, 2 if strong else (1 if weak else 0), p)
-            hist[row_speaking + pos] = speaking = smoother.speaking
+            code = 2 if strong else (1 if weak else 0)
+            if code or speaking or smoother.run:
+                tr = smoother.step(g, code, p)
+                speaking = smoother.speaking
+            else:  # no evidence, no utterance, no onset run: the step would change nothing
+                tr = None
+            hist[row_speaking + pos] = speaking
             speech_count += speaking
             if g >= speech_win:
                 speech_count -= hist[row_speaking + pos - speech_win]
             hist[row_quiet + pos] = quiet
             # the noise-frame flag of this frame (0 until its guard frames are seen) and, now
             # that its last guard frame is, of the frame LINE_GUARD back
-            hist[row_noise + pos] = 0.0
+            flags[pos] = 0
             quiet_run = quiet_run + 1 if quiet else 0
             if quiet_run >= noise_run:
-                hist[row_noise + pos - LINE_GUARD] = 1.0
+                flags[pos - LINE_GUARD] = 1
                 noise_count += 1.0
             if g >= noise_span:
-                noise_count -= hist[row_noise + pos - noise_span]
+                noise_count -= flags[pos - noise_span]
             if tr is not None:
                 if tr[0] == "start":
                     edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
@@ -425,6 +461,7 @@ class ChannelAnalyzer:
         self._quiet_run = quiet_run
         self._noise_count, self._speech_count = noise_count, speech_count
         self._peak_level = peak
+        self._pos = pos
         self.block_ref = (level, evidence)
         self._last_level = level[-1]
         return edges
@@ -444,25 +481,26 @@ class ChannelAnalyzer:
         percentile; its spread (5th to 30th percentile, ~0.5 dB for steady noise and several
         dB for babble) widens the margins."""
         W = self._noise_win
-        seen = min(g + 1, W)
+        seen = g + 1 if g < W else W  # (min(), spelled out: the builtin costs more)
         pos = self._pos
-        win = self._buf[0, pos - seen : pos]
+        win = self._level_row[pos - seen : pos]
         srt = win.copy()  # (copy and sort in place: cheaper calls than np.sort, same values)
         srt.sort()
-        levels = srt.tolist()  # the quantiles and the count below as Python floats: no numpy call each
+        # the smallest few as Python floats for the line floor's depth (_depth_level)
+        self._sorted_levels = srt[: self._depth_rank + 1 + LINE_GUARD].tolist()
         if seen == W:
             r05, r10, r30 = self._ranks
         else:
             r05, r10, r30 = int(seen * 0.05), int(seen * NOISE_QUANTILE), int(seen * 0.30)
-        q10 = levels[r10]
-        spread = levels[r30] - levels[r05]
+        q10 = srt.item(r10)
+        spread = srt.item(r30) - srt.item(r05)
         if seen * 3 < W:  # until a third of the window is seen: assume babble-like
             spread = max(spread, WARMUP_SPREAD_DB)
         self._spread = spread
         near_max = q10 + NOISE_SPREAD_DB
         near = win <= near_max
-        n_near = bisect_right(levels, near_max)  # = np.count_nonzero(near): levels is sorted
-        floor_power = float(self._buf[1, pos - seen : pos].dot(near)) / float(n_near)
+        n_near = np.count_nonzero(near)
+        floor_power = float(self._power_row[pos - seen : pos].dot(near)) / float(n_near)
         floor = 10.0 * math.log10(floor_power + EPS_POWER) - _SINE_DB
         # max(floor + min(margin, MAX_MARGIN_DB), MIN_SPEECH_DBFS), spelled out (the builtins
         # cost more than the comparisons)
@@ -501,45 +539,44 @@ class ChannelAnalyzer:
         level are a talker's quiet syllables and word tails that the speech thresholds missed
         (over digital silence, a quiet line or the talker's own pauses): the floor is held.
         """
-        buf, pos, W, G = self._buf, self._pos, self._noise_win, LINE_GUARD
-        seen = min(g + 1, self._keep)
+        pos, W, G = self._pos, self._noise_win, LINE_GUARD
+        seen = g + 1 if g < self._keep else self._keep
         if seen >= W + G:
-            # the noise frames among frames pos-W-G .. pos-G-1 (row 4, kept by the frame loop).
+            # the noise frames among frames pos-W-G .. pos-G-1 (kept by the frame loop).
             # While the buffer holds fewer than W + 2G frames before pos, none (as the product
             # of the W + 2G quiet flags this replaces, whose slice was empty then).
-            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(buf[4, pos - W - G : pos - G])
+            count = int(self._noise_count) if pos >= W + 2 * G else 0  # = count_nonzero(is_noise)
             noise, med = False, 0.0
             if count >= self._line_min:
-                lv = buf[0, pos - W - G : pos - G]
-                is_noise = buf[4, pos - W - G : pos - G] > 0.0
+                lv = self._level_row[pos - W - G : pos - G]
+                is_noise = self._noise_flags[pos - W - G : pos - G]
                 sel = lv[is_noise]
                 sel.sort()
-                med = float(sel[int(count * LINE_QUANTILE)])
-                k = self._depth_rank
-                srt = lv.copy()  # (the k-th smallest: cheaper calls than np.partition, same value)
-                srt.sort()
-                noise = med <= float(srt[k]) + LINE_DEPTH_DB  # else quiet speech
+                med = sel.item(int(count * LINE_QUANTILE))
+                noise = med <= self._depth_level() + LINE_DEPTH_DB  # else quiet speech
             if noise:
                 lo, hi = med - NOISE_SPREAD_DB, med + NOISE_SPREAD_DB
-                if sel[0] >= lo and sel[-1] <= hi:  # every noise frame is near the middle (steady noise)
+                lo_ok, hi_ok = sel.item(0) >= lo, sel.item(-1) <= hi  # every noise frame is above lo / below hi
+                if lo_ok and hi_ok:  # every noise frame is near the middle (steady noise)
                     near, n_near = is_noise, count
-                else:
-                    near = (lv >= lo) & (lv <= hi) & is_noise
+                else:  # (lv >= lo) & (lv <= hi) & is_noise, without the bound every noise frame meets
+                    near = (lv <= hi) if lo_ok else (lv >= lo) if hi_ok else (lv >= lo) & (lv <= hi)
+                    near &= is_noise
                     n_near = int(np.count_nonzero(near))
-                fp = float(buf[1, pos - W - G : pos - G].dot(near)) / float(n_near)
+                fp = float(self._power_row[pos - W - G : pos - G].dot(near)) / float(n_near)
                 self._line_floor = 10.0 * math.log10(fp + EPS_POWER) - _SINE_DB
             elif self._spread <= STEADY_SPREAD_DB:
                 # No noise frames, but the quiet part of the window is steady: that is the
                 # noise (a noise that rose under continuous speech; speech is never this steady).
                 assert self._thr is not None  # set at frame 0, before any update
                 self._line_floor = self._thr[0]
-        S = min(g + 1, self._speech_win)
+        S = g + 1 if g < self._speech_win else self._speech_win
         n_speech = float(self._speech_count)  # the 0/1 flags of buf[2, pos - S : pos], summed
         fs = self.frame_s
         floor = self._line_floor
         present = n_speech * fs >= SPEECH_PRESENT_S
         if present:
-            spow = float(buf[2, pos - S : pos].dot(buf[1, pos - S : pos]))
+            spow = float(self._speech_row[pos - S : pos].dot(self._power_row[pos - S : pos]))
             speech_dbfs = _active_dbfs(spow / n_speech, self._floor_for_level())
         else:
             speech_dbfs = level
@@ -551,6 +588,27 @@ class ChannelAnalyzer:
             return None
         fl = floor if floor is not None else SILENCE_DBFS
         return LineChange(self.channel, t, new, round(speech_dbfs, 2), round(fl, 2), round(speech_dbfs - fl, 2))
+
+    def _depth_level(self) -> float:
+        """The LINE_DEPTH_QUANTILE level (rank `_depth_rank`) of the line floor's window,
+        frames pos-W-G .. pos-G-1, from the fast floor's window pos-W .. pos-1 sorted at this
+        update frame (`_sorted_levels`): the same multiset with the last G levels taken out
+        and the G before the window put in. Only its k+1 smallest matter, so this takes the
+        window's k+1+G smallest, removes the last G frames' levels that are among them (a
+        level at or under their largest is), adds the G earlier ones and sorts: the same
+        value as sorting the line window, without a numpy call."""
+        k, pos, W, hist = self._depth_rank, self._pos, self._noise_win, self._hist
+        cand = self._sorted_levels[: k + 3]  # (spelled out for LINE_GUARD = 2)
+        v = hist[pos - 1]
+        if v <= cand[-1]:
+            cand.remove(v)
+        v = hist[pos - 2]
+        if v <= cand[-1]:
+            cand.remove(v)
+        cand.append(hist[pos - W - 1])
+        cand.append(hist[pos - W - 2])
+        cand.sort()
+        return cand[k]
 
     def _floor_for_level(self) -> float:
         """The noise power taken out of speech levels: the line floor once known."""
@@ -609,6 +667,7 @@ class ChannelAnalyzer:
 
 _NO_SAMPLES = np.zeros(0, dtype=np.int16)
 _INT16 = np.dtype(np.int16)
+_F64 = np.dtype(np.float64)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 
 

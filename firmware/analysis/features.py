@@ -46,6 +46,7 @@ class OnsetCheck:
         self.window = np.hanning(frame_len)
         freqs = np.fft.rfftfreq(self.n_fft, 1.0 / rate_hz)
         self.band = np.nonzero((freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1]))[0]
+        self.n_band = len(self.band)
         self.lag_lo = max(1, round(rate_hz * PITCH_MS[0] / 1000.0))
         self.lag_hi = min(frame_len // 2, round(rate_hz * PITCH_MS[1] / 1000.0))
         self.n_fft_ac = 1 << (2 * frame_len - 1).bit_length()
@@ -56,16 +57,18 @@ class OnsetCheck:
         """Loudest SUB_MS sub-block over the mean, dB, of each row of float64 frames."""
         sub = x[:, : self.n_sub * self.sub].reshape(len(x), self.n_sub, self.sub)
         e = np.einsum("ijk,ijk->ij", sub, sub)
-        return 10.0 * np.log10((e.max(axis=1) + 1.0) / (e.mean(axis=1) + 1.0))
+        return 10.0 * np.log10((e.max(axis=1) + 1.0) / (e.sum(axis=1) / self.n_sub + 1.0))
 
     def flatness_db(self, x: np.ndarray) -> np.ndarray:
         """Spectral flatness over BAND_HZ, dB (0 = white), of each row of float64 frames."""
         spec = np.abs(np.fft.rfft(x * self.window, self.n_fft, axis=1)[:, self.band]) ** 2 + 1.0
-        return (10.0 / np.log(10.0)) * (np.log(spec).mean(axis=1) - np.log(spec.mean(axis=1)))
+        # (x.sum(axis=1) / n is x.mean(axis=1), bit for bit, without mean's Python layer)
+        nb = self.n_band
+        return (10.0 / np.log(10.0)) * (np.log(spec).sum(axis=1) / nb - np.log(spec.sum(axis=1) / nb))
 
     def harmonicity(self, x: np.ndarray) -> np.ndarray:
         """Peak normalised autocorrelation at the lags of PITCH_MS, of each row of float64 frames."""
-        xc = x - x.mean(axis=1, keepdims=True)
+        xc = x - x.sum(axis=1, keepdims=True) / x.shape[1]
         f = np.fft.rfft(xc, self.n_fft_ac, axis=1)
         ac = np.fft.irfft(f.real * f.real + f.imag * f.imag, self.n_fft_ac, axis=1)
         return (ac[:, self.lag_lo : self.lag_hi + 1] * self.overlap).max(axis=1) / (ac[:, 0] + 1.0)
@@ -76,10 +79,10 @@ class OnsetCheck:
         return self.impulsiveness_db(x), self.flatness_db(x), self.harmonicity(x)
 
     def veto(self, frame: np.ndarray) -> bool:
-        """True when one frame (a (1, frame_len) array of int16 samples) looks like a
-        transient, not speech. Each feature is computed only when the ones before it did not
-        decide (most speech frames: flatness alone)."""
-        x = frame.astype(np.float64)
+        """True when one frame (its frame_len int16 samples, flat or as a (1, frame_len)
+        array) looks like a transient, not speech. Each feature is computed only when the
+        ones before it did not decide (most speech frames: flatness alone)."""
+        x = frame.astype(np.float64).reshape(1, self.frame_len)
         flat = float(self.flatness_db(x)[0])
         if flat <= CLICK_FLAT_DB:
             return False

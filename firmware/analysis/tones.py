@@ -118,6 +118,34 @@ class ToneDetector:
             out.append(on)
         return out
 
+    def tone_on_frame(self, row: np.ndarray, p: float) -> bool:
+        """`tone_on_list` of one frame given flat (`row`: its float64 samples, `p`: its mean
+        square), the live path's block: no (1, frame_len) view to make or index."""
+        if self._nf > 1:
+            return self.tone_on_list(row[None, :], [p])[0]
+        r = self._basis_t.dot(row).tolist()
+        min_power = self._min_power
+        return r[0] * r[0] + r[1] * r[1] >= self._on_factor * (p if p > min_power else min_power)
+
+    def one_frame(self, frame: int, row: np.ndarray | None, p: float) -> tuple[bool, list]:
+        """`tone_on_frame` and `process_list` of the live path's one frame (`row`: its float64
+        samples, None when it is too quiet to be a tone; `p`: its mean square) in one call:
+        whether it is "tone on", and the confirmations [(frame, name)] it completes."""
+        if row is None:
+            on = False
+        elif self._nf == 1:
+            r = self._basis_t.dot(row).tolist()
+            min_power = self._min_power
+            on = r[0] * r[0] + r[1] * r[1] >= self._on_factor * (p if p > min_power else min_power)
+        else:
+            on = self.tone_on_frame(row, p)
+        if not on and not self.state:  # (process_list's usual block, for one frame)
+            self.run_frames += 1
+            if self.confirmed:
+                self._rearm_after_long_run()
+            return False, []
+        return on, self.process(frame, np.array([on], dtype=bool))
+
     def process_list(self, first_frame: int, on: list) -> list:
         """`process` for a list of decisions; a block with no tone costs no numpy call."""
         if not self.state and True not in on:

@@ -184,15 +184,20 @@ class Smoother:
         """One frame of `run_block` (decision `code`, power `p`): its transition or None."""
         if self.speaking:
             self.power_sum += p
+            if code > 1:  # strong: g - last_strong_frame is 0, under any max_weak_frames
+                self.gap = 0
+                self.gap_power = 0.0
+                self.last_speech_frame = self.last_strong_frame = g
+                self.weak_power = 0.0
+                if self.level_frames and g >= self.next_level:
+                    self.next_level = g + self.level_every
+                    return ("level", g, self.start_frame)
+                return None
             if code:
                 self.gap = 0
                 self.gap_power = 0.0
                 self.last_speech_frame = g
-                if code > 1:
-                    self.last_strong_frame = g
-                    self.weak_power = 0.0
-                else:
-                    self.weak_power += p
+                self.weak_power += p
             else:
                 self.gap += 1
                 self.gap_power += p

@@ -80,7 +80,7 @@ class Pipeline:
         atx = self._tx
         items = atx.process(t0, tx)
         # The agent's frames of this block are the echo reference of the customer's.
-        items += self._rx.process(t0, rx, ref=atx.block_ref)
+        items += self._rx.process(t0, rx, atx.block_ref)
         station = self.station
         if inputs:
             merged: list[tuple[float, int, Any]] = [(e.t, 1, e) for e in items]
