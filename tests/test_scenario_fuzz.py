@@ -2,7 +2,7 @@
 
 import string
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import InputError
@@ -55,6 +55,7 @@ def scenario_text(draw):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=scenario_text())
+@example(text='[audio]\nrx = "0\\n"\n')  # an audio path with a newline: the error stays one line
 def test_scenario_loads_or_fails_cleanly(tmp_path, text):
     path = tmp_path / "fuzz.toml"
     path.write_text(text, encoding="utf-8")

@@ -20,6 +20,13 @@ from firmware.errors import AudioFormatError, InputError
 SUPPORTED_RATES_HZ = (8000, 16000, 32000, 48000)
 
 
+def shown(path: str | Path) -> str:
+    """A path as an error message shows it: as it is, or quoted with escapes when it holds a
+    newline or another unprintable character (the message stays one line)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def open_input(path: str | Path, what: str) -> BinaryIO:
     """Open an input file (`what`: "audio file", "scenario file") for reading, refusing anything
     that is not a regular file: a FIFO or a device would block or never end. The file is opened
@@ -29,20 +36,20 @@ def open_input(path: str | Path, what: str) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
+        raise InputError(f"{shown(path)}: {what} not found") from None
     except PermissionError:
-        raise InputError(f"{path}: cannot read (permission denied)") from None
+        raise InputError(f"{shown(path)}: cannot read (permission denied)") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise InputError(f"{path}: too many levels of symbolic links (a symlink loop?)") from None
-        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+            raise InputError(f"{shown(path)}: too many levels of symbolic links (a symlink loop?)") from None
+        raise InputError(f"{shown(path)}: cannot open ({exc.strerror})") from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise InputError(f"{path}: is a directory, not a {what}")
+            raise InputError(f"{shown(path)}: is a directory, not a {what}")
         if not stat.S_ISREG(mode):
             kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-            raise InputError(f"{path}: is {kind}, not a regular {what}")
+            raise InputError(f"{shown(path)}: is {kind}, not a regular {what}")
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -57,21 +64,21 @@ def read_wav(path: str | Path, rates_hz=SUPPORTED_RATES_HZ) -> tuple[int, np.nda
         with open_input(path, "audio file") as fh, wave.open(fh, "rb") as w:
             channels, width, rate_hz, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             if w.getcomptype() != "NONE":
-                raise AudioFormatError(f"{path}: compressed WAV ({w.getcompname()}); need 16-bit PCM")
+                raise AudioFormatError(f"{shown(path)}: compressed WAV ({w.getcompname()}); need 16-bit PCM")
             data = w.readframes(n)
     except OSError as exc:  # a read error after opening
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise InputError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
     except (wave.Error, EOFError) as exc:
-        raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from None
+        raise AudioFormatError(f"{shown(path)}: not a PCM WAV file ({exc})") from None
     if channels != 1:
-        raise AudioFormatError(f"{path}: {channels} channels; need mono")
+        raise AudioFormatError(f"{shown(path)}: {channels} channels; need mono")
     if width != 2:
-        raise AudioFormatError(f"{path}: {8 * width}-bit samples; need 16-bit PCM")
+        raise AudioFormatError(f"{shown(path)}: {8 * width}-bit samples; need 16-bit PCM")
     if rate_hz not in rates_hz:
-        raise AudioFormatError(f"{path}: {rate_hz} Hz; need one of {', '.join(map(str, rates_hz))} Hz")
+        raise AudioFormatError(f"{shown(path)}: {rate_hz} Hz; need one of {', '.join(map(str, rates_hz))} Hz")
     samples = np.frombuffer(data, dtype="<i2")
     if len(data) % 2:
-        raise AudioFormatError(f"{path}: truncated sample data")
+        raise AudioFormatError(f"{shown(path)}: truncated sample data")
     return rate_hz, samples.astype(np.int16, copy=False)
 
 
