@@ -12,7 +12,10 @@ import importlib.util
 from pathlib import Path
 
 SILERO_STREAMING = "silero_vad.onnx"  # the ONNX model in the silero_vad package's data/ (run in its 8 kHz mode)
-SILERO_INSTALL = "pip install 'headset-station[silero]' && pip install --no-deps 'silero-vad>=6.2'"
+SILERO_INSTALL = (
+    "pip install 'headset-station[silero]' && pip install --no-deps 'silero-vad>=6.2';"
+    " on a Pi installed by tools/install-pi: sudo tools/install-pi --with-silero"
+)
 
 
 def silero_model(name: str) -> Path | None:
