@@ -3,8 +3,9 @@
 The setting's validation (bad values; "silero" without the extra) runs everywhere. The
 decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): speech at SNR
 0 dB under babble is found, music on hold alone starts no utterance, speech Silero is unsure
-of is not vetoed, and replay gives the same events in 30 ms blocks (the live path) as in 1 s
-blocks, at 8 kHz and at 16 kHz (decimated to Silero's 8 kHz telephone mode).
+of is not vetoed, the agent's echo under the line noise is not the customer, and replay gives
+the same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz and at 16 kHz
+(decimated to Silero's 8 kHz telephone mode).
 """
 
 import subprocess
@@ -22,9 +23,10 @@ from firmware.config.extras import silero_missing
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.runtime.analyze import analyze_pcm
-from firmware.runtime.replay import replay
+from firmware.runtime.replay import REPLAY_BLOCK_S, replay
 from firmware.sim import speech as sp
 from firmware.sim.wav import read_wav
+from firmware.station.pipeline import Pipeline
 
 sp.prompts_dir()  # the prompts are a test dependency: fail loudly (InputError) if missing
 
@@ -179,3 +181,22 @@ def test_quiet_fast_speech_on_a_telephone_line_is_not_vetoed():
     recall = float(found[track.truth].mean())
     precision = float(track.truth[found].mean())
     assert recall >= 0.9 and precision >= 0.9, (recall, precision)
+
+
+@needs_extra
+def test_the_agents_echo_under_the_line_noise_is_not_the_customer():
+    """tools/bench's silent call with the agent's voice on rx at -25 dB and 200 ms (its corpus
+    call, same seed): the echo's tail sits ~7 dB under the line noise, where the echo veto
+    does not remove it by level but Silero hears the voice (p 0.99). The customer never
+    talks, so no rx speech, and the silent-call script fires."""
+    c = bc.call(-25.0, 200, False, 60.0, seed=2)
+    events = []
+    pipe = Pipeline(SILERO, load_profile(SILERO.station.profile), events.append, 0.0)
+    pipe.start(0.0)
+    block = int(REPLAY_BLOCK_S * bc.RATE_HZ)
+    for i in range(0, len(c.tx), block):
+        inputs = [(c.hook_off_t, "hook", "off")] if i == 0 else ()
+        pipe.feed(i / bc.RATE_HZ, c.tx[i : i + block], c.rx[i : i + block], inputs)
+    pipe.stop(len(c.tx) / bc.RATE_HZ)
+    assert _rx_talk_s(events) == 0.0
+    assert any(e["type"] == "script.step" and e["script"] == "silent-call" for e in events)

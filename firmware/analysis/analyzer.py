@@ -65,7 +65,7 @@ from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, Sp
 from firmware.analysis.features import OnsetCheck
 from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS
 from firmware.analysis.linestate import LineState
-from firmware.analysis.neural import SileroStage, fuse
+from firmware.analysis.neural import ECHO_AUDIBLE_DB, SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
 from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, one_frame_classifier, vad_rate_for
 from firmware.config.settings import AnalysisSettings
@@ -384,14 +384,23 @@ class ChannelAnalyzer:
             peak = lv if strong and lv > peak else peak - peak_decay
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
+                own_strong, own_weak = strong, weak
                 strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
             quiet = not weak
             if echo is not None:
                 e = echo.frame(
-                    lv, tx_level[i] if tx_level else SILENCE_DBFS, tx_speech[i] if tx_speech else False, floor
+                    lv,
+                    tx_level[i] if tx_level else SILENCE_DBFS,
+                    tx_speech[i] if tx_speech else False,
+                    floor if second_stage_p is None else floor - ECHO_AUDIBLE_DB,
                 )
                 if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
                     strong = weak = False
+                elif second_stage_p is not None and e > floor - ECHO_AUDIBLE_DB:
+                    # The agent's echo under the line noise: Silero hears the voice in it, so
+                    # here the second stage can only take evidence away (neural.py).
+                    strong, weak = strong and own_strong, weak and own_weak
+                    quiet = not weak
                 if e > floor:  # echo covers the noise: not a noise frame
                     quiet = False
                 if update:

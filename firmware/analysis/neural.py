@@ -34,6 +34,14 @@ chosen on tools/bench's corpus and checked on a second corpus built the same way
 seeds (other prompts, texts, noise excerpts): frame F1 0.953 and 0.956, at SNR 0 dB 0.882
 and 0.888, false utterances on noise alone 0.27 and 0.30 per minute.
 
+The agent's echo. The analyser's echo veto (firmware.analysis.echo) removes rx frames that
+the agent's echo explains by level; an echo under the line's noise does not explain the
+frame's level, but Silero still hears the voice in it (a -25 dB echo 7 dB under the noise:
+p 0.99). So on rx frames where the predicted echo is within ECHO_AUDIBLE_DB under the noise
+floor, or above it, the second stage can only take evidence away, never add it: there the
+analyser's own evidence decides (tools/bench: the silent-call script fired in 35 of 36
+silent calls with coupling before this rule, 36 after).
+
 Known limit: Silero hears the voices in dense babble (a crowd of talkers) as speech, and
 the fused decision follows it there (tools/bench: about 70% of the time of babble alone is
 called speech, against 0.6% for the analyser alone). The lift of quiet noise by the gain
@@ -62,6 +70,7 @@ NOISE_CAP_DBFS = -50.0  # the gain never lifts the noise above this (a lifted ba
 PEAK_DECAY_DB_PER_S = 1.0
 NOISE_RISE_DB_PER_S = 0.5
 MIN_CHUNK_DBFS = -90.0
+ECHO_AUDIBLE_DB = 12.0  # the agent's echo this far under the line's noise floor, or less, is a voice Silero hears
 MODEL_RATE_HZ = 8000  # Silero's telephone mode, whatever the capture rate (see the module docstring)
 DECIMATOR_TAPS_PER_PHASE = 8
 
