@@ -44,8 +44,9 @@ silent calls with coupling before this rule, 36 after).
 
 Known limit: Silero hears the voices in dense babble (a crowd of talkers) as speech, and
 the fused decision follows it there (tools/bench: about 70% of the time of babble alone is
-called speech, against 0.6% for the analyser alone). The lift of quiet noise by the gain
-makes that worse, hence the low `NOISE_CAP_DBFS`.
+called speech, against 0.6% for the analyser alone; a babble of six different synthetic
+voices is called speech as well). A silent customer in a crowd therefore reads as talking.
+The lift of quiet noise by the gain makes that worse, hence the low `NOISE_CAP_DBFS`.
 """
 
 from __future__ import annotations
