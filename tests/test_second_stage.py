@@ -23,10 +23,9 @@ from firmware.config.extras import silero_missing
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.runtime.analyze import analyze_pcm
-from firmware.runtime.replay import REPLAY_BLOCK_S, replay
+from firmware.runtime.replay import replay
 from firmware.sim import speech as sp
 from firmware.sim.wav import read_wav
-from firmware.station.pipeline import Pipeline
 
 sp.prompts_dir()  # the prompts are a test dependency: fail loudly (InputError) if missing
 
@@ -190,13 +189,10 @@ def test_the_agents_echo_under_the_line_noise_is_not_the_customer():
     does not remove it by level but Silero hears the voice (p 0.99). The customer never
     talks, so no rx speech, and the silent-call script fires."""
     c = bc.call(-25.0, 200, False, 60.0, seed=2)
+    holder = Call(len(c.tx) / bc.RATE_HZ, bc.RATE_HZ)  # (for its scenario of the call's tracks)
     events = []
-    pipe = Pipeline(SILERO, load_profile(SILERO.station.profile), events.append, 0.0)
-    pipe.start(0.0)
-    block = int(REPLAY_BLOCK_S * bc.RATE_HZ)
-    for i in range(0, len(c.tx), block):
-        inputs = [(c.hook_off_t, "hook", "off")] if i == 0 else ()
-        pipe.feed(i / bc.RATE_HZ, c.tx[i : i + block], c.rx[i : i + block], inputs)
-    pipe.stop(len(c.tx) / bc.RATE_HZ)
+    replay(
+        holder.scenario(c.tx, c.rx, [(c.hook_off_t, "hook", "off")]), SILERO, load_profile("hotline-5s"), events.append
+    )
     assert _rx_talk_s(events) == 0.0
     assert any(e["type"] == "script.step" and e["script"] == "silent-call" for e in events)

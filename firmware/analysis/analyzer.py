@@ -350,6 +350,11 @@ class ChannelAnalyzer:
         long_p = self._long  # powers of the last LONG_S, oldest first
         fl = self.frame_len
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
+        # the level the echo is compared with besides the floor: how far under the floor it still
+        # counts (`fuse`: Silero hears it); without the second stage the floor itself
+        audible_db = 0.0 if second_stage_p is None else ECHO_AUDIBLE_DB
+        if self._thr is not None:
+            echo_floor = floor - audible_db
         evidence = []
         sine_db = _SINE_DB
         for i in range(n):
@@ -366,6 +371,7 @@ class ChannelAnalyzer:
                 self._pos = pos + 1  # (the update methods read the windows that end here)
                 self._thr = self._thresholds(g)
                 floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
+                echo_floor = floor - audible_db
             speaking = smoother.speaking  # (as it was before this frame's step, below)
             recent.append(p)  # (deques of fixed length: the oldest drops out)
             long_p.append(p)
@@ -383,24 +389,27 @@ class ChannelAnalyzer:
             # overhang over a quiet line), which would only push the utterance's end late.
             peak = lv if strong and lv > peak else peak - peak_decay
             weak = strong or ((sustained or (v and lv > thr_weak_vad) or lv > thr_weak) and lv > peak - TAIL_RANGE_DB)
-            if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
-                own_strong, own_weak = strong, weak
-                strong, weak = fuse(strong, weak, second_stage_p[i], lv - floor, speaking)
-            quiet = not weak
-            if echo is not None:
+            if echo is not None:  # the echo the agent's recent frames can put on this frame
                 e = echo.frame(
                     lv,
                     tx_level[i] if tx_level else SILENCE_DBFS,
                     tx_speech[i] if tx_speech else False,
-                    floor if second_stage_p is None else floor - ECHO_AUDIBLE_DB,
+                    echo_floor,
                 )
-                if lv <= e + echo.margin_db:  # the agent's own echo explains the frame
+                explained = lv <= e + echo.margin_db  # the agent's own echo explains the frame
+            if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
+                strong, weak = fuse(
+                    strong,
+                    weak,
+                    second_stage_p[i],
+                    lv - floor,
+                    speaking,
+                    echo is not None and not explained and e > echo_floor,
+                )
+            quiet = not weak
+            if echo is not None:
+                if explained:
                     strong = weak = False
-                elif second_stage_p is not None and e > floor - ECHO_AUDIBLE_DB:
-                    # The agent's echo under the line noise: Silero hears the voice in it, so
-                    # here the second stage can only take evidence away (neural.py).
-                    strong, weak = strong and own_strong, weak and own_weak
-                    quiet = not weak
                 if e > floor:  # echo covers the noise: not a noise frame
                     quiet = False
                 if update:

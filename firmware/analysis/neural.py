@@ -170,18 +170,24 @@ class SileroStage:
         return out
 
 
-def fuse(strong: bool, weak: bool, p: float, snr_db: float, speaking: bool) -> tuple[bool, bool]:
+def fuse(
+    strong: bool, weak: bool, p: float, snr_db: float, speaking: bool, echo_audible: bool = False
+) -> tuple[bool, bool]:
     """The fused (strong, weak) evidence of one frame from the analyser's own, Silero's
     probability `p`, the frame's level over the noise floor `snr_db` and whether an
     utterance is running: a high probability starts an utterance (P_START, on a frame above
     the floor), a lower one keeps a running one as strong evidence (P_KEEP), a middle one is
     weak evidence (P_WEAK), and a low one is no evidence at all (below P_VETO_START outside
     an utterance, P_VETO inside one), whatever the energy and webrtcvad path says (music on
-    hold, office transients)."""
+    hold, office transients). With `echo_audible` (the agent's echo does not explain the
+    frame's level but is within ECHO_AUDIBLE_DB under the floor, or above it) Silero may be
+    hearing the agent: it only takes evidence away."""
     if p >= P_KEEP if speaking else (p >= P_START and snr_db >= START_SNR_DB):
-        return True, True
-    if p < (P_VETO if speaking else P_VETO_START):
+        fused = True, True
+    elif p < (P_VETO if speaking else P_VETO_START):
         return False, False
-    if p >= P_WEAK:
-        return strong, True
-    return strong, weak
+    elif p >= P_WEAK:
+        fused = strong, True
+    else:
+        return strong, weak
+    return (fused[0] and strong, fused[1] and weak) if echo_audible else fused

@@ -96,13 +96,12 @@ class ToneDetector:
     def tone_on_list(self, frames: np.ndarray, power: list) -> list:
         """`tone_on` for the live path: one matrix product, the rest in Python floats (a
         30 ms block is one frame, where numpy's per-call cost dominates)."""
-        nf, factor, min_power = self._nf, self._on_factor, self._min_power
+        nf = self._nf
         if len(frames) == 1 and nf == 1:  # the live path with one frequency: no list to build
-            r = self._basis_t.dot(frames[0]).tolist()  # a matrix-vector product, cheaper to call than matmul
-            p = power[0]
-            return [r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)]
+            return [self.tone_on_frame(frames[0], power[0])]
         # One frame (the live path): a matrix-vector product, cheaper to call than matmul.
         xy = [self._basis_t.dot(frames[0]).tolist()] if len(frames) == 1 else (frames @ self._basis).tolist()
+        factor, min_power = self._on_factor, self._min_power
         if nf == 1:  # one frequency (cn, etsi): total = cos^2 + sin^2, nothing to balance
             return [
                 r[0] * r[0] + r[1] * r[1] >= factor * (p if p > min_power else min_power)
@@ -111,9 +110,9 @@ class ToneDetector:
         out = []
         for row, p in zip(xy, power, strict=False):
             comps = [row[k] * row[k] + row[k + nf] * row[k + nf] for k in range(nf)]
-            total = comps[0] if nf == 1 else sum(comps)
+            total = sum(comps)
             on = total >= factor * (p if p > min_power else min_power)
-            if on and nf > 1:
+            if on:  # every frequency carries its share (a tone pair, not one of its tones)
                 on = min(comps) * nf >= 0.3 * total
             out.append(on)
         return out
@@ -131,14 +130,7 @@ class ToneDetector:
         """`tone_on_frame` and `process_list` of the live path's one frame (`row`: its float64
         samples, None when it is too quiet to be a tone; `p`: its mean square) in one call:
         whether it is "tone on", and the confirmations [(frame, name)] it completes."""
-        if row is None:
-            on = False
-        elif self._nf == 1:
-            r = self._basis_t.dot(row).tolist()
-            min_power = self._min_power
-            on = r[0] * r[0] + r[1] * r[1] >= self._on_factor * (p if p > min_power else min_power)
-        else:
-            on = self.tone_on_frame(row, p)
+        on = row is not None and self.tone_on_frame(row, p)
         if not on and not self.state:  # (process_list's usual block, for one frame)
             self.run_frames += 1
             if self.confirmed:

@@ -184,20 +184,15 @@ class Smoother:
         """One frame of `run_block` (decision `code`, power `p`): its transition or None."""
         if self.speaking:
             self.power_sum += p
-            if code > 1:  # strong: g - last_strong_frame is 0, under any max_weak_frames
-                self.gap = 0
-                self.gap_power = 0.0
-                self.last_speech_frame = self.last_strong_frame = g
-                self.weak_power = 0.0
-                if self.level_frames and g >= self.next_level:
-                    self.next_level = g + self.level_every
-                    return ("level", g, self.start_frame)
-                return None
             if code:
                 self.gap = 0
                 self.gap_power = 0.0
                 self.last_speech_frame = g
-                self.weak_power += p
+                if code > 1:
+                    self.last_strong_frame = g
+                    self.weak_power = 0.0
+                else:
+                    self.weak_power += p
             else:
                 self.gap += 1
                 self.gap_power += p
@@ -207,7 +202,8 @@ class Smoother:
                     self.run = 0
                     start, last = self.start_frame, self.last_speech_frame
                     return ("end", g, start, last, (self.power_sum - self.gap_power) / (last - start + 1))
-            if self.max_weak_frames and g - self.last_strong_frame >= self.max_weak_frames:
+            # (a strong frame is 0 frames from the last strong one: under any weak limit)
+            if code < 2 and self.max_weak_frames and g - self.last_strong_frame >= self.max_weak_frames:
                 self.speaking = False
                 self.run = 0
                 start, last = self.start_frame, self.last_strong_frame
