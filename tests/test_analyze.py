@@ -1,6 +1,7 @@
 """`headset-station analyze`: the analyser's decisions for a recording, and its errors."""
 
 import json
+import struct
 import subprocess
 import sys
 import wave
@@ -8,8 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soxr
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from firmware.sim import speech
+from firmware.errors import InputError
+from firmware.sim import g711, speech
+from firmware.sim.wav import read_recording, read_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 16000
@@ -86,18 +92,98 @@ def test_same_result_in_live_blocks(call):
     assert json.loads(analyze(rx, "--json", "--block-ms", 30).stdout) == default
 
 
+def riff(
+    tag: int, channels: int, rate_hz: int, bits: int, frames: bytes, *, extensible=False, before_data=b"", size=None
+):
+    """A WAV file's bytes as recorders write them: any format tag, the WAVE_FORMAT_EXTENSIBLE
+    form, extra chunks before the data, a data size left at 0xFFFFFFFF by a stopped recorder."""
+    width = 1 if tag in (6, 7) else (bits + 7) // 8
+    align = channels * width
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate_hz, rate_hz * align, align, bits)
+    if extensible:
+        fmt += struct.pack("<HHIH", 22, bits, 0, tag) + bytes.fromhex("000000001000800000aa00389b71")
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + before_data
+    body += b"data" + struct.pack("<I", len(frames) if size is None else size) + frames + b"\0" * (len(frames) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), -32768, 32767).astype("<i2")
+
+
+def pcm24(x: np.ndarray) -> bytes:
+    return np.frombuffer((int16(x).astype("<i4") << 8).tobytes(), np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def test_g711_codes():
+    assert list(g711.mulaw_decode(np.array([0xFF, 0x7F, 0x80, 0x00], np.uint8))) == [0, 0, 32124, -32124]
+    assert list(g711.alaw_decode(np.array([0xD5, 0x55, 0xAA, 0x2A], np.uint8))) == [8, -8, 32256, -32256]
+    x = np.arange(-32768, 32768)
+    for encode, decode in ((g711.mulaw_encode, g711.mulaw_decode), (g711.alaw_encode, g711.alaw_decode)):
+        err = np.abs(decode(encode(x)).astype(int) - x)
+        assert (err <= np.maximum(np.abs(x), 64) / 8).all()  # within half a segment step everywhere
+        codes = np.arange(256, dtype=np.uint8)
+        assert (decode(encode(decode(codes))) == decode(codes)).all()
+
+
+def test_recordings_as_telephone_systems_write_them(call):
+    """Both sides of the call in one file (rx,tx or tx,rx), G.711 at 8 kHz, 44.1 kHz float,
+    24-bit WAVE_FORMAT_EXTENSIBLE, a LIST chunk, an unfinished data size: the same decisions."""
+    rx_path, tx_path, spans, d = call
+    _, rx = read_wav(rx_path)
+    _, tx = read_wav(tx_path)
+    both = json.loads(analyze(rx_path, "--tx", tx_path, "--json").stdout)
+    # one 16-bit stereo file, split exactly: the same result as the two mono files, echo included
+    info = b"LIST" + struct.pack("<I", 11) + b"INFOISFTab\0" + b"\0"
+    (d / "call.wav").write_bytes(riff(1, 2, RATE, 16, np.stack([tx, rx], 1).tobytes(), before_data=info))
+    out = json.loads(analyze(d / "call.wav", "--channels", "tx,rx", "--json").stdout)
+    assert out["segments"] == both["segments"] and out["echo"] == both["echo"] and out["line"] == both["line"]
+    assert out["source"] == "16-bit PCM, 16000 Hz, 2 channels"
+    agent = json.loads(analyze(d / "call.wav", "--channels", "tx,rx", "--channel", "tx", "--json").stdout)
+    assert len(agent["segments"]) == 1 and agent["segments"][0]["start_s"] == pytest.approx(4.2, abs=0.3)
+    rx8, tx8 = soxr.resample(rx.astype(float), RATE, 8000), soxr.resample(tx.astype(float), RATE, 8000)
+    rx44 = soxr.resample(rx.astype(float), RATE, 44100)
+    files = {
+        "mulaw.wav": (
+            riff(7, 2, 8000, 8, g711.mulaw_encode(np.stack([int16(rx8), int16(tx8)], 1)).tobytes()),
+            "mu-law, 8000 Hz, 2 channels",
+        ),
+        "alaw.wav": (riff(6, 1, 8000, 8, g711.alaw_encode(int16(rx8)).tobytes()), "A-law, 8000 Hz, 1 channel"),
+        "float44.wav": (
+            riff(3, 1, 44100, 32, (rx44 / 32768.0).astype("<f4").tobytes()),
+            "32-bit float, 44100 Hz, 1 channel, resampled to 48000 Hz",
+        ),
+        "ext24.wav": (riff(1, 1, RATE, 24, pcm24(rx), extensible=True), "24-bit PCM, 16000 Hz, 1 channel"),
+        "stopped.wav": (riff(1, 1, RATE, 16, int16(rx).tobytes(), size=0xFFFFFFFF), "16-bit PCM, 16000 Hz, 1 channel"),
+    }
+    for name, (data, source) in files.items():
+        (d / name).write_bytes(data)
+        proc = analyze(d / name, "--json", *(["--channels", "rx,tx"] if "2 channels" in source else []))
+        assert proc.returncode == 0, (name, proc.stderr)
+        out = json.loads(proc.stdout)
+        assert out["source"] == source and out["duration_s"] == pytest.approx(22.0, abs=0.01), name
+        segs = [(s["start_s"], s["end_s"]) for s in out["segments"]]
+        assert len(segs) == len(spans), (name, segs)
+        for (a, b), (ta, tb) in zip(segs, spans):
+            assert a == pytest.approx(ta, abs=0.1) and b == pytest.approx(tb, abs=0.35), name
+    text = analyze(d / "mulaw.wav", "--channels", "rx,tx").stdout.splitlines()[0]
+    assert (
+        text.startswith(f"{d / 'mulaw.wav'}: rx, 8000 Hz, 22.00 s; 3 utterances")
+        and "; file: mu-law, 8000 Hz, 2 channels" in text
+    )
+
+
 def _bad_files(d: Path):
     (d / "text.wav").write_text("not audio\n")
     with wave.open(str(d / "stereo.wav"), "wb") as w:
         w.setnchannels(2), w.setsampwidth(2), w.setframerate(RATE), w.writeframes(b"\0" * 400)
     with wave.open(str(d / "rate.wav"), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(11025), w.writeframes(b"\0" * 400)
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(4000), w.writeframes(b"\0" * 400)
     with wave.open(str(d / "empty.wav"), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(RATE), w.writeframes(b"")
-    with wave.open(str(d / "wide.wav"), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(3), w.setframerate(RATE), w.writeframes(b"\0" * 600)
-    with wave.open(str(d / "rx8k.wav"), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0" * 4000)
+    (d / "adpcm.wav").write_bytes(riff(2, 1, 8000, 4, b"\0" * 400))
+    (d / "head.wav").write_bytes(b"RIFF\x04\0\0\0WAVE")
+    (d / "nofmt.wav").write_bytes(b"RIFF\x10\0\0\0WAVEdata\x04\0\0\0\0\0\0\0")
     (d / "dir.wav").mkdir(exist_ok=True)
 
 
@@ -106,15 +192,22 @@ def _bad_files(d: Path):
     [
         (["missing.wav"], "missing.wav"),
         (["text.wav"], "text.wav"),
-        (["stereo.wav"], "stereo.wav"),
-        (["rate.wav"], "rate.wav"),
+        (["stereo.wav"], "--channels rx,tx"),
+        (["rate.wav"], "rate.wav: 4000 Hz"),
         (["empty.wav"], "empty.wav"),
-        (["wide.wav"], "wide.wav"),
+        (["adpcm.wav"], "adpcm.wav: WAV format tag 2"),
+        (["head.wav"], "head.wav"),
+        (["nofmt.wav"], "nofmt.wav"),
         (["dir.wav"], "dir.wav"),
-        (["rx8k.wav", "--tx", "{tx}"], "tx.wav"),
+        (["{rx}", "--tx", "stereo.wav"], "stereo.wav: 2 channels"),
         (["{rx}", "--tx", "missing.wav"], "missing.wav"),
         (["{tx}", "--channel", "tx", "--tx", "{tx}"], "--tx"),
         (["{rx}", "--block-ms", "nan"], "--block-ms"),
+        (["stereo.wav", "--channels", "rx,rx"], "--channels"),
+        (["stereo.wav", "--channels", "rx"], "stereo.wav has 2"),
+        (["stereo.wav", "--channels", "rx,agent"], "--channels"),
+        (["stereo.wav", "--channels", "tx,-"], "no rx channel"),
+        (["stereo.wav", "--channels", "rx,tx", "--tx", "{tx}"], "already holds"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(call, args, names):
@@ -125,3 +218,34 @@ def test_bad_input_is_one_line_exit_2(call, args, names):
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == "" and proc.stderr.count("\n") == 1 and names in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tag=st.sampled_from([1, 3, 6, 7, 2, 0xFFFE, 0]),
+    channels=st.integers(0, 10),
+    rate=st.sampled_from([0, 1, 4000, 8000, 11025, 44100, 384000, 400000, 2**32 - 1]),
+    bits=st.integers(0, 70),
+    payload=st.binary(max_size=64),
+    cut=st.integers(0, 120),
+)
+@example(
+    tag=3, channels=1, rate=8000, bits=32, payload=struct.pack("<4f", float("nan"), float("inf"), -1e30, 0.5), cut=120
+)
+def test_any_wav_header_reads_or_fails_cleanly(tmp_path, tag, channels, rate, bits, payload, cut):
+    """Whatever a header says (and wherever the file is cut), read_recording returns int16
+    samples at a supported rate or raises one InputError naming the file."""
+    data = riff(1, 1, 8000, 16, payload)
+    data = (
+        data[:20]
+        + struct.pack("<HHIIHH", tag, channels, rate, 0, (channels * ((bits + 7) // 8)) & 0xFFFF, bits)
+        + data[36:]
+    )
+    path = tmp_path / "x.wav"
+    path.write_bytes(data[: len(data) - cut] if cut < len(data) else data[:12])
+    try:
+        rec = read_recording(path)
+    except InputError as exc:
+        assert "x.wav" in str(exc) and "\n" not in str(exc)
+    else:
+        assert rec.samples.dtype == np.int16 and rec.rate_hz in (8000, 16000, 32000, 48000) and len(rec.samples)

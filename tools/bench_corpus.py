@@ -38,6 +38,7 @@ import soxr
 
 from firmware.analysis.levels import active_level_dbfs, frame_power, power_to_dbfs
 from firmware.sim import speech as sp
+from firmware.sim.g711 import mulaw_decode, mulaw_encode
 from firmware.sim.wav import read_wav
 
 RATE_HZ = 16000
@@ -237,28 +238,6 @@ def noise(kind: str, n: int, level_dbfs: float, rng: np.random.Generator) -> np.
 
 
 # ---- telephone band ---------------------------------------------------------------------------
-MULAW_BIAS, MULAW_CLIP = 0x84, 32635
-
-
-def mulaw_encode(pcm: np.ndarray) -> np.ndarray:
-    """G.711 mu-law: int16 samples -> uint8 codes (the standard segment/mantissa coding)."""
-    x = np.asarray(pcm, dtype=np.int32)
-    sign = np.where(x < 0, 0x80, 0)
-    mag = np.minimum(np.abs(x), MULAW_CLIP) + MULAW_BIAS
-    exponent = np.clip(np.floor(np.log2(mag)).astype(np.int32) - 7, 0, 7)
-    mantissa = (mag >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
-
-
-def mulaw_decode(codes: np.ndarray) -> np.ndarray:
-    """G.711 mu-law: uint8 codes -> int16 samples."""
-    c = ~np.asarray(codes, dtype=np.int32) & 0xFF
-    exponent = (c >> 4) & 0x07
-    mag = (((c & 0x0F) << 3) + MULAW_BIAS) << exponent
-    mag -= MULAW_BIAS
-    return np.where(c & 0x80, -mag, mag).astype(np.int16)
-
-
 def telephone_band(x: np.ndarray) -> np.ndarray:
     """300-3400 Hz band-pass (raised-cosine edges 250-350 and 3300-3500 Hz), 8 kHz, mu-law
     round trip, back to RATE_HZ. Float in (int16 units), float out."""

@@ -5,22 +5,27 @@ analysers, same block handling), with no call open, so no rule runs: the result 
 analysis edges of one channel, as speech segments (true start and end), line-condition
 changes and far-end tones, plus the tx -> rx echo coupling when the agent's channel is
 given and the pipeline estimates it.
+
+The recording may be what a telephone system or recorder wrote (G.711, 24-bit or float,
+44.1 kHz, both sides of the call in one stereo file): `firmware.sim.wav.read_recording`
+reads it, and `--channels` says which of a file's channels is the customer (rx) and which
+the agent (tx).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
+import soxr
 
 from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
 from firmware.config.profiles import Profile
 from firmware.config.settings import Settings
 from firmware.errors import InputError
 from firmware.runtime.replay import REPLAY_BLOCK_S
-from firmware.sim.wav import read_wav
+from firmware.sim.wav import read_recording, shown
 from firmware.station.pipeline import Pipeline
 
 CHANNELS = ("rx", "tx")
@@ -39,6 +44,7 @@ class Analysis:
     line: list[dict]  # {"t", "condition", "level_dbfs", "noise_dbfs", "snr_db"} on change
     tones: list[dict]  # {"t", "tone"}
     echo: dict | None  # the pipeline's tx -> rx coupling estimate (None: not available)
+    source: str | None = None  # what the file held, e.g. "mu-law, 8000 Hz, 2 channels"
 
     @property
     def speech_s(self) -> float:
@@ -48,6 +54,7 @@ class Analysis:
         return {
             "channel": self.channel,
             "rate_hz": self.rate_hz,
+            "source": self.source,
             "duration_s": round(self.duration_s, 3),
             "speech_s": round(self.speech_s, 3),
             "segments": [
@@ -126,6 +133,28 @@ def analyze_pcm(
     return Analysis(channel, rate_hz, duration_s, segments, line, tones, echo)
 
 
+def channel_layout(text: str | None, path: str, channels: int) -> tuple[str, ...]:
+    """The station channel of each of the file's channels, from `--channels` ("rx,tx",
+    "tx,rx", "-,rx", ...; "-" is a channel to leave out). A mono file is rx or tx as
+    `--channel` says; a file of more channels needs the option."""
+    if text is None:
+        if channels == 1:
+            return ("",)
+        raise InputError(
+            f"{shown(path)}: {channels} channels; say which is the customer and which the agent, "
+            f"e.g. --channels {','.join(['rx', 'tx', *['-'] * (channels - 2)])}"
+        )
+    layout = tuple(part.strip() for part in text.split(","))
+    bad = [part for part in layout if part not in ("rx", "tx", "-")]
+    if bad or not layout:
+        raise InputError(f"--channels: {text!r}: each of the file's channels is rx, tx or - (left out)")
+    if any(layout.count(ch) > 1 for ch in CHANNELS):
+        raise InputError(f"--channels: {text!r}: rx and tx at most once each")
+    if len(layout) != channels:
+        raise InputError(f"--channels: {text!r} names {len(layout)} channels, but {shown(path)} has {channels}")
+    return layout
+
+
 def analyze_file(
     path: str,
     settings: Settings,
@@ -133,27 +162,43 @@ def analyze_file(
     channel: str = "rx",
     tx_path: str | None = None,
     block_s: float = REPLAY_BLOCK_S,
+    channels: str | None = None,
 ) -> Analysis:
-    """Read the WAV file(s) and analyse; InputError (one line, exit 2) for bad files."""
+    """Read the recording(s) and analyse `channel`; InputError (one line, exit 2) for bad
+    files and options. A file of two or more channels is split by `channels` (see
+    channel_layout); its tx channel, or the file `tx_path`, is the agent's channel beside rx."""
     if tx_path is not None and channel != "rx":
         raise InputError("--tx: the agent's channel is only used with --channel rx")
-    rate_hz, pcm = read_wav(path)
-    if not len(pcm):
-        raise InputError(f"{path}: no audio (0 samples)")
+    rec = read_recording(path)
+    layout = channel_layout(channels, path, rec.channels)
+    if layout == ("",):
+        layout = (channel,)
+    if channel not in layout:
+        raise InputError(f"--channels: {channels!r} has no {channel} channel to analyse (--channel {channel})")
+    pcm = np.ascontiguousarray(rec.samples[:, layout.index(channel)])
     tx = None
-    if tx_path is not None:
-        tx_rate, tx = read_wav(tx_path)
-        if tx_rate != rate_hz:
-            raise InputError(f"{tx_path}: {tx_rate} Hz, but {Path(path).name} is {rate_hz} Hz; both must be the same")
-    return analyze_pcm(pcm, rate_hz, settings, profile, channel, tx, block_s)
+    if channel == "rx" and "tx" in layout:
+        if tx_path is not None:
+            raise InputError(f"--tx: {shown(path)} already holds the agent's channel (--channels {channels})")
+        tx = np.ascontiguousarray(rec.samples[:, layout.index("tx")])
+    elif tx_path is not None:
+        other = read_recording(tx_path)
+        if other.channels != 1:
+            raise InputError(f"{shown(tx_path)}: {other.channels} channels; --tx takes a mono recording of the agent")
+        tx = other.samples[:, 0]
+        if other.rate_hz != rec.rate_hz:
+            tx = np.clip(np.round(soxr.resample(tx.astype(np.float64), other.rate_hz, rec.rate_hz)), -32768, 32767)
+            tx = tx.astype(np.int16)
+    result = analyze_pcm(pcm, rec.rate_hz, settings, profile, channel, tx, block_s)
+    return dataclasses.replace(result, source=rec.describe())
 
 
 def format_text(path: str, a: Analysis) -> str:
     """The readable report: one line per decision, in time order."""
     lines = [
         (
-            f"{path}: {a.channel}, {a.rate_hz} Hz, {a.duration_s:.2f} s; "
-            f"{len(a.segments)} utterances, {a.speech_s:.2f} s of speech"
+            f"{shown(path)}: {a.channel}, {a.rate_hz} Hz, {a.duration_s:.2f} s; "
+            f"{len(a.segments)} utterances, {a.speech_s:.2f} s of speech" + (f"; file: {a.source}" if a.source else "")
         )
     ]
     items = [

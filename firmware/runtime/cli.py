@@ -161,7 +161,7 @@ def cmd_analyze(args) -> int:
     from firmware.runtime.replay import REPLAY_BLOCK_S
 
     block_s = REPLAY_BLOCK_S if block_ms is None else block_ms / 1000.0
-    result = analyze_file(args.wav, settings, profile, args.channel, args.tx, block_s)
+    result = analyze_file(args.wav, settings, profile, args.channel, args.tx, block_s, args.channels)
     print(format_json(args.wav, result) if args.json else format_text(args.wav, result))
     return 0
 
@@ -300,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="what the analyser decides for a WAV: speech segments, line, tones, echo")
     p.add_argument("wav", metavar="WAV")
-    p.add_argument("--channel", choices=("rx", "tx"), default="rx", help="the channel the WAV is (default rx)")
+    p.add_argument("--channel", choices=("rx", "tx"), default="rx", help="the channel to analyse (default rx)")
+    p.add_argument(
+        "--channels",
+        metavar="LIST",
+        help="a WAV of several channels: what each is, in order, e.g. rx,tx or tx,rx (- leaves one out)",
+    )
     p.add_argument("--tx", metavar="WAV", help="with --channel rx: the agent's channel, for the echo coupling")
     p.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     p.add_argument("--config", metavar="PATH", help="station config (TOML); default: built-in defaults")
