@@ -63,7 +63,7 @@ import numpy as np
 from firmware.analysis.echo import EchoEstimator
 from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.analysis.features import OnsetCheck
-from firmware.analysis.levels import EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS
+from firmware.analysis.levels import DC_PICK, EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS, DcOffset
 from firmware.analysis.linestate import LineState
 from firmware.analysis.neural import ECHO_AUDIBLE_DB, SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
@@ -160,6 +160,7 @@ class ChannelAnalyzer:
         self._tones = ToneDetector(analysis.tone_plan, rate_hz, self.frame_len) if detect_tones else None
         self._echo = EchoEstimator(self.frame_s) if echo else None
         self._onset_check = OnsetCheck(rate_hz, self.frame_len)
+        self._dc = DcOffset(self.frame_len)  # the sound card's DC offset, taken out before metering
         # second stage (firmware.analysis.neural): one speech probability per frame, fused below
         self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
@@ -288,19 +289,34 @@ class ChannelAnalyzer:
         # for the view, one for the row).
         flat = n == 1 and self._flat_ok
         frames_i16 = x if flat else x.reshape(n, self.frame_len)
-        if self._gain is None:
+        fl = self.frame_len
+        # Each frame is metered without the sound card's DC offset (levels.DcOffset), in whole
+        # counts: dc[i] for frame i, None when there is none (the usual case).
+        dc: list[int] | None = None
+        if flat:
             # Exact sums of squares (int16 squares summed in float64 stay integers below
-            # 2**53): the same value whatever the block size.
+            # 2**53, and so do they without whole counts of offset): the same value whatever
+            # the block size.
+            f64 = x.astype(_F64)  # (a dtype object: cheaper to resolve than np.float64)
+            dco = self._dc
+            off = dco.offset
+            if DC_PICK[self._next_frame % _DC_PICK_LEN]:
+                dco.take(float(x.sum()))  # (an int16 sum accumulates in int64)
+            if off:
+                dc = [off]
+                f64 -= off
+            power = [float(f64.dot(f64)) / fl]
+        elif self._gain is None:
             f64 = frames_i16.astype(_F64)  # (a dtype object: cheaper to resolve than np.float64)
-            if flat:
-                power = [float(f64.dot(f64)) / self.frame_len]
-            elif n == 1:  # one frame, no array-to-list work
-                row = f64[0]
-                power = [float(row.dot(row)) / self.frame_len]
-            else:
-                power = [s / self.frame_len for s in np.einsum("ij,ij->i", f64, f64).tolist()]
+            dc = self._dc.offsets(frames_i16, self._next_frame)
+            if dc is not None:
+                f64 -= np.array(dc, dtype=_F64)[:, None]
+            power = [s / fl for s in np.einsum("ij,ij->i", f64, f64).tolist()]
         else:
             frames = frames_i16.astype(np.float32)
+            dc = self._dc.offsets(frames_i16, self._next_frame)
+            if dc is not None:
+                frames -= np.array(dc, dtype=np.float32)[:, None]
             frames *= self._gain
             np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
             f64 = frames.astype(np.float64)
@@ -311,11 +327,21 @@ class ChannelAnalyzer:
             level = [10.0 * log10(power[0] + eps) - _SINE_DB]
         else:
             level = [10.0 * log10(p + eps) - _SINE_DB for p in power]
-        pcm = frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames)
-        if n == 1 and self._vad_one is not None:  # the live path: webrtcvad's C call directly
-            vad = [self._vad_one(pcm, self._vad_bytes >> 1)]
+        if flat and self._plain_pcm and self._vad_one is not None:
+            # the live path: webrtcvad's C call directly, on the frame's own buffer (its C entry
+            # point reads any C-contiguous buffer; no bytes copy)
+            try:
+                vad = [self._vad_one(x, self._vad_bytes >> 1)]
+            except ValueError:
+                if x.flags.c_contiguous:
+                    raise
+                vad = [self._vad_one(x.tobytes(), self._vad_bytes >> 1)]  # a strided view of a capture
         else:
-            vad = self._vad_frames(pcm)
+            pcm = frames_i16.tobytes() if self._plain_pcm else self._pcm_for_vad(frames_i16, frames)
+            if n == 1 and self._vad_one is not None:
+                vad = [self._vad_one(pcm, self._vad_bytes >> 1)]
+            else:
+                vad = self._vad_frames(pcm)
         tone_on = None
         tone_hits: list[tuple[int, str]] = []
         if self._tones is not None:
@@ -331,7 +357,9 @@ class ChannelAnalyzer:
                     tone_on = self._tones.tone_on_list(f64, power)
                 tone_hits = self._tones.process_list(self._next_frame, tone_on)
         second_stage_p = (
-            None if self._second is None else self._second.frame_probs(frames_i16 if frames is None else frames)
+            None
+            if self._second is None
+            else self._second.frame_probs(frames if frames is not None else frames_i16 if dc is None else f64)
         )
         if self._echo is not None:
             tx_level, tx_speech = ref if ref is not None and len(ref[0]) == n else ((), ())
@@ -348,7 +376,8 @@ class ChannelAnalyzer:
             floor, thr_vad, thr_sustain, thr_energy, thr_weak_vad, thr_weak, thr_long = self._thr
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         long_p = self._long  # powers of the last LONG_S, oldest first
-        fl = self.frame_len
+        if dc is not None:  # the onset check looks at the samples without the offset too
+            x = (f64 if frames is None else frames_i16 - np.array(dc, dtype=_F64)[:, None]).reshape(-1)
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         # the level the echo is compared with besides the floor: how far under the floor it still
         # counts (`fuse`: Silero hears it); without the second stage the floor itself
@@ -685,6 +714,7 @@ class ChannelAnalyzer:
 
 _NO_SAMPLES = np.zeros(0, dtype=np.int16)
 _INT16 = np.dtype(np.int16)
+_DC_PICK_LEN = len(DC_PICK)
 _F64 = np.dtype(np.float64)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 

@@ -7,9 +7,18 @@ square wave reads +3 dBFS and digital silence reads `SILENCE_DBFS`. Peaks are
 
 Everything here works on whole blocks of frames shaped (n_frames, frame_len) so the
 analyser pays a few numpy calls per block, never per frame.
+
+A sound card's DC offset is not sound: a channel offset by 100 counts (-47 dBFS) reads as a
+noise floor there, so a quiet line turns `noisy` and quiet speech under it is lost (3000
+counts hid -26 dBFS speech entirely). `DcOffset` finds the offset and the analyser
+subtracts it before it meters anything (webrtcvad, which filters it out itself, gets the
+samples as they are).
 """
 
 from __future__ import annotations
+
+import bisect
+from collections import deque
 
 import numpy as np
 
@@ -79,3 +88,60 @@ def active_level_dbfs(samples: np.ndarray, rate_hz: int, margin_db: float = 15.9
             return new
         active_dbfs = new
     return active_dbfs
+
+
+DC_EVERY_FRAMES = 8  # DcOffset: one frame in each run of this many (0.24 s of 30 ms frames) is sampled,
+DC_WINDOW = 15  # and the offset is the median of the last this many sampled frames' means (3.6 s)
+DC_MIN_COUNTS = 8  # an offset smaller than this is left alone (-72 dBFS: under any line's floor)
+DC_MIN_RUNS = 5  # and none is taken out before this many frames are sampled (1.2 s)
+# which frame of each run is sampled, run after run (a run of 16 runs, then again): not the same
+# place in every run, so that no tone whose period divides the run's length is always caught at
+# one phase (its frame means then differ, and a steady offset is all that is taken out)
+_PICK_PLACES = (3, 6, 1, 4, 7, 2, 5, 0, 2, 7, 4, 1, 6, 3, 0, 5)
+DC_PICK = bytes(
+    int(place == _PICK_PLACES[run]) for run in range(len(_PICK_PLACES)) for place in range(DC_EVERY_FRAMES)
+)  # DC_PICK[g % len(DC_PICK)]: frame g is sampled
+
+
+class DcOffset:
+    """The DC offset of one channel, in whole int16 counts. One frame in each run of
+    DC_EVERY_FRAMES (the frames g with DC_PICK[g % len(DC_PICK)]) gives its mean (`take`);
+    the offset is the median of the last DC_WINDOW means, rounded, and changes only when those
+    means are steady (their middle half spreads less than half the median: an offset, not the
+    swings of speech or of a loud low noise) and at least DC_MIN_RUNS are known; under
+    DC_MIN_COUNTS it is 0. Whole counts keep the metered powers sums of integer squares
+    (exact whatever the block size). The offset a frame is metered with comes from the frames
+    before it only, so any block size gives the same offsets. Sampling one frame in eight
+    keeps the live path's cost to one sum every 0.24 s."""
+
+    def __init__(self, frame_len: int):
+        self._frame_len = frame_len
+        self._means: deque[float] = deque(maxlen=DC_WINDOW)
+        self._sorted: list[float] = []
+        self.offset = 0  # counts, for the frames after the last one taken
+
+    def take(self, frame_sum: float) -> None:
+        """A sampled frame's raw samples, summed: update the offset."""
+        mean = frame_sum / self._frame_len
+        if len(self._means) == DC_WINDOW:
+            del self._sorted[bisect.bisect_left(self._sorted, self._means[0])]
+        self._means.append(mean)
+        bisect.insort(self._sorted, mean)
+        s, m = self._sorted, len(self._sorted)
+        median = s[m // 2] if m % 2 else 0.5 * (s[m // 2 - 1] + s[m // 2])
+        if m >= DC_MIN_RUNS and 2.0 * (s[(3 * m) // 4] - s[m // 4]) <= abs(median):
+            self.offset = round(median) if abs(median) >= DC_MIN_COUNTS else 0
+
+    def offsets(self, frames: np.ndarray, g0: int) -> list[int] | None:
+        """The offsets frames g0.. ((n, frame_len) int16) are metered with, the sampled ones
+        taken in; None when all are 0 (the usual case)."""
+        n, period = len(frames), len(DC_PICK)
+        picked = [i for i in range(n) if DC_PICK[(g0 + i) % period]]
+        sums = frames[picked].sum(axis=1, dtype=np.int64).tolist() if picked else []
+        out, k = [], 0
+        for i in range(n):
+            out.append(self.offset)
+            if k < len(picked) and picked[k] == i:
+                self.take(float(sums[k]))
+                k += 1
+        return out if any(out) else None

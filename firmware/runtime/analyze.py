@@ -26,7 +26,7 @@ from firmware.config.settings import Settings
 from firmware.errors import InputError
 from firmware.runtime.replay import REPLAY_BLOCK_S
 from firmware.sim.wav import read_recording, shown
-from firmware.station.pipeline import Pipeline
+from firmware.station.pipeline import Pipeline, echo_telemetry
 
 CHANNELS = ("rx", "tx")
 
@@ -68,12 +68,12 @@ class Analysis:
 
 
 def echo_estimate(pipeline: Pipeline) -> dict | None:
-    """The pipeline's current tx -> rx coupling estimate, if it makes one.
-
-    Hook for the echo/sidetone work: a pipeline that estimates the coupling exposes
-    `echo_estimate()` returning a dict (e.g. {"coupling_db", "delay_ms"}) or None."""
-    fn = getattr(pipeline, "echo_estimate", None)
-    return fn() if callable(fn) else None
+    """The pipeline's current tx -> rx coupling estimate ({"coupling_db", "delay_ms"}, as in
+    telemetry), or None when there is none (echo analysis off, no consistent echo seen)."""
+    est = echo_telemetry(pipeline)
+    if est["echo_coupling_db"] is None:
+        return None
+    return {"coupling_db": round(est["echo_coupling_db"], 1), "delay_ms": est["echo_delay_ms"]}
 
 
 def analyze_pcm(
