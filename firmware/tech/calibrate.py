@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firmware.analysis.measure import measure
+from firmware.analysis.measure import MAX_HUM_DBFS, measure
 from firmware.config.edit import set_keys, write_atomic
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings, local_config_path, settings_from_dict
@@ -66,6 +66,13 @@ def propose(settings: Settings, profile, quiet: dict, speech: dict) -> tuple[dic
             f"{ch}: speech at {r.speech_dbfs:.1f} dBFS, peak {r.peak_dbfs:.1f} dBFS -> gain {gain:+.1f} dB "
             f"(target {TARGET_SPEECH_DBFS:g} dBFS)"
         )
+    for ch in ("tx", "rx"):
+        r = quiet.get(ch)
+        if r is not None and r.hum is not None and r.hum[1] >= MAX_HUM_DBFS:
+            notes.append(
+                f"{ch}: mains hum ({r.hum[0]} Hz) at {r.hum[1]:.1f} dBFS in the quiet recording: a ground loop? "
+                "fix the tap's ground first; a raised noise threshold would only hide it"
+            )
     rq = quiet.get("rx")
     if rq is not None:
         floor = rq.noise_dbfs + gains["rx"]

@@ -2,7 +2,8 @@
 
 LEDs (a chase the technician confirms), the hook switch and the mute key (lift, press,
 each within a time limit), 3 s of audio from each channel (levels and VAD: a channel passes
-only if it carries speech, see `speech_problem`; the tx->rx coupling), and every
+only if it carries speech and no loud mains hum, see `speech_problem`; a DC offset is
+reported, the analyser takes it out; the tx->rx coupling), and every
 configured broker (a real MQTT connect with the station's credentials). Each part prints
 one `PASS`/`FAIL`/`SKIP` line; the exit status is 1 if any part failed.
 
@@ -19,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from firmware.analysis.measure import echo_coupling, measure
+from firmware.analysis.measure import MAX_HUM_DBFS, echo_coupling, measure
 from firmware.config.settings import Settings
 from firmware.errors import StationError
 from firmware.protocol.brokers import configure_client, describe_failure, parse_broker
@@ -160,6 +161,11 @@ def speech_problem(r) -> str | None:
     """Why a recording does not show a working channel (None if it does)."""
     if r.digital_silence:
         return "digital silence"
+    if r.hum is not None and r.hum[1] >= MAX_HUM_DBFS:
+        return (
+            f"hum louder than {MAX_HUM_DBFS:g} dBFS (a quiet line reads noisy, quiet speech is lost): "
+            "a ground loop? check the tap's ground and screen"
+        )
     if r.speech_share < MIN_SPEECH_SHARE or r.speech_dbfs < MIN_SPEECH_DBFS:
         return (
             f"only a noise floor: needs speech at {MIN_SPEECH_DBFS:g} dBFS or louder in at least "
