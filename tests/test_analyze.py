@@ -86,6 +86,24 @@ def test_agent_channel(call):
     assert len(both["segments"]) == 3
 
 
+def test_the_echo_coupling_with_the_agents_channel(call):
+    """rx carrying the agent's voice 18 dB down and 40 ms late: `--tx` gives the coupling."""
+    _, tx_path, _, d = call
+    _, tx = read_wav(tx_path)
+    _, rx = read_wav(call[0])
+    lag = int(0.04 * RATE)
+    echo = np.zeros(len(tx))
+    echo[lag:] = tx[:-lag] * 10 ** (-18.0 / 20)
+    path = speech.write(d / "rx-echo.wav", rx + echo, RATE)
+    out = json.loads(analyze(path, "--tx", tx_path, "--json").stdout)
+    assert out["echo"] is not None, out
+    assert out["echo"]["coupling_db"] == pytest.approx(-18.0, abs=3.0) and out["echo"]["delay_ms"] == pytest.approx(
+        40, abs=15
+    )
+    assert len(out["segments"]) == len(PROMPTS)  # the echo is not the customer
+    assert any(line.startswith("echo    coupling_db -") for line in analyze(path, "--tx", tx_path).stdout.splitlines())
+
+
 def test_same_result_in_live_blocks(call):
     rx, _, _, _ = call
     default = json.loads(analyze(rx, "--json").stdout)
