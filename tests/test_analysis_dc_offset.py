@@ -8,7 +8,7 @@ speech at -26 dBFS entirely (its level sat under the offset's).
 import numpy as np
 import pytest
 
-from firmware.analysis.levels import DC_PICK, DcOffset
+from firmware.analysis.levels import DC_EVERY_FRAMES, DC_PICK, DcOffset
 from firmware.config.profiles import load_profile
 from firmware.config.settings import Settings
 from firmware.runtime.analyze import analyze_pcm
@@ -58,7 +58,7 @@ def test_an_offset_that_appears_mid_call_is_taken_out_within_seconds():
     stepped[int(6.0 * RATE_HZ) :] += 1500  # the card is re-plugged / its input bias shifts
     segments, conditions, _ = decisions(clean)
     got_segments, got_conditions, _ = decisions(stepped)
-    # the step itself reads as a burst until the new offset is steady (under 3 s); the
+    # the step itself reads as a burst until the new offset is steady (about 3 s); the
     # prompts from 10 s on are decided as without it
     assert [s for s in got_segments if s[0] >= 9.0] == [s for s in segments if s[0] >= 9.0]
     assert all(s[0] >= 9.0 or s[1] <= 9.0 for s in got_segments)
@@ -106,4 +106,4 @@ def test_offsets_do_not_depend_on_the_block_size():
     for g in range(len(frames)):
         by_one += one.offsets(frames[g : g + 1], g) or [0]
     assert whole == by_one and abs(whole[-1] - 250) <= 2
-    assert sum(DC_PICK) == len(DC_PICK) // 8  # one frame in eight is sampled
+    assert sum(DC_PICK) == len(DC_PICK) // DC_EVERY_FRAMES  # one frame in each run is sampled

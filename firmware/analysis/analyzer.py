@@ -63,7 +63,15 @@ import numpy as np
 from firmware.analysis.echo import EchoEstimator
 from firmware.analysis.edges import Edge, LineChange, SpeechEnd, SpeechLevel, SpeechStart, ToneDetected
 from firmware.analysis.features import OnsetCheck
-from firmware.analysis.levels import DC_PICK, EPS_POWER, FULL_SCALE, SILENCE_DBFS, SINE_POWER_FS, DcOffset
+from firmware.analysis.levels import (
+    DC_PICK,
+    DC_PICK_FRAMES,
+    EPS_POWER,
+    FULL_SCALE,
+    SILENCE_DBFS,
+    SINE_POWER_FS,
+    DcOffset,
+)
 from firmware.analysis.linestate import LineState
 from firmware.analysis.neural import ECHO_AUDIBLE_DB, SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
@@ -161,6 +169,7 @@ class ChannelAnalyzer:
         self._echo = EchoEstimator(self.frame_s) if echo else None
         self._onset_check = OnsetCheck(rate_hz, self.frame_len)
         self._dc = DcOffset(self.frame_len)  # the sound card's DC offset, taken out before metering
+        self._ones = np.ones(self.frame_len)  # (a frame's sum as a dot product)
         # second stage (firmware.analysis.neural): one speech probability per frame, fused below
         self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
@@ -300,8 +309,8 @@ class ChannelAnalyzer:
             f64 = x.astype(_F64)  # (a dtype object: cheaper to resolve than np.float64)
             dco = self._dc
             off = dco.offset
-            if DC_PICK[self._next_frame % _DC_PICK_LEN]:
-                dco.take(float(x.sum()))  # (an int16 sum accumulates in int64)
+            if DC_PICK[self._next_frame % DC_PICK_FRAMES]:
+                dco.take(float(f64.dot(self._ones)))  # (exact: a sum of integers; a dot is numpy's cheapest sum)
             if off:
                 dc = [off]
                 f64 -= off
@@ -714,7 +723,6 @@ class ChannelAnalyzer:
 
 _NO_SAMPLES = np.zeros(0, dtype=np.int16)
 _INT16 = np.dtype(np.int16)
-_DC_PICK_LEN = len(DC_PICK)
 _F64 = np.dtype(np.float64)
 _SINE_DB = 10.0 * math.log10(SINE_POWER_FS)
 

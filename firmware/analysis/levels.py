@@ -93,19 +93,19 @@ def active_level_dbfs(samples: np.ndarray, rate_hz: int, margin_db: float = 15.9
 DC_EVERY_FRAMES = 8  # DcOffset: one frame in each run of this many (0.24 s of 30 ms frames) is sampled,
 DC_WINDOW = 15  # and the offset is the median of the last this many sampled frames' means (3.6 s)
 DC_MIN_COUNTS = 8  # an offset smaller than this is left alone (-72 dBFS: under any line's floor)
-DC_MIN_RUNS = 5  # and none is taken out before this many frames are sampled (1.2 s)
-# which frame of each run is sampled, run after run (a run of 16 runs, then again): not the same
-# place in every run, so that no tone whose period divides the run's length is always caught at
-# one phase (its frame means then differ, and a steady offset is all that is taken out)
+DC_MIN_RUNS = 5  # and none is taken out before this many frames are sampled (1.2 s: the
+# swings of a loud low noise can look steady over a few frames in a row, never over a second)
+# which frame of each run is sampled, run after run: not the same place in every run, so that
+# no tone whose period divides the run's length is always caught at one phase (its frame means
+# then differ, and only a steady offset is taken out)
 _PICK_PLACES = (3, 6, 1, 4, 7, 2, 5, 0, 2, 7, 4, 1, 6, 3, 0, 5)
-DC_PICK = bytes(
-    int(place == _PICK_PLACES[run]) for run in range(len(_PICK_PLACES)) for place in range(DC_EVERY_FRAMES)
-)  # DC_PICK[g % len(DC_PICK)]: frame g is sampled
+DC_PICK_FRAMES = DC_EVERY_FRAMES * len(_PICK_PLACES)  # DC_PICK[g % DC_PICK_FRAMES]: frame g is sampled
+DC_PICK = bytes(int(g % DC_EVERY_FRAMES == _PICK_PLACES[g // DC_EVERY_FRAMES]) for g in range(DC_PICK_FRAMES))
 
 
 class DcOffset:
     """The DC offset of one channel, in whole int16 counts. One frame in each run of
-    DC_EVERY_FRAMES (the frames g with DC_PICK[g % len(DC_PICK)]) gives its mean (`take`);
+    DC_EVERY_FRAMES (the frames g with DC_PICK[g % DC_PICK_FRAMES]) gives its mean (`take`);
     the offset is the median of the last DC_WINDOW means, rounded, and changes only when those
     means are steady (their middle half spreads less than half the median: an offset, not the
     swings of speech or of a loud low noise) and at least DC_MIN_RUNS are known; under
@@ -135,8 +135,8 @@ class DcOffset:
     def offsets(self, frames: np.ndarray, g0: int) -> list[int] | None:
         """The offsets frames g0.. ((n, frame_len) int16) are metered with, the sampled ones
         taken in; None when all are 0 (the usual case)."""
-        n, period = len(frames), len(DC_PICK)
-        picked = [i for i in range(n) if DC_PICK[(g0 + i) % period]]
+        n = len(frames)
+        picked = [i for i in range(n) if DC_PICK[(g0 + i) % DC_PICK_FRAMES]]
         sums = frames[picked].sum(axis=1, dtype=np.int64).tolist() if picked else []
         out, k = [], 0
         for i in range(n):
