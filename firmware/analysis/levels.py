@@ -135,13 +135,16 @@ class DcOffset:
     def offsets(self, frames: np.ndarray, g0: int) -> list[int] | None:
         """The offsets frames g0.. ((n, frame_len) int16) are metered with, the sampled ones
         taken in; None when all are 0 (the usual case)."""
-        n = len(frames)
-        picked = [i for i in range(n) if DC_PICK[(g0 + i) % DC_PICK_FRAMES]]
+        n, every = len(frames), DC_EVERY_FRAMES
+        picked = []  # the sampled frames of the block: one in each run of `every`
+        for run in range(g0 // every, (g0 + n - 1) // every + 1):
+            i = run * every + _PICK_PLACES[run % len(_PICK_PLACES)] - g0
+            if 0 <= i < n:
+                picked.append(i)
         sums = frames[picked].sum(axis=1, dtype=np.int64).tolist() if picked else []
-        out, k = [], 0
-        for i in range(n):
-            out.append(self.offset)
-            if k < len(picked) and picked[k] == i:
-                self.take(float(sums[k]))
-                k += 1
+        out: list[int] = []
+        for i, frame_sum in zip(picked, sums, strict=True):
+            out += [self.offset] * (i + 1 - len(out))  # frames up to the sampled one, itself included
+            self.take(float(frame_sum))
+        out += [self.offset] * (n - len(out))
         return out if any(out) else None
