@@ -73,28 +73,22 @@ def open_input(path: str | Path, what: str) -> BinaryIO:
 
 
 def read_wav(path: str | Path, rates_hz=SUPPORTED_RATES_HZ) -> tuple[int, np.ndarray]:
-    """Return (rate_hz, int16 samples) of a mono 16-bit PCM WAV file."""
+    """Return (rate_hz, int16 samples) of a mono 16-bit PCM WAV file: the scenario format
+    (`read_recording` takes what recorders write)."""
     path = Path(path)
-    try:
-        with open_input(path, "audio file") as fh, wave.open(fh, "rb") as w:
-            channels, width, rate_hz, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            if w.getcomptype() != "NONE":
-                raise AudioFormatError(f"{shown(path)}: compressed WAV ({w.getcompname()}); need 16-bit PCM")
-            data = w.readframes(n)
-    except OSError as exc:  # a read error after opening
-        raise InputError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
-    except (wave.Error, EOFError) as exc:
-        raise AudioFormatError(f"{shown(path)}: not a PCM WAV file ({exc})") from None
+    tag, channels, rate_hz, align, bits, data = _read_format(path)
+    if tag != 1:
+        name = ENCODINGS[tag][0] if tag in ENCODINGS else f"format tag {tag}"
+        raise AudioFormatError(f"{shown(path)}: {name} WAV; need 16-bit PCM")
     if channels != 1:
         raise AudioFormatError(f"{shown(path)}: {channels} channels; need mono")
-    if width != 2:
-        raise AudioFormatError(f"{shown(path)}: {8 * width}-bit samples; need 16-bit PCM")
+    if bits != 16 or align != 2:
+        raise AudioFormatError(f"{shown(path)}: {bits}-bit samples; need 16-bit PCM")
     if rate_hz not in rates_hz:
         raise AudioFormatError(f"{shown(path)}: {rate_hz} Hz; need one of {', '.join(map(str, rates_hz))} Hz")
-    samples = np.frombuffer(data, dtype="<i2")
     if len(data) % 2:
         raise AudioFormatError(f"{shown(path)}: truncated sample data")
-    return rate_hz, samples.astype(np.int16, copy=False)
+    return rate_hz, np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +116,7 @@ def _chunks(fh: BinaryIO, path: Path) -> tuple[bytes, bytes]:
     """The fmt chunk's body and the data chunk's bytes of a RIFF/WAVE file."""
     head = fh.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioFormatError(f"{shown(path)}: not a WAV file (no RIFF/WAVE header)")
+        raise AudioFormatError(f"{shown(path)}: not a PCM WAV file (no RIFF/WAVE header)")
     fmt = None
     while True:
         header = fh.read(8)
@@ -166,17 +160,24 @@ def _decode(data: bytes, tag: int, width: int, channels: int) -> np.ndarray:
     return x.reshape(n, channels)
 
 
-def read_recording(path: str | Path) -> Recording:
-    """Read a recording as telephone systems and recorders write it (see the module docstring)."""
-    path = Path(path)
+def _read_format(path: Path) -> tuple[int, int, int, int, int, bytes]:
+    """(format tag, channels, rate Hz, block align, bits per sample, sample bytes) of a WAV
+    file; WAVE_FORMAT_EXTENSIBLE gives its sub-format's tag."""
     try:
         with open_input(path, "audio file") as fh:
             fmt, data = _chunks(fh, path)
-    except OSError as exc:
+    except OSError as exc:  # a read error after opening
         raise InputError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
     tag, channels, rate_hz, _byte_rate, align, bits = struct.unpack("<HHIIHH", fmt[:16])
     if tag == EXTENSIBLE and len(fmt) >= 26:
         tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID starts with the tag
+    return tag, channels, rate_hz, align, bits, data
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read a recording as telephone systems and recorders write it (see the module docstring)."""
+    path = Path(path)
+    tag, channels, rate_hz, align, bits, data = _read_format(path)
     if tag not in ENCODINGS:
         known = ", ".join(name for name, _ in ENCODINGS.values())
         raise AudioFormatError(f"{shown(path)}: WAV format tag {tag} (compressed?); need {known}")
