@@ -125,12 +125,8 @@ def riff(
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def int16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x), -32768, 32767).astype("<i2")
-
-
 def pcm24(x: np.ndarray) -> bytes:
-    return np.frombuffer((int16(x).astype("<i4") << 8).tobytes(), np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    return np.frombuffer((speech.to_int16(x).astype("<i4") << 8).tobytes(), np.uint8).reshape(-1, 4)[:, :3].tobytes()
 
 
 def test_g711_codes():
@@ -163,16 +159,22 @@ def test_recordings_as_telephone_systems_write_them(call):
     rx44 = soxr.resample(rx.astype(float), RATE, 44100)
     files = {
         "mulaw.wav": (
-            riff(7, 2, 8000, 8, g711.mulaw_encode(np.stack([int16(rx8), int16(tx8)], 1)).tobytes()),
+            riff(7, 2, 8000, 8, g711.mulaw_encode(np.stack([speech.to_int16(rx8), speech.to_int16(tx8)], 1)).tobytes()),
             "mu-law, 8000 Hz, 2 channels",
         ),
-        "alaw.wav": (riff(6, 1, 8000, 8, g711.alaw_encode(int16(rx8)).tobytes()), "A-law, 8000 Hz, 1 channel"),
+        "alaw.wav": (
+            riff(6, 1, 8000, 8, g711.alaw_encode(speech.to_int16(rx8)).tobytes()),
+            "A-law, 8000 Hz, 1 channel",
+        ),
         "float44.wav": (
             riff(3, 1, 44100, 32, (rx44 / 32768.0).astype("<f4").tobytes()),
             "32-bit float, 44100 Hz, 1 channel, resampled to 48000 Hz",
         ),
         "ext24.wav": (riff(1, 1, RATE, 24, pcm24(rx), extensible=True), "24-bit PCM, 16000 Hz, 1 channel"),
-        "stopped.wav": (riff(1, 1, RATE, 16, int16(rx).tobytes(), size=0xFFFFFFFF), "16-bit PCM, 16000 Hz, 1 channel"),
+        "stopped.wav": (
+            riff(1, 1, RATE, 16, speech.to_int16(rx).tobytes(), size=0xFFFFFFFF),
+            "16-bit PCM, 16000 Hz, 1 channel",
+        ),
     }
     for name, (data, source) in files.items():
         (d / name).write_bytes(data)

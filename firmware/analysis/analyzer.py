@@ -315,22 +315,23 @@ class ChannelAnalyzer:
                 dc = [off]
                 f64 -= off
             power = [float(f64.dot(f64)) / fl]
-        elif self._gain is None:
-            f64 = frames_i16.astype(_F64)  # (a dtype object: cheaper to resolve than np.float64)
-            dc = self._dc.offsets(frames_i16, self._next_frame)
-            if dc is not None:
-                f64 -= np.array(dc, dtype=_F64)[:, None]
-            power = [s / fl for s in np.einsum("ij,ij->i", f64, f64).tolist()]
         else:
-            frames = frames_i16.astype(np.float32)
             dc = self._dc.offsets(frames_i16, self._next_frame)
-            if dc is not None:
-                frames -= np.array(dc, dtype=np.float32)[:, None]
-            frames *= self._gain
-            np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
-            f64 = frames.astype(np.float64)
-            inv = self._inv_frame_len
-            power = [s * inv for s in np.einsum("ij,ij->i", f64, f64).tolist()]
+            dc_col = None if dc is None else np.array(dc, dtype=_F64)[:, None]  # (one per frame)
+            if self._gain is None:
+                f64 = frames_i16.astype(_F64)
+                if dc_col is not None:
+                    f64 -= dc_col
+                power = [s / fl for s in np.einsum("ij,ij->i", f64, f64).tolist()]
+            else:
+                frames = frames_i16.astype(np.float32)
+                if dc_col is not None:
+                    frames -= dc_col
+                frames *= self._gain
+                np.clip(frames, -32768.0, 32767.0, out=frames)  # the calibrated ADC still clips
+                f64 = frames.astype(np.float64)
+                inv = self._inv_frame_len
+                power = [s * inv for s in np.einsum("ij,ij->i", f64, f64).tolist()]
         log10, eps = math.log10, EPS_POWER
         if n == 1:
             level = [10.0 * log10(power[0] + eps) - _SINE_DB]
@@ -386,7 +387,7 @@ class ChannelAnalyzer:
         recent = self._recent  # powers of the last SUSTAIN_FRAMES frames, oldest first
         long_p = self._long  # powers of the last LONG_S, oldest first
         if dc is not None:  # the onset check looks at the samples without the offset too
-            x = (f64 if frames is None else frames_i16 - np.array(dc, dtype=_F64)[:, None]).reshape(-1)
+            x = (f64 if frames is None else frames_i16 - dc_col).reshape(-1)
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
         # the level the echo is compared with besides the floor: how far under the floor it still
         # counts (`fuse`: Silero hears it); without the second stage the floor itself

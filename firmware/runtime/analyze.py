@@ -18,7 +18,6 @@ import dataclasses
 import json
 
 import numpy as np
-import soxr
 
 from firmware.analysis.edges import LineChange, SpeechEnd, SpeechStart, ToneDetected
 from firmware.config.profiles import Profile
@@ -133,13 +132,13 @@ def analyze_pcm(
     return Analysis(channel, rate_hz, duration_s, segments, line, tones, echo)
 
 
-def channel_layout(text: str | None, path: str, channels: int) -> tuple[str, ...]:
+def channel_layout(text: str | None, path: str, channels: int, channel: str) -> tuple[str, ...]:
     """The station channel of each of the file's channels, from `--channels` ("rx,tx",
-    "tx,rx", "-,rx", ...; "-" is a channel to leave out). A mono file is rx or tx as
-    `--channel` says; a file of more channels needs the option."""
+    "tx,rx", "-,rx", ...; "-" is a channel to leave out). A mono file is `channel` (as
+    `--channel` says); a file of more channels needs the option."""
     if text is None:
         if channels == 1:
-            return ("",)
+            return (channel,)
         raise InputError(
             f"{shown(path)}: {channels} channels; say which is the customer and which the agent, "
             f"e.g. --channels {','.join(['rx', 'tx', *['-'] * (channels - 2)])}"
@@ -170,9 +169,7 @@ def analyze_file(
     if tx_path is not None and channel != "rx":
         raise InputError("--tx: the agent's channel is only used with --channel rx")
     rec = read_recording(path)
-    layout = channel_layout(channels, path, rec.channels)
-    if layout == ("",):
-        layout = (channel,)
+    layout = channel_layout(channels, path, rec.channels, channel)
     if channel not in layout:
         raise InputError(f"--channels: {channels!r} has no {channel} channel to analyse (--channel {channel})")
     pcm = np.ascontiguousarray(rec.samples[:, layout.index(channel)])
@@ -182,13 +179,10 @@ def analyze_file(
             raise InputError(f"--tx: {shown(path)} already holds the agent's channel (--channels {channels})")
         tx = np.ascontiguousarray(rec.samples[:, layout.index("tx")])
     elif tx_path is not None:
-        other = read_recording(tx_path)
+        other = read_recording(tx_path, to_rate_hz=rec.rate_hz)
         if other.channels != 1:
             raise InputError(f"{shown(tx_path)}: {other.channels} channels; --tx takes a mono recording of the agent")
         tx = other.samples[:, 0]
-        if other.rate_hz != rec.rate_hz:
-            tx = np.clip(np.round(soxr.resample(tx.astype(np.float64), other.rate_hz, rec.rate_hz)), -32768, 32767)
-            tx = tx.astype(np.int16)
     result = analyze_pcm(pcm, rec.rate_hz, settings, profile, channel, tx, block_s)
     return dataclasses.replace(result, source=rec.describe())
 

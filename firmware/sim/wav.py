@@ -174,8 +174,9 @@ def _read_format(path: Path) -> tuple[int, int, int, int, int, bytes]:
     return tag, channels, rate_hz, align, bits, data
 
 
-def read_recording(path: str | Path) -> Recording:
-    """Read a recording as telephone systems and recorders write it (see the module docstring)."""
+def read_recording(path: str | Path, to_rate_hz: int | None = None) -> Recording:
+    """Read a recording as telephone systems and recorders write it (see the module docstring);
+    at `to_rate_hz` (one of SUPPORTED_RATES_HZ) when given, else at the next supported rate."""
     path = Path(path)
     tag, channels, rate_hz, align, bits, data = _read_format(path)
     if tag not in ENCODINGS:
@@ -194,7 +195,12 @@ def read_recording(path: str | Path) -> Recording:
     if not len(x):
         raise InputError(f"{shown(path)}: no audio (0 samples)")
     encoding = name if tag in (6, 7) else f"{8 * width if tag == 3 else bits}-bit {name}"
-    rate = rate_hz if rate_hz in SUPPORTED_RATES_HZ else min([r for r in SUPPORTED_RATES_HZ if r > rate_hz] or [48000])
+    if to_rate_hz is not None:
+        rate = to_rate_hz
+    elif rate_hz in SUPPORTED_RATES_HZ:
+        rate = rate_hz
+    else:
+        rate = min([r for r in SUPPORTED_RATES_HZ if r > rate_hz] or [48000])
     if rate != rate_hz:
         x = soxr.resample(x, rate_hz, rate, quality="HQ")
         if not len(x):
