@@ -2,7 +2,8 @@
 
 The setting's validation (bad values; "silero" without the extra) runs everywhere. The
 decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): speech at SNR
-0 dB under babble is found, music on hold alone starts no utterance, speech Silero is unsure
+0 dB under babble and in a crowd in a room is found, music on hold alone starts no utterance, a
+crowd in a room is no talking customer (dry babble is: the known limit, xfail), speech Silero is unsure
 of is not vetoed, the agent's echo under the line noise is not the customer, and replay gives
 the same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz and at 16 kHz
 (decimated to Silero's 8 kHz telephone mode).
@@ -102,13 +103,21 @@ def _rx_talk_s(events):
     return next(e for e in events if e["type"] == "call.end")["talk_s"]["rx"]
 
 
-def _customer_in_babble(rate_hz=8000, snr_db=0.0):
+def _customer_in_babble(rate_hz=8000, snr_db=0.0, noise="babble"):
+    """A customer talking six times, the noise alone first. "babble": six dry talkers summed
+    (firmware.sim.speech); "crowd": twelve talkers around the caller, each through its own
+    room (tools/bench_corpus.py; 16 kHz only)."""
     c = Call(60.0, rate_hz)
     t = 6.0  # babble alone first
     for name in (*CUSTOMER_PROMPTS, "vm-intro", "privacy-prompt"):
         _s, t = c.say("rx", name, t)
         t += 1.5
-    c.add("rx", sp.noise("babble", c.n, rate_hz, seed=4, level_dbfs=CUSTOMER_DBFS - snr_db))
+    level_dbfs = CUSTOMER_DBFS - snr_db
+    if noise == "crowd":
+        assert rate_hz == bc.RATE_HZ
+        c.add("rx", bc.noise("crowd", c.n, level_dbfs, np.random.default_rng(4)))
+    else:
+        c.add("rx", sp.noise(noise, c.n, rate_hz, seed=4, level_dbfs=level_dbfs))
     return c
 
 
@@ -118,10 +127,14 @@ def _covered(segments, span):
 
 
 @needs_extra
-def test_speech_at_snr_0_under_babble_is_detected():
-    """A customer in a crowd, babble as loud as the speech: every utterance is found (the
-    analyser alone finds under a fifth of the talk time, and misses most utterances)."""
-    c = _customer_in_babble()
+@pytest.mark.parametrize(("noise", "rate_hz", "snr_db"), [("babble", 8000, 0.0), ("crowd", bc.RATE_HZ, 5.0)])
+def test_speech_under_babble_and_in_a_crowd_is_detected(noise, rate_hz, snr_db):
+    """A customer in a crowd: every utterance is found. Dry babble as loud as the speech
+    (the analyser alone finds under a fifth of the talk time, and misses most utterances;
+    the extra calls that babble speech anyway, see the known limit below); a crowd in a
+    room 5 dB under the speech (the analyser alone covers 0.80-0.99 of each utterance, the
+    extra 0.94-1.00; at 0 dB it misses one of the seven, tools/bench has the F1)."""
+    c = _customer_in_babble(rate_hz, snr_db=snr_db, noise=noise)
     res = analyze_pcm(sp.to_int16(c.tracks["rx"]), c.rate_hz, SILERO, load_profile("hotline-5s"), "rx")
     covered = [round(_covered(res.segments, span), 2) for span in c.spans["rx"]]
     assert min(covered) >= 0.8, covered
@@ -130,12 +143,29 @@ def test_speech_at_snr_0_under_babble_is_detected():
 @needs_extra
 @pytest.mark.xfail(
     strict=True,
-    reason="known limit: Silero hears the voices in dense babble; station+silero calls babble alone speech",
+    reason="known limit: Silero hears the voices of dry babble (talkers summed without a room) as speech",
 )
 def test_babble_alone_starts_no_utterance_with_silero():
     c = Call(30.0)
     c.add("rx", sp.noise("babble", c.n, c.rate_hz, seed=1, level_dbfs=CUSTOMER_DBFS))
     assert _rx_talk_s(c.run(SILERO)) == 0.0
+
+
+@needs_extra
+def test_a_crowd_in_a_room_alone_is_no_talking_customer():
+    """The known limit above is the dry babble's: six talkers' recordings summed, as if each
+    spoke into the handset in an anechoic room (the fused decision calls 27-28.5 s of such a
+    30 s call speech). Talkers around the caller in a room (tools/bench_corpus.py's crowd:
+    twelve voices, each through its own room) are not speech to Silero: over four crowds
+    the extra adds no rx talk time to the analyser's own, and that stays under 5% of the
+    calls (one crowd holds a talker near enough for both to hear: 3.5 s)."""
+    fused = alone = 0.0
+    for seed in range(1, 5):
+        c = Call(30.0, bc.RATE_HZ)
+        c.add("rx", bc.noise("crowd", c.n, CUSTOMER_DBFS, np.random.default_rng(seed)))
+        fused += _rx_talk_s(c.run(SILERO))
+        alone += _rx_talk_s(c.run(Settings()))
+    assert fused <= alone + 0.5 and fused <= 0.05 * 4 * 30.0, (fused, alone)
 
 
 def _moh(seconds, rate_hz):

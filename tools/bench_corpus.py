@@ -9,12 +9,15 @@ before anything else is done to it:
                                 espeak-ng paragraphs (175 and 280 words/min) joined with
                                 0.2-3 s gaps, from t = 0
   level            the clean track's P.56-style active level (firmware levels)
-  noise            white, pink, babble (6 other talkers), moh (Asterisk music on hold),
+  noise            white, pink, babble (6 other talkers, dry), moh (Asterisk music on hold),
                    office (HVAC, keyboard, two distant talkers, now and then a phone);
                    SNR = speech active level - noise RMS level
   band             wide (16 kHz as built) or tel: 300-3400 Hz band-pass, 8 kHz, G.711
                    mu-law encode/decode, back to 16 kHz
   echo (calls)     the agent's tx copied into rx at a coupling (dB) and a delay (ms)
+  crowd (beside)   a crowd in a room around the caller (`crowd`): twelve talkers, each
+                   through its own room; not one of NOISES, so the corpus figures are
+                   comparable from run to run. `crowd_grid` is its own small corpus.
 
 Frame labelling rule (30 ms frames of the *clean* wideband track at its final level): a
 frame is speech when its level is within 25 dB of the track's active speech level; pauses
@@ -51,6 +54,7 @@ MOH_DIR = Path("/usr/share/asterisk/moh")
 SOURCES = ("human-long", "human-short", "en-us", "en-us-fast", "cmn", "cmn-fast")
 NOISES = ("white", "pink", "babble", "moh", "office")
 SNRS_DB = (20.0, 10.0, 5.0, 0.0)
+CROWD_SNRS_DB = (5.0, 0.0)
 LEVELS_DBFS = (-12.0, -20.0, -35.0, -50.0)
 BANDS = ("wide", "tel")
 COUPLINGS_DB = (-6.0, -12.0, -18.0, -25.0)
@@ -62,6 +66,8 @@ LONG_PROMPTS = ("demo-instruct", "demo-congrats", "priv-callee-options", "conf-a
                 "confbridge-mute-extended", "conf-adminmenu-menu8")
 ESPEAK_VOICES = {"en-us": ("en-us", 175), "en-us-fast": ("en-us", 280),
                  "cmn": ("cmn", 175), "cmn-fast": ("cmn", 280)}
+# The crowd's other voices (espeak-ng voice, words/min), besides six Asterisk prompts.
+CROWD_VOICES = (("en-us", 175), ("en-us+m3", 160), ("en-us+f2", 170), ("en-gb", 175), ("cmn", 175), ("cmn", 140))
 EN_TEXT = (
     "Thank you for calling customer service, my name is Alex, how can I help you today? "
     "I can see your account here, and the last payment arrived on the third of this month.",
@@ -220,8 +226,42 @@ def _office(n: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def room(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`x` as a handset hears a talker elsewhere in the room: the direct sound plus a late
+    reverberation (Gaussian noise decaying to -60 dB in an RT60 of 0.3-0.8 s, from 4 ms on)
+    whose energy is 6 dB under to 8 dB over the direct sound's, and the highs that distance
+    takes (a first-order low-pass at 2-8 kHz)."""
+    n = len(x)
+    rt60_s, reverb_db, lowpass_hz = rng.uniform(0.3, 0.8), rng.uniform(-6.0, 8.0), rng.uniform(2000.0, 8000.0)
+    t = np.arange(RATE_HZ) / RATE_HZ
+    h = rng.standard_normal(RATE_HZ) * np.exp(-6.908 * t / rt60_s)
+    h[: int(0.004 * RATE_HZ)] = 0.0
+    h *= np.sqrt(10.0 ** (reverb_db / 10.0) / float(h @ h))
+    h[0] = 1.0
+    m = n + len(h)
+    f = np.fft.rfftfreq(m, 1.0 / RATE_HZ)
+    y = np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m) / np.sqrt(1.0 + (f / lowpass_hz) ** 2), m)
+    return y[:n]
+
+
+def _crowd(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Twelve talkers around the caller, unscaled: six Asterisk prompts and the six espeak-ng
+    voices of CROWD_VOICES, each looped from a random place, at its own level (+-3.5 dB)
+    and through its own room (`room`). Unlike `babble` (six dry talkers summed, as if each
+    spoke into the handset in an anechoic room), this is what a phone in a crowd hears."""
+    x = np.zeros(n)
+    parts = [sp.load_prompt(str(nm), RATE_HZ) for nm in rng.choice(sp.BABBLE_PROMPTS, size=6, replace=False)]
+    parts += [espeak(" ".join(CMN_TEXT if v == "cmn" else EN_TEXT), v, wpm) for v, wpm in CROWD_VOICES]
+    for p in parts:
+        p = p / np.sqrt(np.mean(p * p)) * 10.0 ** (rng.uniform(-3.5, 3.5) / 20.0)
+        reps = np.tile(p, n // len(p) + 2)
+        s = int(rng.integers(0, len(p)))
+        x += room(reps[s:s + n], rng)
+    return x
+
+
 def noise(kind: str, n: int, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
-    """`n` samples of a noise kind at an RMS level of `level_dbfs`."""
+    """`n` samples of a noise kind (NOISES, or "crowd") at an RMS level of `level_dbfs`."""
     seed = int(rng.integers(1 << 30))
     if kind in ("white", "pink", "babble"):
         return sp.noise(kind, n, RATE_HZ, seed=seed, level_dbfs=level_dbfs)
@@ -232,6 +272,8 @@ def noise(kind: str, n: int, level_dbfs: float, rng: np.random.Generator) -> np.
         x = np.resize(x[s:], n)
     elif kind == "office":
         x = _office(n, rng)
+    elif kind == "crowd":
+        x = _crowd(n, rng)
     else:
         raise ValueError(f"unknown noise {kind!r}")
     return sp.scale_to(x, level_dbfs, RATE_HZ, active=False)
@@ -303,6 +345,19 @@ def noise_grid(quick: bool):
     levels = (-20.0, -35.0, -50.0) if not quick else (-20.0,)
     return [(kind, level, band) for kind in NOISES for level in levels
             for band in (BANDS if not quick else ("wide",))]
+
+
+def crowd_grid(quick: bool):
+    """The crowd's own corpus: ((source, level, "crowd", snr, band) speech tracks, ("crowd",
+    level, band) noise-alone tracks). Every source at CROWD_SNRS_DB in both bands, the level
+    rotating over LEVELS_DBFS; the crowd alone at -20, -35 and -50 dBFS in both bands."""
+    sources = SOURCES if not quick else ("human-long", "en-us")
+    speech_ = [(src, LEVELS_DBFS[(si + ki + bi) % len(LEVELS_DBFS)], "crowd", snr, band)
+               for si, src in enumerate(sources) for ki, snr in enumerate(CROWD_SNRS_DB)
+               for bi, band in enumerate(BANDS if not quick else ("wide",))]
+    alone = [("crowd", level, band) for level in ((-20.0, -35.0, -50.0) if not quick else (-20.0,))
+             for band in (BANDS if not quick else ("wide",))]
+    return speech_, alone
 
 
 # ---- two-channel calls with tx -> rx coupling ----------------------------------------------
