@@ -18,6 +18,10 @@ before anything else is done to it:
   crowd (beside)   a crowd in a room around the caller (`crowd`): twelve talkers, each
                    through its own room; not one of NOISES, so the corpus figures are
                    comparable from run to run. `crowd_grid` is its own small corpus.
+  other talkers    a holdout (`voices_grid`): the corpus's conditions with speech by three
+  (beside)         talkers the thresholds were never tuned on, Asterisk's Canadian French
+                   (June), Italian (Carlo, a man) and Russian voices (`tools/dev
+                   bench-setup` installs them), short prompts joined with 0.2-3 s gaps
 
 Frame labelling rule (30 ms frames of the *clean* wideband track at its final level): a
 frame is speech when its level is within 25 dB of the track's active speech level; pauses
@@ -66,6 +70,9 @@ LONG_PROMPTS = ("demo-instruct", "demo-congrats", "priv-callee-options", "conf-a
                 "confbridge-mute-extended", "conf-adminmenu-menu8")
 ESPEAK_VOICES = {"en-us": ("en-us", 175), "en-us-fast": ("en-us", 280),
                  "cmn": ("cmn", 175), "cmn-fast": ("cmn", 280)}
+# The holdout's talkers: name -> directory under SOUNDS_DIR (tools/dev BENCH_APT_PACKAGES).
+SOUNDS_DIR = Path("/usr/share/asterisk/sounds")
+OTHER_VOICES = {"fr-June": "fr_CA_f_June", "it-Carlo": "it_IT_m_Carlo", "ru-IvrvoiceRU": "ru_RU_f_IvrvoiceRU"}
 # The crowd's other voices (espeak-ng voice, words/min), besides six Asterisk prompts.
 CROWD_VOICES = (("en-us", 175), ("en-us+m3", 160), ("en-us+f2", 170), ("en-gb", 175), ("cmn", 175), ("cmn", 140))
 EN_TEXT = (
@@ -151,6 +158,25 @@ def espeak(text: str, voice: str, wpm: int) -> np.ndarray:
     return x
 
 
+def other_voices_available() -> bool:
+    return all((SOUNDS_DIR / d).is_dir() for d in OTHER_VOICES.values())
+
+
+@functools.cache
+def _voice_prompts(voice: str) -> tuple[Path, ...]:
+    """The voice's prompts of at least 0.8 s (the longer half: words alone are mostly digits)."""
+    files = sorted((SOUNDS_DIR / OTHER_VOICES[voice]).glob("*.wav"))
+    return tuple(p for p in files if p.stat().st_size >= 44 + int(0.8 * 8000) * 2)
+
+
+@functools.cache
+def _voice_prompt(path: Path) -> np.ndarray:
+    rate, pcm = read_wav(path)
+    x = trim(soxr.resample(pcm.astype(np.float64), rate, RATE_HZ, quality="HQ"))
+    x.setflags(write=False)
+    return x
+
+
 def _chain(parts, gaps_s, seconds: float, lead_s: float = 0.0) -> np.ndarray:
     """Parts one after another with the given gaps, cut or zero-padded to `seconds`."""
     n = int(seconds * RATE_HZ)
@@ -174,6 +200,10 @@ def speech(source: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
     if source == "human-short":
         names = [str(s) for s in rng.choice(sp.SPEECH_PROMPTS, size=24)]
         return _chain([sp.load_prompt(nm, RATE_HZ) for nm in names], gaps, seconds, lead_s=float(gaps[-1]))
+    if source in OTHER_VOICES:
+        files = _voice_prompts(source)
+        parts = [_voice_prompt(files[i]) for i in rng.choice(len(files), size=40, replace=False)]
+        return _chain(parts, gaps, seconds, lead_s=float(gaps[-1]))
     voice, wpm = ESPEAK_VOICES[source]
     texts = CMN_TEXT if voice == "cmn" else EN_TEXT
     order = [texts[i % len(texts)] for i in rng.permutation(3 * len(texts))]
@@ -358,6 +388,21 @@ def crowd_grid(quick: bool):
     alone = [("crowd", level, band) for level in ((-20.0, -35.0, -50.0) if not quick else (-20.0,))
              for band in (BANDS if not quick else ("wide",))]
     return speech_, alone
+
+
+def voices_grid(quick: bool):
+    """The holdout's speech tracks (source, level, noise, snr, band): each of OTHER_VOICES
+    clean at every level in both bands, and in every noise at every SNR in both bands, the
+    level rotating over LEVELS_DBFS (as speech_grid does for the corpus's sources)."""
+    voices = tuple(OTHER_VOICES) if not quick else ("it-Carlo",)
+    out = []
+    for vi, v in enumerate(voices):
+        out += [(v, level, None, None, band) for level in LEVELS_DBFS for band in BANDS]
+        out += [(v, LEVELS_DBFS[(vi + ni + ki + bi) % len(LEVELS_DBFS)], kind, snr, band)
+                for ni, kind in enumerate(NOISES if not quick else ("babble",))
+                for ki, snr in enumerate(SNRS_DB if not quick else (0.0,))
+                for bi, band in enumerate(BANDS)]
+    return out
 
 
 # ---- two-channel calls with tx -> rx coupling ----------------------------------------------

@@ -73,7 +73,7 @@ from firmware.analysis.levels import (
     DcOffset,
 )
 from firmware.analysis.linestate import LineState
-from firmware.analysis.neural import ECHO_AUDIBLE_DB, SileroStage, fuse
+from firmware.analysis.neural import ECHO_AUDIBLE_DB, LATE_S, SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
 from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, one_frame_classifier, vad_rate_for
 from firmware.config.settings import AnalysisSettings
@@ -172,6 +172,7 @@ class ChannelAnalyzer:
         self._ones = np.ones(self.frame_len)  # (a frame's sum as a dot product)
         # second stage (firmware.analysis.neural): one speech probability per frame, fused below
         self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
+        self._late_frames = round(LATE_S / self.frame_s)  # how late the second stage's evidence is
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -392,6 +393,8 @@ class ChannelAnalyzer:
         # the level the echo is compared with besides the floor: how far under the floor it still
         # counts (`fuse`: Silero hears it); without the second stage the floor itself
         audible_db = 0.0 if second_stage_p is None else ECHO_AUDIBLE_DB
+        late_frames = self._late_frames
+        late = 0  # (set per frame only with the second stage)
         if self._thr is not None:
             echo_floor = floor - audible_db
         evidence = []
@@ -437,6 +440,7 @@ class ChannelAnalyzer:
                 )
                 explained = lv <= e + echo.margin_db  # the agent's own echo explains the frame
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
+                own = strong or weak
                 strong, weak = fuse(
                     strong,
                     weak,
@@ -445,6 +449,7 @@ class ChannelAnalyzer:
                     speaking,
                     echo is not None and not explained and e > echo_floor,
                 )
+                late = 0 if own else late_frames  # evidence of the second stage alone is late (neural.LATE_S)
             quiet = not weak
             if echo is not None:
                 if explained:
@@ -461,7 +466,7 @@ class ChannelAnalyzer:
             evidence.append(strong)
             code = 2 if strong else (1 if weak else 0)
             if code or speaking or smoother.run:
-                tr = smoother.step(g, code, p)
+                tr = smoother.step(g, code, p, late)
                 speaking = smoother.speaking
             else:  # no evidence, no utterance, no onset run: the step would change nothing
                 tr = None

@@ -112,6 +112,12 @@ class Smoother:
     after the talker stopped. The utterance's mean power is taken over all its frames from
     start to last speech frame (P.56 idea: the level while speech is active, short pauses
     inside words included, the trailing hangover excluded).
+
+    Evidence from a detector that is late (`step`'s `late_frames`: the second stage's
+    probability stays high for a few frames after the voice stops) keeps an utterance going
+    like any other, but vouches for speech only up to that many frames back: the reported
+    end is not pushed past it. The mean power still counts every frame up to the last one
+    with evidence (a few quiet frames more at most).
     """
 
     __slots__ = (
@@ -124,6 +130,8 @@ class Smoother:
         "start_frame",
         "last_speech_frame",
         "last_strong_frame",
+        "end_frame",
+        "strong_end_frame",
         "power_sum",
         "gap_power",
         "weak_power",
@@ -155,6 +163,8 @@ class Smoother:
         self.start_frame = 0
         self.last_speech_frame = 0
         self.last_strong_frame = 0
+        self.end_frame = 0  # the last frame the evidence vouches for (late evidence: earlier)
+        self.strong_end_frame = 0  # the same, of strong evidence
         self.power_sum = 0.0  # power of the utterance's frames so far (gap included)
         self.gap_power = 0.0  # power of the trailing non-speech frames, removed at the end
         self.weak_power = 0.0  # power of the frames after the last strong one
@@ -169,7 +179,8 @@ class Smoother:
         Appends the smoothed state of every frame (True while in an utterance) to `flags`.
         Returns transitions as tuples: ("start", frame, start_frame),
         ("level", frame, start_frame) (with level_frames, see __init__) and
-        ("end", frame, start_frame, last_speech_frame, mean_power).
+        ("end", frame, start_frame, last_speech_frame, mean_power); last_speech_frame is the
+        last frame the evidence vouches for (see the class docstring).
         """
         out = []
         step, append = self.step, flags.append
@@ -180,14 +191,26 @@ class Smoother:
             append(self.speaking)
         return out
 
-    def step(self, g: int, code: int, p: float):
-        """One frame of `run_block` (decision `code`, power `p`): its transition or None."""
+    def step(self, g: int, code: int, p: float, late_frames: int = 0):
+        """One frame of `run_block` (decision `code`, power `p`): its transition or None.
+        `late_frames`: the evidence comes from a detector that far behind the audio (see the
+        class docstring); 0 for the analyser's own."""
         if self.speaking:
             self.power_sum += p
             if code:
                 self.gap = 0
                 self.gap_power = 0.0
                 self.last_speech_frame = g
+                if late_frames:
+                    vouched = g - late_frames
+                    if vouched > self.end_frame:
+                        self.end_frame = vouched
+                    if code > 1 and vouched > self.strong_end_frame:
+                        self.strong_end_frame = vouched
+                else:
+                    self.end_frame = g
+                    if code > 1:
+                        self.strong_end_frame = g
                 if code > 1:
                     self.last_strong_frame = g
                     self.weak_power = 0.0
@@ -201,13 +224,13 @@ class Smoother:
                     self.speaking = False
                     self.run = 0
                     start, last = self.start_frame, self.last_speech_frame
-                    return ("end", g, start, last, (self.power_sum - self.gap_power) / (last - start + 1))
+                    return ("end", g, start, self.end_frame, (self.power_sum - self.gap_power) / (last - start + 1))
             # (a strong frame is 0 frames from the last strong one: under any weak limit)
             if code < 2 and self.max_weak_frames and g - self.last_strong_frame >= self.max_weak_frames:
                 self.speaking = False
                 self.run = 0
                 start, last = self.start_frame, self.last_strong_frame
-                return ("end", g, start, last, (self.power_sum - self.weak_power) / (last - start + 1))
+                return ("end", g, start, self.strong_end_frame, (self.power_sum - self.weak_power) / (last - start + 1))
             if self.level_frames and g >= self.next_level:
                 self.next_level = g + self.level_every
                 return ("level", g, self.start_frame)
@@ -220,7 +243,7 @@ class Smoother:
                 self.speaking = True
                 self.gap = 0
                 self.start_frame = g - self.run + 1
-                self.last_speech_frame = self.last_strong_frame = g
+                self.last_speech_frame = self.last_strong_frame = self.end_frame = self.strong_end_frame = g
                 self.power_sum, self.gap_power, self.weak_power = self.run_power, 0.0, 0.0
                 self.next_level = self.start_frame + self.level_frames - 1
                 return ("start", g, self.start_frame)
