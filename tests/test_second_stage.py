@@ -103,15 +103,19 @@ def _rx_talk_s(events):
     return next(e for e in events if e["type"] == "call.end")["talk_s"]["rx"]
 
 
-def _customer_in_babble(rate_hz=8000, snr_db=0.0, noise="babble"):
-    """A customer talking six times, the noise alone first. "babble": six dry talkers summed
-    (firmware.sim.speech); "crowd": twelve talkers around the caller, each through its own
-    room (tools/bench_corpus.py; 16 kHz only)."""
-    c = Call(60.0, rate_hz)
-    t = 6.0  # babble alone first
+def _customer_talks(c, t):
+    """The customer says seven prompts from `t` on, 1.5 s apart."""
     for name in (*CUSTOMER_PROMPTS, "vm-intro", "privacy-prompt"):
         _s, t = c.say("rx", name, t)
         t += 1.5
+
+
+def _customer_in_babble(rate_hz=8000, snr_db=0.0, noise="babble"):
+    """A customer talking, the noise alone first. "babble": six dry talkers summed
+    (firmware.sim.speech); "crowd": twelve talkers around the caller, each through its own
+    room (tools/bench_corpus.py; 16 kHz only)."""
+    c = Call(60.0, rate_hz)
+    _customer_talks(c, 6.0)  # babble alone first
     level_dbfs = CUSTOMER_DBFS - snr_db
     if noise == "crowd":
         assert rate_hz == bc.RATE_HZ
@@ -165,10 +169,7 @@ def test_silero_does_not_push_the_end_of_speech_late(rate_hz):
     together no more than 0.25 s later (they were 60-150 ms later on six of the seven, 0.57 s
     in all; the pause rules count from them)."""
     c = Call(40.0, rate_hz)
-    t = 2.0
-    for name in (*CUSTOMER_PROMPTS, "vm-intro", "privacy-prompt"):
-        _s, t = c.say("rx", name, t)
-        t += 1.5
+    _customer_talks(c, 2.0)
     c.add("rx", sp.noise("pink", c.n, rate_hz, seed=3, level_dbfs=-60.0))
     pcm = sp.to_int16(c.tracks["rx"])
     own = analyze_pcm(pcm, rate_hz, Settings(), load_profile("hotline-5s"), "rx").segments

@@ -163,18 +163,17 @@ def other_voices_available() -> bool:
 
 
 @functools.cache
-def _voice_prompts(voice: str) -> tuple[Path, ...]:
-    """The voice's prompts of at least 0.8 s (the longer half: words alone are mostly digits)."""
-    files = sorted((SOUNDS_DIR / OTHER_VOICES[voice]).glob("*.wav"))
-    return tuple(p for p in files if p.stat().st_size >= 44 + int(0.8 * 8000) * 2)
-
-
-@functools.cache
-def _voice_prompt(path: Path) -> np.ndarray:
-    rate, pcm = read_wav(path)
-    x = trim(soxr.resample(pcm.astype(np.float64), rate, RATE_HZ, quality="HQ"))
-    x.setflags(write=False)
-    return x
+def _voice_prompts(voice: str) -> tuple[np.ndarray, ...]:
+    """The voice's prompts of at least 0.8 s (the longer half: words alone are mostly digits),
+    at RATE_HZ without their lead-in and tail (read-only)."""
+    out = []
+    for path in sorted((SOUNDS_DIR / OTHER_VOICES[voice]).glob("*.wav")):
+        rate, pcm = read_wav(path)
+        if len(pcm) >= 0.8 * rate:
+            x = trim(sp.resample(pcm, rate, RATE_HZ))
+            x.setflags(write=False)
+            out.append(x)
+    return tuple(out)
 
 
 def _chain(parts, gaps_s, seconds: float, lead_s: float = 0.0) -> np.ndarray:
@@ -201,8 +200,8 @@ def speech(source: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
         names = [str(s) for s in rng.choice(sp.SPEECH_PROMPTS, size=24)]
         return _chain([sp.load_prompt(nm, RATE_HZ) for nm in names], gaps, seconds, lead_s=float(gaps[-1]))
     if source in OTHER_VOICES:
-        files = _voice_prompts(source)
-        parts = [_voice_prompt(files[i]) for i in rng.choice(len(files), size=40, replace=False)]
+        prompts = _voice_prompts(source)
+        parts = [prompts[i] for i in rng.choice(len(prompts), size=40, replace=False)]
         return _chain(parts, gaps, seconds, lead_s=float(gaps[-1]))
     voice, wpm = ESPEAK_VOICES[source]
     texts = CMN_TEXT if voice == "cmn" else EN_TEXT

@@ -201,18 +201,13 @@ class Smoother:
                 self.gap = 0
                 self.gap_power = 0.0
                 self.last_speech_frame = g
-                if late_frames:
-                    vouched = g - late_frames
-                    if vouched > self.end_frame:
-                        self.end_frame = vouched
-                    if code > 1 and vouched > self.strong_end_frame:
-                        self.strong_end_frame = vouched
-                else:
-                    self.end_frame = g
-                    if code > 1:
-                        self.strong_end_frame = g
+                vouched = g - late_frames  # (late evidence never moves an end back)
+                if vouched > self.end_frame:
+                    self.end_frame = vouched
                 if code > 1:
                     self.last_strong_frame = g
+                    if vouched > self.strong_end_frame:
+                        self.strong_end_frame = vouched
                     self.weak_power = 0.0
                 else:
                     self.weak_power += p
