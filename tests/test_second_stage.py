@@ -4,7 +4,8 @@ The setting's validation (bad values; "silero" without the extra) runs everywher
 decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): speech at SNR
 0 dB under babble and in a crowd in a room is found, music on hold alone starts no utterance, a
 crowd in a room is no talking customer (dry babble is: the known limit, xfail), speech Silero is unsure
-of is not vetoed, the agent's echo under the line noise is not the customer, and replay gives
+of is not vetoed, the agent's echo under the line noise is not the customer (Silero going
+deaf on a long noisy call is a known limit, xfail), and replay gives
 the same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz and at 16 kHz
 (decimated to Silero's 8 kHz telephone mode).
 """
@@ -180,6 +181,27 @@ def test_silero_does_not_push_the_end_of_speech_late(rate_hz):
         assert a is not None and b is not None, (end, own, fused)
         late.append(round(b - a, 3))
     assert sorted(late)[len(late) // 2] <= 0.0 and sum(late) <= 0.25, late
+
+
+@needs_extra
+@pytest.mark.xfail(
+    strict=True, reason="known limit: Silero's recurrent state drifts into deafness on a long noisy stream"
+)
+@pytest.mark.parametrize(("noise", "snr_db", "seed"), [("pink", 5.0, 1261), ("white", 0.0, 1255)])
+def test_silero_does_not_go_deaf_on_a_long_noisy_call(noise, snr_db, seed):
+    """Silero's recurrent state can drift into one that hears no speech, and stay there
+    (neural.py, "Known limit, state drift"): fast synthetic Mandarin on a noisy telephone
+    line (one of tools/bench's tracks, its seed) is found, fused, in under a fifth of its
+    speech over the first 20 s and in 0-9% of it after. A state renewed in a pause found
+    over 0.98 of it after the first 20 s, but weakened the veto on music (see neural.py)."""
+    track = bc.speech_track("cmn-fast", -20.0, noise, snr_db, "tel", seconds=60.0, seed=seed)
+    res = analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx")
+    found = np.zeros(len(track.truth), dtype=bool)
+    for start, end, _ in res.segments:
+        found[round(start / 0.03) : round(end / 0.03)] = True
+    later = slice(round(20.0 / 0.03), None)
+    covered = found[later][track.truth[later]].mean()
+    assert covered >= 0.9, round(float(covered), 2)
 
 
 @needs_extra

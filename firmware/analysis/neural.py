@@ -46,6 +46,18 @@ it). On tools/bench's corpus that took frame F1 on clean speech from 0.986 to 0.
 2%; on a first selection of its other talkers' prompts, precision on clean speech from
 0.978 to 0.987 with recall unchanged.
 
+Known limit, state drift. Silero's recurrent state can drift, on a long noisy stream, into
+one that no longer hears speech, and stay there (silero-vad issue #725 reports it on live
+streams). On tools/bench's telephone-band tracks at SNR 0-5 dB, a talker Silero found in
+78-87% of the first 20 s was found in 5-9% of the last 20 s, and fast synthetic Mandarin in
+none of it from the start of the track. Renewing the state in a pause (a new state warmed
+up beside the old one, taking over once Silero's probability stayed under 0.1 for 1 s, at
+most every 10 s) was tried and not kept: it raised frame F1 from 0.954 to 0.964 (at SNR
+0 dB 0.881 to 0.922; other talkers 0.916 to 0.920, at 0 dB 0.816 to 0.847), but a renewed
+state is less sure of what is not speech, so the veto weakens: music on hold alone got
+0.8-1.0 s of talk in a minute, a crowd in a room twice the analyser's own, and the office
+noise's distant talkers 1.2 false utterances a minute (0.17 before).
+
 The agent's echo. The analyser's echo veto (firmware.analysis.echo) removes rx frames that
 the agent's echo explains by level; an echo under the line's noise does not explain the
 frame's level, but Silero still hears the voice in it (a -25 dB echo 7 dB under the noise:
