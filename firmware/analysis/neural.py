@@ -30,9 +30,10 @@ one (music on hold, office transients) and from keeping one going. The vetoes ar
 (P_VETO_START, P_VETO): the frames of music and office noise that the energy path takes
 for speech get probabilities of 0.000-0.005 from Silero, fast or synthetic speech that it
 is unsure of 0.01-0.1, and that speech is the analyser's to decide. The thresholds were
-chosen on tools/bench's corpus and checked on a second corpus built the same way with other
-seeds (other prompts, texts, noise excerpts): frame F1 0.953 and 0.956, at SNR 0 dB 0.882
-and 0.888, false utterances on noise alone 0.27 and 0.30 per minute.
+chosen on tools/bench's corpus, with one Silero state (see "State drift"), and checked on
+a second corpus built the same way with other seeds (other prompts, texts, noise
+excerpts): frame F1 0.953 and 0.956, at SNR 0 dB 0.882 and 0.888, false utterances on noise
+alone 0.27 and 0.30 per minute.
 
 Late ends. Silero's probability stays over P_KEEP for about 90 ms after the voice stops (its
 recurrent state, and up to one 32 ms chunk of grid): on tools/bench's clean speech the
@@ -46,17 +47,27 @@ it). On tools/bench's corpus that took frame F1 on clean speech from 0.986 to 0.
 2%; on a first selection of its other talkers' prompts, precision on clean speech from
 0.978 to 0.987 with recall unchanged.
 
-Known limit, state drift. Silero's recurrent state can drift, on a long noisy stream, into
-one that no longer hears speech, and stay there (silero-vad issue #725 reports it on live
-streams). On tools/bench's telephone-band tracks at SNR 0-5 dB, a talker Silero found in
-78-87% of the first 20 s was found in 5-9% of the last 20 s, and fast synthetic Mandarin in
-none of it from the start of the track. Renewing the state in a pause (a new state warmed
-up beside the old one, taking over once Silero's probability stayed under 0.1 for 1 s, at
-most every 10 s) was tried and not kept: it raised frame F1 from 0.954 to 0.964 (at SNR
-0 dB 0.881 to 0.922; other talkers 0.916 to 0.920, at 0 dB 0.816 to 0.847), but a renewed
-state is less sure of what is not speech, so the veto weakens: music on hold alone got
-0.8-1.0 s of talk in a minute, a crowd in a room twice the analyser's own, and the office
-noise's distant talkers 1.2 false utterances a minute (0.17 before).
+State drift. Silero's recurrent state can drift, on a long noisy stream, into one that no
+longer hears speech, and stay there (silero-vad issue #725 reports it on live streams). On
+tools/bench's telephone-band tracks at SNR 0-5 dB, a talker Silero found in 78-87% of the
+first 20 s was found in 5-9% of the last 20 s, and fast synthetic Mandarin in none of it
+from the start of the track. So the stage runs two states side by side, as one batch of
+the model (one batch of two costs about 1.3 times one state's run):
+- the first state, kept for the whole stream: drifted, it is the surer that music or office
+  noise is not speech;
+- a renewed one: once its probability has stayed under P_RENEW for RENEW_QUIET_S (a pause),
+  at most every RENEW_EVERY_S, a new state starts from zero and warms up on RENEW_WARM_S of
+  audio beside it (a cold state calls noise speech for a few chunks), then takes its place.
+The frame's probability is the renewed state's when that is at least P_WEAK (speech heard),
+else the smaller of the two (the surer "not speech" vetoes). A renewed state alone lets the
+veto go: its probability on music on hold is 0.02-0.5 where the kept state's is about 0.000,
+and music alone got a second of talk a minute. Renewal depends on the chunks alone, so
+replay and live still agree. On tools/bench, against one state: frame F1 0.954 -> 0.962,
+at SNR 0 dB 0.881 -> 0.911; other talkers 0.916 -> 0.921, at 0 dB 0.816 -> 0.843; the crowd
+in a room at 0 dB 0.712 -> 0.746; utterances missed at SNR 0 dB 10.7% -> 5.3%; false
+utterances on noise alone 0.27 -> 0.40 a minute (the office noise's two distant talkers are
+heard more: 0.17 -> 0.83). With the renewed state alone, renewing at most every 5 s instead
+of 10 s gained no F1 and heard more of them; every 20 s kept less of the gain.
 
 The agent's echo. The analyser's echo veto (firmware.analysis.echo) removes rx frames that
 the agent's echo explains by level; an echo under the line's noise does not explain the
@@ -105,6 +116,10 @@ PEAK_DECAY_DB_PER_S = 1.0
 NOISE_RISE_DB_PER_S = 0.5
 MIN_CHUNK_DBFS = -90.0
 LATE_S = 0.09  # Silero's evidence is this late at the end of speech (see "Late ends" above)
+P_RENEW = 0.1  # the renewed state's probability under this for RENEW_QUIET_S is a pause: it is renewed there,
+RENEW_QUIET_S = 1.0
+RENEW_EVERY_S = 10.0  # at most this often,
+RENEW_WARM_S = 0.5  # by a new state warmed up on this much audio beside it first
 ECHO_AUDIBLE_DB = 12.0  # the agent's echo this far under the line's noise floor, or less, is a voice Silero hears
 MODEL_RATE_HZ = 8000  # Silero's telephone mode, whatever the capture rate (see the module docstring)
 DECIMATOR_TAPS_PER_PHASE = 8
@@ -140,7 +155,10 @@ class SileroStage:
         self._context_len = 32
         self._frame_len = frame_len // factor  # analyser frame in model-rate samples
         self._sr = np.array(MODEL_RATE_HZ, dtype=np.int64)
-        self._state = np.zeros((2, 1, 128), dtype=np.float32)  # the model's recurrent (h, c), stacked
+        # the model's recurrent (h, c) of its two states ("State drift" in the module docstring),
+        # run as one batch: [:, 0] the first state, kept; [:, 1] the renewed one; [:, 2] while
+        # a new one warms up
+        self._states = np.zeros((2, 2, 128), dtype=np.float32)
         self._context = np.zeros(self._context_len, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)  # model-rate samples not yet in a chunk
         self._frames = 0  # analyser frames seen
@@ -152,6 +170,14 @@ class SileroStage:
         self._peak_decay = PEAK_DECAY_DB_PER_S * chunk_s
         self._noise_rise = NOISE_RISE_DB_PER_S * chunk_s
         self.gain_db = 0.0  # the gain applied to the last chunk
+        # the renewed state's renewal, counted in chunks
+        self._renew_quiet = round(RENEW_QUIET_S / chunk_s)
+        self._renew_every = round(RENEW_EVERY_S / chunk_s)
+        self._renew_warm = round(RENEW_WARM_S / chunk_s)
+        self._quiet = 0  # chunks in a row the renewed state called a pause (under P_RENEW)
+        self._since_renew = 0  # chunks since it was last renewed (or since the start)
+        self._warm = 0  # chunks a new state has warmed up on
+        self.renewals = 0
 
     def frame_probs(self, frames: np.ndarray) -> list[float]:
         """Probabilities for a block of whole analyser frames (n x frame_len samples in int16
@@ -188,7 +214,8 @@ class SileroStage:
         return max(min(TARGET_DBFS - self._peak, NOISE_CAP_DBFS - self._noise, MAX_GAIN_DB), 0.0)
 
     def _run(self, chunks: np.ndarray) -> list[float]:
-        """Silero's probability for each chunk (rows), the state carried across calls."""
+        """Silero's probability for each chunk (rows), from the states carried across calls
+        (see "State drift" in the module docstring)."""
         n, ctx = len(chunks), self._context_len
         inp = np.empty((n, ctx + self._chunk), dtype=np.float32)
         for k in range(n):
@@ -198,9 +225,23 @@ class SileroStage:
             inp[k, :ctx] = self._context
             self._context = inp[k, -ctx:]
         out = []
+        run, sr = self._session.run, self._sr
         for k in range(n):
-            p, self._state = self._session.run(None, {"input": inp[k : k + 1], "state": self._state, "sr": self._sr})
-            out.append(float(p[0, 0]))
+            states = self._states
+            if len(states[0]) == 2 and self._quiet >= self._renew_quiet and self._since_renew >= self._renew_every:
+                states = np.concatenate((states, np.zeros_like(states[:, :1])), axis=1)  # a new state warms up
+                self._warm = 0
+            probs, self._states = run(None, {"input": inp[(k,) * len(states[0]), :], "state": states, "sr": sr})
+            kept, renewed = float(probs[0, 0]), float(probs[1, 0])
+            if len(states[0]) == 3:
+                self._warm += 1
+                if self._warm >= self._renew_warm:  # the new state takes over the renewed one
+                    self._states = self._states[:, (0, 2)].copy()
+                    self._since_renew = self._quiet = 0
+                    self.renewals += 1
+            self._quiet = self._quiet + 1 if renewed < P_RENEW else 0
+            self._since_renew += 1
+            out.append(renewed if renewed >= P_WEAK else min(kept, renewed))
         return out
 
 
