@@ -177,7 +177,6 @@ class SileroStage:
         self._quiet = 0  # chunks in a row the renewed state called a pause (under P_RENEW)
         self._since_renew = 0  # chunks since it was last renewed (or since the start)
         self._warm = 0  # chunks a new state has warmed up on
-        self.renewals = 0
 
     def frame_probs(self, frames: np.ndarray) -> list[float]:
         """Probabilities for a block of whole analyser frames (n x frame_len samples in int16
@@ -238,7 +237,6 @@ class SileroStage:
                 if self._warm >= self._renew_warm:  # the new state takes over the renewed one
                     self._states = self._states[:, (0, 2)].copy()
                     self._since_renew = self._quiet = 0
-                    self.renewals += 1
             self._quiet = self._quiet + 1 if renewed < P_RENEW else 0
             self._since_renew += 1
             out.append(renewed if renewed >= P_WEAK else min(kept, renewed))
