@@ -194,10 +194,11 @@ def test_silero_does_not_go_deaf_on_a_long_noisy_call(noise, snr_db, seed):
     left to the analyser)."""
     track = bc.speech_track("cmn-fast", -20.0, noise, snr_db, "tel", seconds=60.0, seed=seed)
     res = analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx")
+    frame_s = bc.FRAME_MS / 1000
     found = np.zeros(len(track.truth), dtype=bool)
     for start, end, _ in res.segments:
-        found[round(start / 0.03) : round(end / 0.03)] = True
-    later = slice(round(20.0 / 0.03), None)
+        found[round(start / frame_s) : round(end / frame_s)] = True
+    later = slice(round(20.0 / frame_s), None)
     covered = found[later][track.truth[later]].mean()
     assert covered >= 0.5, round(float(covered), 2)
 

@@ -227,15 +227,15 @@ class SileroStage:
         run, sr = self._session.run, self._sr
         for k in range(n):
             states = self._states
-            if len(states[0]) == 2 and self._quiet >= self._renew_quiet and self._since_renew >= self._renew_every:
+            if states.shape[1] == 2 and self._quiet >= self._renew_quiet and self._since_renew >= self._renew_every:
                 states = np.concatenate((states, np.zeros_like(states[:, :1])), axis=1)  # a new state warms up
                 self._warm = 0
-            probs, self._states = run(None, {"input": inp[(k,) * len(states[0]), :], "state": states, "sr": sr})
+            probs, self._states = run(None, {"input": inp[(k,) * states.shape[1], :], "state": states, "sr": sr})
             kept, renewed = float(probs[0, 0]), float(probs[1, 0])
-            if len(states[0]) == 3:
+            if states.shape[1] == 3:
                 self._warm += 1
                 if self._warm >= self._renew_warm:  # the new state takes over the renewed one
-                    self._states = self._states[:, (0, 2)].copy()
+                    self._states = self._states[:, (0, 2)].copy()  # (C order: the index alone gives a strided copy)
                     self._since_renew = self._quiet = 0
             self._quiet = self._quiet + 1 if renewed < P_RENEW else 0
             self._since_renew += 1
