@@ -18,9 +18,8 @@ before anything else is done to it:
   crowd (beside)   a crowd in a room around the caller (`crowd`): twelve talkers, each
                    through its own room; not one of NOISES, so the corpus figures are
                    comparable from run to run. `crowd_grid` is its own small corpus.
-  other talkers    a holdout (`voices_grid`): the corpus's conditions with speech by three
-  (beside)         talkers the thresholds were never tuned on, Asterisk's Canadian French
-                   (June), Italian (Carlo, a man) and Russian voices (`tools/dev
+  other talkers    a holdout (`voices_grid`): the corpus's conditions with speech by six
+  (beside)         talkers the thresholds were never tuned on (OTHER_VOICES; `tools/dev
                    bench-setup` installs them), short prompts joined with 0.2-3 s gaps
 
 Frame labelling rule (30 ms frames of the *clean* wideband track at its final level): a
@@ -71,8 +70,15 @@ LONG_PROMPTS = ("demo-instruct", "demo-congrats", "priv-callee-options", "conf-a
 ESPEAK_VOICES = {"en-us": ("en-us", 175), "en-us-fast": ("en-us", 280),
                  "cmn": ("cmn", 175), "cmn-fast": ("cmn", 280)}
 # The holdout's talkers: name -> directory under SOUNDS_DIR (tools/dev BENCH_APT_PACKAGES).
+# Asterisk's core sounds in Canadian French (June), Italian (Carlo, a man) and Russian, 16-bit
+# WAV; and three Debian prompt sets recorded elsewhere: Colombian Spanish and French (Armelle
+# Desjardins), both GSM 06.10 (decoded by sox), and Italian (Marco Menardi, Paola Dal Zot), WAV.
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds")
-OTHER_VOICES = {"fr-June": "fr_CA_f_June", "it-Carlo": "it_IT_m_Carlo", "ru-IvrvoiceRU": "ru_RU_f_IvrvoiceRU"}
+OTHER_VOICES = {"fr-June": "fr_CA_f_June", "it-Carlo": "it_IT_m_Carlo", "ru-IvrvoiceRU": "ru_RU_f_IvrvoiceRU",
+                "es-CO": "es", "fr-Armelle": "fr", "it-Menardi": "it_IT_f_Menardi"}
+# Files in every voice's directory that hold no speech and are long enough to be taken:
+# tt-monkeys is 16 s of monkeys screeching (labelled by level alone, it would be "speech").
+NOT_SPEECH = ("tt-monkeys",)
 # The crowd's other voices (espeak-ng voice, words/min), besides six Asterisk prompts.
 CROWD_VOICES = (("en-us", 175), ("en-us+m3", 160), ("en-us+f2", 170), ("en-gb", 175), ("cmn", 175), ("cmn", 140))
 EN_TEXT = (
@@ -162,13 +168,23 @@ def other_voices_available() -> bool:
     return all((SOUNDS_DIR / d).is_dir() for d in OTHER_VOICES.values())
 
 
+def _read_gsm(path: Path) -> tuple[int, np.ndarray]:
+    """A raw GSM 06.10 prompt (8 kHz) decoded by sox: (rate, int16 samples)."""
+    raw = subprocess.run(["sox", "-t", "gsm", str(path), "-t", "raw", "-e", "signed-integer", "-b", "16",
+                          "-L", "-"], capture_output=True, check=True).stdout
+    return 8000, np.frombuffer(raw, dtype="<i2")
+
+
 @functools.cache
 def _voice_prompts(voice: str) -> tuple[np.ndarray, ...]:
     """The voice's prompts of at least 0.8 s (the longer half: words alone are mostly digits),
-    at RATE_HZ without their lead-in and tail (read-only)."""
+    but NOT_SPEECH, at RATE_HZ without their lead-in and tail (read-only)."""
     out = []
-    for path in sorted((SOUNDS_DIR / OTHER_VOICES[voice]).glob("*.wav")):
-        rate, pcm = read_wav(path)
+    folder = SOUNDS_DIR / OTHER_VOICES[voice]
+    for path in sorted([*folder.glob("*.wav"), *folder.glob("*.gsm")]):
+        if path.stem in NOT_SPEECH:
+            continue
+        rate, pcm = read_wav(path) if path.suffix == ".wav" else _read_gsm(path)
         if len(pcm) >= 0.8 * rate:
             x = trim(sp.resample(pcm, rate, RATE_HZ))
             x.setflags(write=False)
