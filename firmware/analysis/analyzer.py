@@ -73,7 +73,7 @@ from firmware.analysis.levels import (
     DcOffset,
 )
 from firmware.analysis.linestate import LineState
-from firmware.analysis.neural import ECHO_AUDIBLE_DB, LATE_S, SileroStage, fuse
+from firmware.analysis.neural import EARLY_S, ECHO_AUDIBLE_DB, LATE_S, SileroStage, fuse
 from firmware.analysis.tones import MIN_TONE_DBFS, ToneDetector
 from firmware.analysis.vad import Decimator, Smoother, frame_classifier, make_vad, one_frame_classifier, vad_rate_for
 from firmware.config.settings import AnalysisSettings
@@ -173,6 +173,8 @@ class ChannelAnalyzer:
         # second stage (firmware.analysis.neural): one speech probability per frame, fused below
         self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
         self._late_frames = round(LATE_S / self.frame_s)  # how late the second stage's evidence is
+        self._early_frames = round(EARLY_S / self.frame_s)  # how far back a start can go to the own evidence's
+        self._own_run = 0  # consecutive frames of own evidence outside an utterance (with the second stage)
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -390,6 +392,7 @@ class ChannelAnalyzer:
         if dc is not None:  # the onset check looks at the samples without the offset too
             x = (f64 if frames is None else frames_i16 - dc_col).reshape(-1)
         tone_guard, peak, quiet_run, pos = self._tone_guard, self._peak_level, self._quiet_run, self._pos
+        own_run, early_frames = self._own_run, self._early_frames
         # the level the echo is compared with besides the floor: how far under the floor it still
         # counts (`fuse`: Silero hears it); without the second stage the floor itself
         audible_db = 0.0 if second_stage_p is None else ECHO_AUDIBLE_DB
@@ -439,8 +442,8 @@ class ChannelAnalyzer:
                     echo_floor,
                 )
                 explained = lv <= e + echo.margin_db  # the agent's own echo explains the frame
+            own = strong or weak  # the analyser's own evidence (before the second stage's)
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
-                own = strong or weak
                 strong, weak = fuse(
                     strong,
                     weak,
@@ -453,7 +456,7 @@ class ChannelAnalyzer:
             quiet = not weak
             if echo is not None:
                 if explained:
-                    strong = weak = False
+                    strong = weak = own = False
                 if e > floor:  # echo covers the noise: not a noise frame
                     quiet = False
                 if update:
@@ -461,8 +464,9 @@ class ChannelAnalyzer:
             if tone_guard:
                 tone_guard -= 1
             if tone_on is not None and tone_on[i]:
-                strong = weak = False
+                strong = weak = own = False
                 tone_guard = SUSTAIN_FRAMES + 1
+            own_run = own_run + 1 if own and not speaking else 0
             evidence.append(strong)
             code = 2 if strong else (1 if weak else 0)
             if code or speaking or smoother.run:
@@ -486,7 +490,14 @@ class ChannelAnalyzer:
                 noise_count -= flags[pos - noise_span]
             if tr is not None:
                 if tr[0] == "start":
-                    edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + tr[2] * fs))
+                    start = tr[2]
+                    if second_stage_p is not None and own_run > g - start + 1:
+                        # the analyser's own evidence began before the second stage's: the
+                        # utterance starts there, at most EARLY_S earlier (neural, "Early starts")
+                        early = max(g - own_run + 1, start - early_frames)
+                        smoother.backdate(early, float(buf[1, pos - (g - early) : pos - (g - start)].sum()))
+                        start = early
+                    edges.append(SpeechStart(ch, t_org + (g + 1) * fs, t_org + start * fs))
                 elif tr[0] == "level":  # still talking: the active level of the last LEVEL_WINDOW_S
                     w = self._level_frames
                     mean_power = float(buf[1, pos + 1 - w : pos + 1].sum()) / w  # = .mean(), without its Python layer
@@ -521,6 +532,7 @@ class ChannelAnalyzer:
             edges.append(ToneDetected(ch, t_org + (g + 1) * fs, name))
         self._tone_guard = tone_guard
         self._quiet_run = quiet_run
+        self._own_run = own_run
         self._noise_count, self._speech_count = noise_count, speech_count
         self._peak_level = peak
         self._pos = pos

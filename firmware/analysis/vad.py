@@ -246,6 +246,15 @@ class Smoother:
             self.run = 0
         return None
 
+    def backdate(self, start_frame: int, power: float) -> None:
+        """Date the running utterance's start earlier, at `start_frame` (the analyser's own
+        evidence began there; firmware.analysis.neural, "Early starts"), its mean power
+        counting `power`, the summed power of the frames gained."""
+        if self.speaking and start_frame < self.start_frame:
+            self.power_sum += power
+            self.next_level -= self.start_frame - start_frame
+            self.start_frame = start_frame
+
     def current_power(self) -> float:
         """Mean power of the utterance in progress (0 when none)."""
         if not self.speaking:
