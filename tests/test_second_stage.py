@@ -158,6 +158,18 @@ def test_babble_alone_starts_no_utterance_with_silero():
     assert _rx_talk_s(c.run(SILERO)) == 0.0
 
 
+def _clean_customer(rate_hz):
+    """A customer's seven prompts over a quiet line: (the call, the analyser's own segments,
+    the fused ones)."""
+    c = Call(40.0, rate_hz)
+    _customer_talks(c, 2.0)
+    c.add("rx", sp.noise("pink", c.n, rate_hz, seed=3, level_dbfs=-60.0))
+    pcm = sp.to_int16(c.tracks["rx"])
+    own = analyze_pcm(pcm, rate_hz, Settings(), load_profile("hotline-5s"), "rx").segments
+    fused = analyze_pcm(pcm, rate_hz, SILERO, load_profile("hotline-5s"), "rx").segments
+    return c, own, fused
+
+
 def _end_of(segments, t):
     """End of the segment holding time t (None: none does)."""
     return next((e for s, e, _ in segments if s <= t < e), None)
@@ -171,12 +183,7 @@ def test_silero_does_not_push_the_end_of_speech_late(rate_hz):
     On clean speech the fused ends are the analyser's own on most utterances, and all seven
     together no more than 0.25 s later (they were 60-150 ms later on six of the seven, 0.57 s
     in all; the pause rules count from them)."""
-    c = Call(40.0, rate_hz)
-    _customer_talks(c, 2.0)
-    c.add("rx", sp.noise("pink", c.n, rate_hz, seed=3, level_dbfs=-60.0))
-    pcm = sp.to_int16(c.tracks["rx"])
-    own = analyze_pcm(pcm, rate_hz, Settings(), load_profile("hotline-5s"), "rx").segments
-    fused = analyze_pcm(pcm, rate_hz, SILERO, load_profile("hotline-5s"), "rx").segments
+    c, own, fused = _clean_customer(rate_hz)
     late = []
     for _start, end in c.spans["rx"]:
         a, b = _end_of(own, end - 0.2), _end_of(fused, end - 0.2)
@@ -198,12 +205,7 @@ def test_silero_does_not_hold_back_the_start_of_speech(rate_hz):
     own evidence began (neural.EARLY_S). On clean speech every fused start is the analyser's
     own, one frame either way (without it one of the seven starts 0.15-0.18 s late), and
     never more than EARLY_S earlier."""
-    c = Call(40.0, rate_hz)
-    _customer_talks(c, 2.0)
-    c.add("rx", sp.noise("pink", c.n, rate_hz, seed=3, level_dbfs=-60.0))
-    pcm = sp.to_int16(c.tracks["rx"])
-    own = analyze_pcm(pcm, rate_hz, Settings(), load_profile("hotline-5s"), "rx").segments
-    fused = analyze_pcm(pcm, rate_hz, SILERO, load_profile("hotline-5s"), "rx").segments
+    c, own, fused = _clean_customer(rate_hz)
     early = []
     for start, _end in c.spans["rx"]:
         a, b = _start_of(own, start), _start_of(fused, start)
