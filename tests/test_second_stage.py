@@ -2,13 +2,13 @@
 
 The setting's validation (bad values; "silero" without the extra) runs everywhere. The
 decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): speech at SNR
-0 dB under babble and in a crowd in a room is found, music on hold alone starts no utterance, a
-crowd in a room is no talking customer (dry babble is: the known limit, xfail), speech Silero is unsure
-of is not vetoed, Silero neither holds back the start of speech nor pushes its end late,
-Silero does not go deaf on a long noisy call, the agent's echo under the
-line noise is not the customer, and replay gives
-the same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz and at 16 kHz
-(decimated to Silero's 8 kHz telephone mode).
+0 dB under babble and in a crowd in a room is found, music on hold alone starts no utterance,
+a crowd in a room is no talking customer (dry babble is: the known limit, xfail), speech
+Silero is unsure of is not vetoed, Silero neither holds back the start of speech nor
+pushes its end late, Silero does not go deaf on a long noisy call, the agent's echo under
+the line noise is not the customer, and replay gives the same events in 30 ms blocks (the
+live path) as in 1 s blocks, at 8 kHz and at 16 kHz (decimated to Silero's 8 kHz
+telephone mode).
 """
 
 import subprocess

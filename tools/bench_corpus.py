@@ -76,8 +76,8 @@ ESPEAK_VOICES = {"en-us": ("en-us", 175), "en-us-fast": ("en-us", 280),
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds")
 OTHER_VOICES = {"fr-June": "fr_CA_f_June", "it-Carlo": "it_IT_m_Carlo", "ru-IvrvoiceRU": "ru_RU_f_IvrvoiceRU",
                 "es-CO": "es", "fr-Armelle": "fr", "it-Menardi": "it_IT_f_Menardi"}
-# Files in every voice's directory that hold no speech and are long enough to be taken:
-# tt-monkeys is 16 s of monkeys screeching (labelled by level alone, it would be "speech").
+# Files that hold no speech and are long enough to be taken (in each of Asterisk's core-sounds
+# voices): tt-monkeys is 16 s of monkeys screeching (labelled by level alone, it would be "speech").
 NOT_SPEECH = ("tt-monkeys",)
 # The crowd's other voices (espeak-ng voice, words/min), besides six Asterisk prompts.
 CROWD_VOICES = (("en-us", 175), ("en-us+m3", 160), ("en-us+f2", 170), ("en-gb", 175), ("cmn", 175), ("cmn", 140))

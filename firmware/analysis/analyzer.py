@@ -174,7 +174,7 @@ class ChannelAnalyzer:
         self._second = SileroStage(rate_hz, self.frame_len) if analysis.second_stage == "silero" else None
         self._late_frames = round(LATE_S / self.frame_s)  # how late the second stage's evidence is
         self._early_frames = round(EARLY_S / self.frame_s)  # how far back a start can go to the own evidence's
-        self._own_run = 0  # consecutive frames of own evidence outside an utterance (with the second stage)
+        self._own_run = 0  # frames of own evidence in a row outside an utterance (second stage only)
         self._update_every = max(1, round(UPDATE_S / self.frame_s))
         self._noise_win = max(self._update_every, round(analysis.noise_window_s / self.frame_s))
         self._speech_win = round(SPEECH_MEMORY_S / self.frame_s)
@@ -442,8 +442,8 @@ class ChannelAnalyzer:
                     echo_floor,
                 )
                 explained = lv <= e + echo.margin_db  # the agent's own echo explains the frame
-            own = strong or weak  # the analyser's own evidence (before the second stage's)
             if second_stage_p is not None:  # the second stage's probability (firmware.analysis.neural.fuse)
+                own = weak  # the analyser's own evidence, before the second stage's (weak includes strong)
                 strong, weak = fuse(
                     strong,
                     weak,
@@ -466,7 +466,8 @@ class ChannelAnalyzer:
             if tone_on is not None and tone_on[i]:
                 strong = weak = own = False
                 tone_guard = SUSTAIN_FRAMES + 1
-            own_run = own_run + 1 if own and not speaking else 0
+            if second_stage_p is not None:
+                own_run = own_run + 1 if own and not speaking else 0
             evidence.append(strong)
             code = 2 if strong else (1 if weak else 0)
             if code or speaking or smoother.run:
@@ -491,7 +492,7 @@ class ChannelAnalyzer:
             if tr is not None:
                 if tr[0] == "start":
                     start = tr[2]
-                    if second_stage_p is not None and own_run > g - start + 1:
+                    if own_run > g - start + 1:  # (0 without the second stage)
                         # the analyser's own evidence began before the second stage's: the
                         # utterance starts there, at most EARLY_S earlier (neural, "Early starts")
                         early = max(g - own_run + 1, start - early_frames)
