@@ -138,7 +138,11 @@ def test_network_cut_with_messages_in_flight_loses_nothing(mqtt_broker_factory, 
         reporter.sink(e)
         produced.append(e["seq"])
     assert reporter.wait_drained(10)
-    time.sleep(1.5)  # let the broker autosave the collector's session
+    # the broker autosaves every second: wait for a save that holds the collector's session (a
+    # fixed 1.5 s sleep was once too short on a loaded machine, and the restarted broker had
+    # forgotten the collector's subscription)
+    saved, since = broker.dir / "mosquitto.db", time.time()
+    assert wait_until(lambda: saved.exists() and saved.stat().st_mtime > since, 10)
     broker.freeze()  # PUBLISHes now sit unacknowledged in the dead broker's socket buffer
     for i in range(200):
         e = factory.make("cue", 40 + i, None, cue="hold")
