@@ -165,7 +165,8 @@ def espeak(text: str, voice: str, wpm: int) -> np.ndarray:
 
 
 def other_voices_available() -> bool:
-    return all((SOUNDS_DIR / d).is_dir() for d in OTHER_VOICES.values())
+    """The holdout's prompt sets are installed, and sox, which decodes the GSM-coded ones."""
+    return shutil.which("sox") is not None and all((SOUNDS_DIR / d).is_dir() for d in OTHER_VOICES.values())
 
 
 def _read_gsm(path: Path) -> tuple[int, np.ndarray]:
