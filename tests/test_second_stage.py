@@ -5,10 +5,10 @@ decisions need the extra (onnxruntime and the silero-vad wheel's ONNX model): sp
 0 dB under babble and in a crowd in a room is found, music on hold alone starts no utterance,
 a crowd in a room is no talking customer (dry babble is: the known limit, xfail), speech
 Silero is unsure of is not vetoed, Silero neither holds back the start of speech nor
-pushes its end late, noise it does not hear ends an utterance, Silero does not go deaf on a long noisy call, the agent's echo under
-the line noise is not the customer, and replay gives the same events in 30 ms blocks (the
-live path) as in 1 s blocks, at 8 kHz and at 16 kHz (decimated to Silero's 8 kHz
-telephone mode).
+pushes its end late, noise it does not hear ends an utterance, Silero does not go deaf on
+a long noisy call, the agent's echo under the line noise is not the customer, and replay
+gives the same events in 30 ms blocks (the live path) as in 1 s blocks, at 8 kHz and at
+16 kHz (decimated to Silero's 8 kHz telephone mode).
 """
 
 import subprocess

@@ -291,9 +291,9 @@ def fuse(
     weak evidence (P_WEAK), and a low one is no evidence at all (below P_VETO_START outside
     an utterance, P_VETO inside one), whatever the energy and webrtcvad path says (music on
     hold, office transients); inside an utterance the analyser's weak evidence alone keeps it
-    going only while the probability is at least P_TAIL. With `echo_audible` (the agent's echo does not explain the
-    frame's level but is within ECHO_AUDIBLE_DB under the floor, or above it) Silero may be
-    hearing the agent: it only takes evidence away."""
+    going only while the probability is at least P_TAIL. With `echo_audible` (the agent's
+    echo does not explain the frame's level but is within ECHO_AUDIBLE_DB under the floor,
+    or above it) Silero may be hearing the agent: it only takes evidence away."""
     if p >= P_KEEP if speaking else (p >= P_START and snr_db >= START_SNR_DB):
         fused = True, True
     elif p < (P_VETO if speaking else P_VETO_START):
