@@ -214,6 +214,12 @@ def test_silero_does_not_hold_back_the_start_of_speech(rate_hz):
     assert all(-0.035 <= d <= EARLY_S for d in early), early
 
 
+def _fused(track):
+    """The fused decision on a tools/bench track: (its segments, the frames they cover)."""
+    segments = analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx").segments
+    return segments, bc.segments_to_frames(segments, len(track.truth))
+
+
 @needs_extra
 @pytest.mark.parametrize(
     ("level_dbfs", "noise", "snr_db", "seed"),
@@ -226,11 +232,7 @@ def test_noise_silero_does_not_hear_ends_the_utterance(level_dbfs, noise, snr_db
     utterances found of 13-14, precision 0.73-0.84. Now every pause of the talker ends one
     (13 found), precision 0.84-0.93, recall 0.94-0.99 (0.94-1.00 before)."""
     track = bc.speech_track("human-short", level_dbfs, noise, snr_db, "tel", seconds=60.0, seed=seed)
-    segments = analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx").segments
-    frame_s = bc.FRAME_MS / 1000
-    found = np.zeros(len(track.truth), dtype=bool)
-    for start, end, _ in segments:
-        found[round(start / frame_s) : round(end / frame_s)] = True
+    segments, found = _fused(track)
     precision, recall = float(track.truth[found].mean()), float(found[track.truth].mean())
     assert len(segments) >= len(bc.runs(track.truth)) - 1, (len(segments), len(bc.runs(track.truth)))
     assert precision >= 0.83 and recall >= 0.9, (precision, recall)
@@ -246,12 +248,8 @@ def test_silero_does_not_go_deaf_on_a_long_noisy_call(noise, snr_db, seed):
     in pauses: 0.99 and 0.57 (the rest of the white track is speech Silero is unsure of,
     left to the analyser)."""
     track = bc.speech_track("cmn-fast", -20.0, noise, snr_db, "tel", seconds=60.0, seed=seed)
-    res = analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx")
-    frame_s = bc.FRAME_MS / 1000
-    found = np.zeros(len(track.truth), dtype=bool)
-    for start, end, _ in res.segments:
-        found[round(start / frame_s) : round(end / frame_s)] = True
-    later = slice(round(20.0 / frame_s), None)
+    _segments, found = _fused(track)
+    later = slice(round(20.0 / (bc.FRAME_MS / 1000)), None)
     covered = found[later][track.truth[later]].mean()
     assert covered >= 0.5, round(float(covered), 2)
 
@@ -311,10 +309,7 @@ def test_quiet_fast_speech_on_a_telephone_line_is_not_vetoed():
     analyser alone finds it all. The fused decision must find it too (a veto at 0.15 found a
     fifth of it)."""
     track = bc.speech_track("cmn-fast", -50.0, None, None, "tel", seconds=60.0, seed=1247)
-    frame_s = bc.FRAME_MS / 1000
-    found = np.zeros(len(track.truth), dtype=bool)
-    for start, end, _ in analyze_pcm(track.pcm, bc.RATE_HZ, SILERO, load_profile("hotline-5s"), "rx").segments:
-        found[round(start / frame_s) : round(end / frame_s)] = True
+    _segments, found = _fused(track)
     recall = float(found[track.truth].mean())
     precision = float(track.truth[found].mean())
     assert recall >= 0.9 and precision >= 0.9, (recall, precision)

@@ -139,6 +139,15 @@ def bridge(active: np.ndarray, max_gap: int) -> np.ndarray:
     return out
 
 
+def segments_to_frames(segments, n_frames: int) -> np.ndarray:
+    """The frames (FRAME_MS each) that [(start_s, end_s, ...)] segments cover, as labels."""
+    frame_s = FRAME_MS / 1000
+    out = np.zeros(n_frames, dtype=bool)
+    for start, end, *_ in segments:
+        out[round(start / frame_s):round(end / frame_s)] = True
+    return out
+
+
 def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """[(first, past_last)] of the runs of True."""
     f = np.concatenate(([False], np.asarray(flags, dtype=bool), [False]))

@@ -94,8 +94,8 @@ replay and live still agree. On tools/bench, against one state: frame F1 0.954 -
 at SNR 0 dB 0.881 -> 0.911; its first three other talkers 0.916 -> 0.921, at 0 dB 0.816 ->
 0.843; the crowd in a room at 0 dB 0.712 -> 0.746; utterances missed at SNR 0 dB 10.7% ->
 5.3%; false utterances on noise alone 0.27 -> 0.40 a minute (the office noise's two distant
-talkers are heard more: 0.17 -> 0.83). With the renewed state alone, renewing at most every 5 s instead
-of 10 s gained no F1 and heard more of them; every 20 s kept less of the gain.
+talkers are heard more: 0.17 -> 0.83). With the renewed state alone, renewing at most every
+5 s instead of 10 s gained no F1 and heard more of them; every 20 s kept less of the gain.
 
 The agent's echo. The analyser's echo veto (firmware.analysis.echo) removes rx frames that
 the agent's echo explains by level; an echo under the line's noise does not explain the
